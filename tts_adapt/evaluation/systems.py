@@ -1,0 +1,163 @@
+"""Systems under test: anything that turns (text, reference audio, seed) into a waveform.
+
+A system is built from a spec string through a small registry, so trained adapters can be plugged in
+later without touching the protocol:
+
+* ``espeak:VOICE[:pitch=P,speed=S]``: the espeak-ng program (a real, if robotic, baseline; it
+  ignores the reference, so it has no zero-shot ability at all);
+* ``styletts2:CHECKPOINT:CONFIG[:alpha=0.3,beta=0.7,diffusion_steps=5,embedding_scale=1.0]``: the
+  official-format StyleTTS 2 checkpoint through ``tts_adapt.models.styletts2.load_official``.
+
+``register_system(kind, factory)`` adds a kind; ``make_system(spec, name=...)`` builds one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+Reference = str | Path | np.ndarray
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    """What the protocol needs from a system: a name and ``synthesize -> (wave float32 [n], sample_rate)``."""
+
+    name: str
+
+    def synthesize(self, text: str, reference: Reference, seed: int) -> tuple[np.ndarray, int]: ...
+
+
+def _parse_options(text: str) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise ValueError(f"system option {part!r} is not key=value")
+        k, v = part.split("=", 1)
+        opts[k.strip()] = v.strip()
+    return opts
+
+
+def espeak_synthesize(text: str, voice: str = "en-us", pitch: int = 50, speed: int = 175) -> tuple[np.ndarray, int]:
+    """Run ``espeak-ng`` and return its 22.05 kHz mono waveform."""
+    import soundfile as sf
+
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)")
+    proc = subprocess.run(
+        [exe, "-v", voice, "-p", str(int(pitch)), "-s", str(int(speed)), "--stdout", text],
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout:
+        raise RuntimeError(f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}")
+    wave, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    if wave.ndim > 1:
+        wave = wave.mean(axis=1)
+    return wave, int(sr)
+
+
+class EspeakSystem:
+    """espeak-ng as a synthesiser. Deterministic; ``reference`` and ``seed`` are ignored by design."""
+
+    def __init__(self, voice: str = "en-us", pitch: int = 50, speed: int = 175, name: str | None = None) -> None:
+        self.voice = voice
+        self.pitch = int(pitch)
+        self.speed = int(speed)
+        self.name = name or f"espeak-{voice}"
+        self.info: dict[str, Any] = {"method": "espeak-ng", "trainable_params": 0}
+
+    def synthesize(self, text: str, reference: Reference, seed: int) -> tuple[np.ndarray, int]:
+        return espeak_synthesize(text, self.voice, self.pitch, self.speed)
+
+
+class StyleTTS2System:
+    """Adapter around our StyleTTS 2 model (``model.synthesize(text, reference=..., ..., seed=...)``)."""
+
+    def __init__(
+        self,
+        model: Any,
+        name: str = "styletts2",
+        alpha: float = 0.3,
+        beta: float = 0.7,
+        diffusion_steps: int = 5,
+        embedding_scale: float = 1.0,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.name = name
+        self.settings = {"alpha": float(alpha), "beta": float(beta), "diffusion_steps": int(diffusion_steps),
+                         "embedding_scale": float(embedding_scale)}
+        self.info: dict[str, Any] = {"method": "styletts2", **(info or {})}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike, config: str | os.PathLike, name: str = "styletts2",
+                        device: str = "cpu", **settings: Any) -> StyleTTS2System:
+        for p, what in ((checkpoint, "checkpoint"), (config, "config")):
+            if not os.path.exists(p):
+                raise FileNotFoundError(f"StyleTTS 2 {what} not found: {p}")
+        try:
+            from ..models.styletts2 import load_official
+        except ImportError as e:
+            raise RuntimeError(f"the StyleTTS 2 model code is not available in this installation: {e}") from e
+        model = load_official(checkpoint, config, device=device)
+        return cls(model, name=name, **settings)
+
+    def synthesize(self, text: str, reference: Reference, seed: int) -> tuple[np.ndarray, int]:
+        ref = str(reference) if isinstance(reference, Path) else reference
+        wave, sr = self.model.synthesize(text, reference=ref, seed=seed, **self.settings)
+        if hasattr(wave, "detach"):
+            wave = wave.detach().cpu().numpy()
+        return np.asarray(wave, dtype=np.float32).reshape(-1), int(sr)
+
+
+def _espeak_factory(args: list[str], name: str | None, device: str) -> Synthesizer:
+    if not args or not args[0]:
+        raise ValueError("espeak spec needs a voice: espeak:VOICE[:pitch=P,speed=S]")
+    opts = _parse_options(args[1]) if len(args) > 1 else {}
+    unknown = set(opts) - {"pitch", "speed"}
+    if unknown or len(args) > 2:
+        raise ValueError(f"espeak spec: unknown options {sorted(unknown) or args[2:]}; expected pitch=, speed=")
+    return EspeakSystem(args[0], int(opts.get("pitch", 50)), int(opts.get("speed", 175)), name=name)
+
+
+def _styletts2_factory(args: list[str], name: str | None, device: str) -> Synthesizer:
+    if len(args) < 2:
+        raise ValueError("styletts2 spec: styletts2:CHECKPOINT:CONFIG[:alpha=..,beta=..,diffusion_steps=..]")
+    opts = _parse_options(args[2]) if len(args) > 2 else {}
+    allowed = {"alpha": float, "beta": float, "diffusion_steps": int, "embedding_scale": float}
+    unknown = set(opts) - set(allowed)
+    if unknown:
+        raise ValueError(f"styletts2 spec: unknown options {sorted(unknown)}; expected {sorted(allowed)}")
+    settings = {k: allowed[k](v) for k, v in opts.items()}
+    return StyleTTS2System.from_checkpoint(args[0], args[1], name=name or "styletts2", device=device, **settings)
+
+
+SYSTEM_FACTORIES: dict[str, Callable[[list[str], str | None, str], Synthesizer]] = {
+    "espeak": _espeak_factory,
+    "styletts2": _styletts2_factory,
+}
+
+
+def register_system(kind: str, factory: Callable[[list[str], str | None, str], Synthesizer]) -> None:
+    """Add a spec kind: ``factory(args_after_kind_split_on_colons, name, device) -> Synthesizer``."""
+    SYSTEM_FACTORIES[kind] = factory
+
+
+def make_system(spec: str, name: str | None = None, device: str = "cpu") -> Synthesizer:
+    """Build a system from ``KIND:ARG[:ARG...]`` (see module docstring)."""
+    kind, _, rest = spec.partition(":")
+    if kind not in SYSTEM_FACTORIES:
+        raise ValueError(f"unknown system kind {kind!r} in spec {spec!r}; known: {sorted(SYSTEM_FACTORIES)}")
+    system = SYSTEM_FACTORIES[kind](rest.split(":") if rest else [], name, device)
+    if not isinstance(system, Synthesizer):
+        raise TypeError(f"factory for {kind!r} returned {type(system).__name__}, which is not a Synthesizer")
+    return system

@@ -1,0 +1,10 @@
+"""Our StyleTTS 2: one component per file, official module names and state-dict keys.
+
+Public API: :func:`build_model` (random init from an official ``config.yml``), :func:`load_official`
+(strict loading of the official checkpoint) and :class:`StyleTTS2` (``synthesize``, ``sample_style``).
+"""
+
+from .checkpoint import CheckpointMismatchError, load_official
+from .model import MODULE_NAMES, StyleTTS2, build_model
+
+__all__ = ["MODULE_NAMES", "CheckpointMismatchError", "StyleTTS2", "build_model", "load_official"]

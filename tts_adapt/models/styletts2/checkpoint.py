@@ -1,0 +1,171 @@
+"""Loading official StyleTTS 2 checkpoints strictly.
+
+The published LibriTTS checkpoint (``epochs_2nd_00020.pth``) is ``{'net': {module: state_dict}, ...}``
+with a ``module.`` prefix on every key except in ``mpd``/``msd``/``wd`` (DataParallel). The official
+notebook strips prefixes and loads with ``strict=False``, which silently ignores mismatches; we strip
+exactly one prefix and refuse to load anything that does not fit, listing every problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...utils.io import safe_torch_load
+from .model import MODULE_NAMES, StyleTTS2, build_model
+
+log = logging.getLogger(__name__)
+
+PREFIX = "module."
+# Buffers that some transformers versions saved and others do not; never a weight.
+IGNORABLE = {"bert": {"embeddings.position_ids"}}
+MAX_LISTED = 12
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose keys or shapes do not match the model built from the config."""
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = PREFIX) -> dict[str, torch.Tensor]:
+    """Remove one leading ``prefix`` from keys that have it (all or none in official files)."""
+    return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_LISTED])
+    return shown + (f", … ({len(keys) - MAX_LISTED} more)" if len(keys) > MAX_LISTED else "")
+
+
+def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], name: str) -> list[str]:
+    """Human-readable problems (missing, unexpected, mis-shaped keys) of loading ``state`` into ``module``."""
+    expected = module.state_dict()
+    ignorable = IGNORABLE.get(name, set())
+    missing = sorted(k for k in expected if k not in state)
+    unexpected = sorted(k for k in state if k not in expected and k not in ignorable)
+    shapes = sorted(
+        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"{name}: {len(missing)} missing key(s): {_listing(missing)}")
+    if unexpected:
+        problems.append(f"{name}: {len(unexpected)} unexpected key(s): {_listing(unexpected)}")
+    if shapes:
+        problems.append(f"{name}: {len(shapes)} mis-shaped key(s): {_listing(shapes)}")
+    return problems
+
+
+def load_module_state(module: nn.Module, state: Mapping[str, torch.Tensor], name: str, source: str) -> None:
+    """Strictly load one module's weights or raise :class:`CheckpointMismatchError` naming ``source``."""
+    state = {k: v for k, v in state.items() if k not in IGNORABLE.get(name, set())}
+    problems = check_state_dict(module, state, name)
+    if problems:
+        raise CheckpointMismatchError(
+            f"{source} does not match the model built from the config:\n  " + "\n  ".join(problems)
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def read_net(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+    """The ``net`` mapping of an official checkpoint (path or an already loaded dict)."""
+    source = str(checkpoint) if not isinstance(checkpoint, Mapping) else "checkpoint"
+    data = safe_torch_load(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
+    if not isinstance(data, Mapping) or "net" not in data or not isinstance(data["net"], Mapping):
+        keys = list(data.keys())[:8] if isinstance(data, Mapping) else type(data).__name__
+        raise CheckpointMismatchError(
+            f"{source}: expected an official StyleTTS 2 checkpoint with a 'net' dict of module state dicts, "
+            f"found {keys}"
+        )
+    return {name: strip_prefix(sd) for name, sd in data["net"].items()}
+
+
+def load_plbert_weights(model: StyleTTS2, path: str | os.PathLike) -> None:
+    """Official ``Utils/PLBERT``: a folder with ``step_*.t7`` (latest used) or one such file.
+
+    Keys are ``module.encoder.<albert key>`` (a masked-LM wrapper); only the ALBERT part is kept.
+    """
+    p = Path(path)
+    if p.is_dir():
+        steps = sorted(p.glob("step_*.t7"), key=lambda f: int(f.stem.split("_")[-1]))
+        if not steps:
+            raise FileNotFoundError(f"no step_*.t7 PL-BERT checkpoint in {p}")
+        p = steps[-1]
+    data = safe_torch_load(p)
+    state = data.get("net", data) if isinstance(data, Mapping) else data
+    albert = {}
+    for key, value in strip_prefix(state).items():
+        if key.startswith("encoder."):
+            albert[key[len("encoder.") :]] = value
+    load_module_state(model.bert, albert, "bert", str(p))
+
+
+def load_asr_weights(model: StyleTTS2, path: str | os.PathLike) -> None:
+    """Official ``Utils/ASR/epoch_00080.pth``: weights under ``'model'``."""
+    data = safe_torch_load(path)
+    state = data.get("model", data) if isinstance(data, Mapping) else data
+    load_module_state(model.text_aligner, strip_prefix(state), "text_aligner", str(path))
+
+
+def load_jdc_weights(model: StyleTTS2, path: str | os.PathLike) -> None:
+    """Official ``Utils/JDC/bst.t7``: weights under ``'net'``."""
+    data = safe_torch_load(path)
+    state = data.get("net", data) if isinstance(data, Mapping) else data
+    load_module_state(model.pitch_extractor, strip_prefix(state), "pitch_extractor", str(path))
+
+
+def load_official(
+    checkpoint: str | os.PathLike | Mapping[str, Any],
+    config: str | os.PathLike | dict[str, Any],
+    plbert: str | os.PathLike | None = None,
+    asr: str | os.PathLike | None = None,
+    jdc: str | os.PathLike | None = None,
+    modules: tuple[str, ...] | None = None,
+) -> StyleTTS2:
+    """Build from ``config`` and load an official second-stage checkpoint strictly, in eval mode.
+
+    ``plbert``/``asr``/``jdc`` load the official ``Utils/`` weights first; modules present in the
+    checkpoint then take precedence, exactly as in the official scripts. Every module of the model must
+    receive weights from somewhere, unless ``modules`` names a subset to require (e.g. inference only).
+    """
+    model = build_model(config)
+    if plbert is not None:
+        load_plbert_weights(model, plbert)
+    if asr is not None:
+        load_asr_weights(model, asr)
+    if jdc is not None:
+        load_jdc_weights(model, jdc)
+    net = read_net(checkpoint)
+    source = str(checkpoint) if not isinstance(checkpoint, Mapping) else "checkpoint"
+    unknown = sorted(set(net) - set(MODULE_NAMES))
+    if unknown:
+        raise CheckpointMismatchError(f"{source}: unknown module(s) in 'net': {', '.join(unknown)}")
+    required = set(modules or MODULE_NAMES)
+    provided = {"bert": plbert, "text_aligner": asr, "pitch_extractor": jdc}
+    absent = sorted(n for n in required if n not in net and provided.get(n) is None)
+    if absent:
+        raise CheckpointMismatchError(f"{source}: no weights for module(s) {', '.join(absent)}")
+    problems = []
+    for name in MODULE_NAMES:
+        if name in net:
+            problems += check_state_dict(
+                getattr(model, name),
+                {k: v for k, v in net[name].items() if k not in IGNORABLE.get(name, set())},
+                name,
+            )
+    if problems:
+        raise CheckpointMismatchError(
+            f"{source} does not match the model built from the config:\n  " + "\n  ".join(problems)
+        )
+    for name in MODULE_NAMES:
+        if name in net:
+            load_module_state(getattr(model, name), net[name], name, source)
+    log.info("loaded %s (%d modules)", source, len(net))
+    return model.eval()

@@ -1,0 +1,127 @@
+"""Reading the official ``config.yml`` and resolving the hyper-parameters of the ``Utils/`` models.
+
+PL-BERT, the ASR text aligner and the JDC pitch extractor are configured outside ``model_params``: from
+embedded sections (``plbert_model_params``, ``asr_model_params``, ``jdc_args``) when present, else from
+the files the config names (``PLBERT_dir``/config.yml, ``ASR_config``), else the official defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PLBERT = {
+    "vocab_size": 178,
+    "hidden_size": 768,
+    "num_attention_heads": 12,
+    "intermediate_size": 2048,
+    "max_position_embeddings": 512,
+    "num_hidden_layers": 12,
+    "dropout": 0.1,
+}
+DEFAULT_ASR = {"input_dim": 80, "hidden_dim": 256, "n_token": 178, "token_embedding_dim": 512}
+DEFAULT_JDC = {"num_class": 1, "seq_len": 192}
+
+REQUIRED_MODEL_PARAMS = (
+    "hidden_dim",
+    "style_dim",
+    "n_token",
+    "n_layer",
+    "dim_in",
+    "decoder",
+    "diffusion",
+    "slm",
+)
+
+
+def load_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of the config as a dict; ``_config_dir`` records where a file came from."""
+    if isinstance(config, dict):
+        cfg = copy.deepcopy(config)
+        cfg.setdefault("_config_dir", None)
+    else:
+        path = Path(config)
+        if not path.exists():
+            raise FileNotFoundError(f"config not found: {path}")
+        try:
+            cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path} is not valid YAML: {e}") from e
+        if not isinstance(cfg, dict):
+            raise ValueError(
+                f"{path}: expected a mapping at the top level (an official StyleTTS 2 config.yml)"
+            )
+        cfg["_config_dir"] = str(path.resolve().parent)
+    if "model_params" not in cfg:
+        if all(k in cfg for k in ("hidden_dim", "style_dim")):
+            cfg = {"model_params": cfg, "_config_dir": cfg.pop("_config_dir", None)}
+        else:
+            raise ValueError("config has no 'model_params' section (expected the official config.yml format)")
+    missing = [k for k in REQUIRED_MODEL_PARAMS if k not in cfg["model_params"]]
+    if missing:
+        raise ValueError(f"config model_params is missing {', '.join(missing)}")
+    return cfg
+
+
+def _candidates(name: str, cfg: dict[str, Any]) -> list[Path]:
+    """Official paths are relative to the StyleTTS 2 repository root; try the likely anchors."""
+    p = Path(name)
+    if p.is_absolute():
+        return [p]
+    out = [Path.cwd() / p]
+    base = cfg.get("_config_dir")
+    if base:
+        b = Path(base)
+        out += [b / p, b.parent / p, b.parent.parent / p]
+    return out
+
+
+def resolve_path(name: str | None, cfg: dict[str, Any]) -> Path | None:
+    if not name:
+        return None
+    for c in _candidates(str(name), cfg):
+        if c.exists():
+            return c
+    return None
+
+
+def _model_params_from_yaml(path: Path, section: str = "model_params") -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if section not in data:
+        raise ValueError(f"{path}: no '{section}' section")
+    return dict(data[section])
+
+
+def plbert_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    if cfg.get("plbert_model_params"):
+        return dict(cfg["plbert_model_params"])
+    folder = resolve_path(cfg.get("PLBERT_dir"), cfg)
+    if folder is not None and (folder / "config.yml").exists():
+        return _model_params_from_yaml(folder / "config.yml")
+    log.info("PL-BERT config not found (PLBERT_dir=%r); using the official defaults", cfg.get("PLBERT_dir"))
+    return dict(DEFAULT_PLBERT)
+
+
+def asr_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    if cfg.get("asr_model_params"):
+        return dict(cfg["asr_model_params"])
+    path = resolve_path(cfg.get("ASR_config"), cfg)
+    if path is not None and path.is_file():
+        return _model_params_from_yaml(path)
+    log.info("ASR config not found (ASR_config=%r); using the official defaults", cfg.get("ASR_config"))
+    return dict(DEFAULT_ASR)
+
+
+def jdc_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    return dict(cfg.get("jdc_args") or DEFAULT_JDC)
+
+
+def sample_rate(cfg: dict[str, Any]) -> int:
+    return int((cfg.get("preprocess_params") or {}).get("sr", 24000))

@@ -1,0 +1,125 @@
+"""Acoustic decoder: aligned text features + F0 + energy + acoustic style -> waveform.
+
+The widths (1024-channel blocks, a 512->64 text residual) are fixed by the original design, which is why
+the model only runs with ``hidden_dim == 512`` and ``upsample_initial_channel == 512``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .hifigan import HiFiGANGenerator
+from .istftnet import ISTFTNetGenerator
+from .layers import AdainResBlk1d
+from .norm import weight_norm
+
+log = logging.getLogger(__name__)
+
+BLOCK_WIDTH = 1024
+TEXT_RESIDUAL_IN = 512
+TEXT_RESIDUAL_OUT = 64
+GENERATOR_IN = 512
+
+
+class Decoder(nn.Module):
+    def __init__(
+        self,
+        dim_in: int = 512,
+        style_dim: int = 64,
+        resblock_kernel_sizes: list[int] = (3, 7, 11),
+        upsample_rates: list[int] = (10, 5, 3, 2),
+        upsample_initial_channel: int = 512,
+        resblock_dilation_sizes: list[list[int]] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
+        upsample_kernel_sizes: list[int] = (20, 10, 6, 4),
+        type: str = "hifigan",
+        gen_istft_n_fft: int | None = None,
+        gen_istft_hop_size: int | None = None,
+        sampling_rate: int = 24000,
+    ) -> None:
+        super().__init__()
+        if dim_in != TEXT_RESIDUAL_IN or upsample_initial_channel != GENERATOR_IN:
+            log.warning(
+                "decoder built with hidden_dim=%s, upsample_initial_channel=%s: the StyleTTS 2 decoder only "
+                "runs with 512 for both (its widths are fixed)",
+                dim_in,
+                upsample_initial_channel,
+            )
+        self.type = type
+        w, extra = BLOCK_WIDTH, 2 + TEXT_RESIDUAL_OUT
+        self.encode = AdainResBlk1d(dim_in + 2, w, style_dim)
+        self.decode = nn.ModuleList(
+            [
+                AdainResBlk1d(w + extra, w, style_dim),
+                AdainResBlk1d(w + extra, w, style_dim),
+                AdainResBlk1d(w + extra, w, style_dim),
+                AdainResBlk1d(w + extra, GENERATOR_IN, style_dim, upsample=True),
+            ]
+        )
+        self.F0_conv = weight_norm(nn.Conv1d(1, 1, kernel_size=3, stride=2, groups=1, padding=1))
+        self.N_conv = weight_norm(nn.Conv1d(1, 1, kernel_size=3, stride=2, groups=1, padding=1))
+        self.asr_res = nn.Sequential(
+            weight_norm(nn.Conv1d(TEXT_RESIDUAL_IN, TEXT_RESIDUAL_OUT, kernel_size=1))
+        )
+        common = dict(
+            style_dim=style_dim,
+            resblock_kernel_sizes=list(resblock_kernel_sizes),
+            upsample_rates=list(upsample_rates),
+            upsample_initial_channel=upsample_initial_channel,
+            resblock_dilation_sizes=[list(d) for d in resblock_dilation_sizes],
+            upsample_kernel_sizes=list(upsample_kernel_sizes),
+            sampling_rate=sampling_rate,
+        )
+        if type == "hifigan":
+            self.generator: nn.Module = HiFiGANGenerator(**common)
+        elif type == "istftnet":
+            if gen_istft_n_fft is None or gen_istft_hop_size is None:
+                raise ValueError(
+                    "decoder type 'istftnet' needs gen_istft_n_fft and gen_istft_hop_size in the config"
+                )
+            self.generator = ISTFTNetGenerator(
+                **common, gen_istft_n_fft=gen_istft_n_fft, gen_istft_hop_size=gen_istft_hop_size
+            )
+        else:
+            raise ValueError(f"model_params.decoder.type must be 'hifigan' or 'istftnet', got {type!r}")
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Output samples per input frame (the F0 curve runs at twice the frame rate)."""
+        return self.generator.hop * 2
+
+    def _smooth(self, curve: torch.Tensor, choices: tuple[int, ...]) -> torch.Tensor:
+        """Training-time augmentation: box-filter the curve with a randomly chosen width (0 = none)."""
+        width = choices[int(torch.randint(len(choices), (1,)))]
+        if not width:
+            return curve
+        kernel = torch.ones(1, 1, width, dtype=curve.dtype, device=curve.device)
+        return F.conv1d(curve.unsqueeze(1), kernel, padding=width // 2).squeeze(1) / width
+
+    def forward(
+        self,
+        asr: torch.Tensor,
+        F0_curve: torch.Tensor,
+        N: torch.Tensor,
+        s: torch.Tensor,
+        deterministic: bool = False,
+    ) -> torch.Tensor:
+        """``asr [B, 512, T]``, ``F0_curve``/``N [B, 2T]``, ``s [B, style_dim]`` -> ``[B, 1, samples]``."""
+        if self.training:
+            F0_curve = self._smooth(F0_curve, (0, 3, 7))
+            N = self._smooth(N, (0, 3, 7, 15))
+        f0 = self.F0_conv(F0_curve.unsqueeze(1))
+        n = self.N_conv(N.unsqueeze(1))
+        x = self.encode(torch.cat([asr, f0, n], dim=1), s)
+        asr_res = self.asr_res(asr)
+        residual = True
+        for block in self.decode:
+            if residual:
+                x = torch.cat([x, asr_res, f0, n], dim=1)
+            x = block(x, s)
+            if block.upsample:
+                residual = False
+        return self.generator(x, s, F0_curve, deterministic=deterministic)

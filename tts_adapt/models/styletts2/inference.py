@@ -1,0 +1,178 @@
+"""Text -> waveform, following the LibriTTS inference notebook step by step.
+
+Durations come from ``sigmoid(duration_logits).sum(-1)``, rounded and clamped to at least one frame.
+For the HiFi-GAN decoder the frame-aligned features are shifted right by one frame and the output's last
+50 samples are dropped (the original model leaves a click there).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ...audio import reference_mel
+from ...text import Tokenizer, length_to_mask
+
+if TYPE_CHECKING:
+    from .model import StyleTTS2
+
+TRIM_SAMPLES = 50
+
+
+@dataclass
+class SynthesisResult:
+    """Everything the notebook computes on the way to the waveform (useful for tests and plots)."""
+
+    wave: torch.Tensor
+    s_pred: torch.Tensor
+    ref: torch.Tensor
+    s: torch.Tensor
+    durations: torch.Tensor
+    pred_dur: torch.Tensor
+    alignment: torch.Tensor
+    F0: torch.Tensor
+    N: torch.Tensor
+
+
+def alignment_from_durations(pred_dur: torch.Tensor) -> torch.Tensor:
+    """Hard monotonic alignment ``[T_text, sum(pred_dur)]``: token i covers its run of frames."""
+    ends = torch.cumsum(pred_dur.long(), 0)
+    starts = ends - pred_dur.long()
+    frames = torch.arange(int(ends[-1]), device=pred_dur.device)
+    return ((frames >= starts[:, None]) & (frames < ends[:, None])).to(torch.float32)
+
+
+def shift_right(x: torch.Tensor) -> torch.Tensor:
+    """``out[..., 0] = x[..., 0]; out[..., 1:] = x[..., :-1]`` (the hifigan one-frame shift)."""
+    return torch.cat([x[..., :1], x[..., :-1]], dim=-1)
+
+
+def style_from_reference(model: StyleTTS2, reference: Any) -> torch.Tensor:
+    """A wav path, waveform array/tensor (24 kHz) or a precomputed ``ref_s [1, 2*style_dim]``."""
+    param = next(model.parameters())
+    width = 2 * model.style_dim
+    if (
+        isinstance(reference, torch.Tensor)
+        and reference.shape[-1] == width
+        and reference.numel() <= 4 * width
+    ):
+        return reference.reshape(-1, width).to(param)
+    if reference is None:
+        raise ValueError(
+            "synthesize needs a reference: a wav path, a 24 kHz waveform, or a precomputed ref_s"
+        )
+    if not isinstance(reference, (str, os.PathLike, np.ndarray, torch.Tensor, list)):
+        raise ValueError(f"unsupported reference of type {type(reference).__name__}")
+    mel = reference_mel(np.asarray(reference, dtype=np.float32) if isinstance(reference, list) else reference)
+    with torch.no_grad():
+        return model.compute_style(mel.to(param))
+
+
+@torch.no_grad()
+def infer_tokens(
+    model: StyleTTS2,
+    tokens: torch.Tensor,
+    ref_s: torch.Tensor,
+    alpha: float = 0.3,
+    beta: float = 0.7,
+    diffusion_steps: int = 5,
+    embedding_scale: float = 1.0,
+    noise: torch.Tensor | None = None,
+    step_noises: torch.Tensor | None = None,
+    deterministic: bool = False,
+) -> SynthesisResult:
+    """The notebook's ``inference()`` body for one utterance of ids ``[1, T]`` (start token included)."""
+    sd = model.style_dim
+    device = ref_s.device
+    tokens = tokens.to(device)
+    input_lengths = torch.tensor([tokens.shape[-1]], device=device)
+    text_mask = length_to_mask(input_lengths)
+    t_en = model.text_encoder(tokens, input_lengths, text_mask)
+    bert_dur = model.bert(tokens, attention_mask=(~text_mask).int())
+    d_en = model.bert_encoder(bert_dur).transpose(-1, -2)
+    if noise is None:
+        noise = torch.randn((1, 2 * sd)).unsqueeze(1).to(device)
+    s_pred = model.sample_style(
+        noise.to(ref_s), bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises
+    )
+    ref = alpha * s_pred[:, :sd] + (1 - alpha) * ref_s[:, :sd]
+    s = beta * s_pred[:, sd:] + (1 - beta) * ref_s[:, sd:]
+    d = model.predictor.text_encoder(d_en, s, input_lengths, text_mask)
+    durations = model.predictor.durations(d)
+    pred_dur = torch.round(durations.squeeze(0)).clamp(min=1)
+    aln = alignment_from_durations(pred_dur).to(d)
+    en = d.transpose(-1, -2) @ aln.unsqueeze(0)
+    asr = t_en @ aln.unsqueeze(0)
+    if model.decoder_type == "hifigan":
+        en, asr = shift_right(en), shift_right(asr)
+    F0, N = model.predictor.F0Ntrain(en, s)
+    wave = model.decoder(asr, F0, N, ref, deterministic=deterministic).squeeze()
+    if model.decoder_type == "hifigan":
+        wave = wave[..., :-TRIM_SAMPLES]
+    return SynthesisResult(wave, s_pred, ref, s, durations, pred_dur, aln, F0, N)
+
+
+_PHONEMIZER = None
+
+
+def _phonemizer():
+    global _PHONEMIZER
+    if _PHONEMIZER is None:
+        from ...text import Phonemizer
+
+        _PHONEMIZER = Phonemizer()
+    return _PHONEMIZER
+
+
+def synthesize(
+    model: StyleTTS2,
+    text: str,
+    reference: Any = None,
+    alpha: float = 0.3,
+    beta: float = 0.7,
+    diffusion_steps: int = 5,
+    embedding_scale: float = 1.0,
+    seed: int | None = None,
+    phonemes: str | None = None,
+    deterministic: bool = False,
+) -> tuple[np.ndarray, int]:
+    """English text (or IPA via ``phonemes``) in the reference's voice -> ``(float32 wave, sample_rate)``.
+
+    ``seed`` seeds torch's RNG for this call only (the caller's RNG state is restored), so the same seed
+    gives the same audio; the draws happen in the notebook's order.
+    """
+    if phonemes is None:
+        if not text or not text.strip():
+            raise ValueError("text is empty")
+        phonemes = _phonemizer()(text)
+    ids = Tokenizer().encode(phonemes)
+    max_pos = model.bert.config.max_position_embeddings
+    if len(ids) > max_pos:
+        raise ValueError(
+            f"text is too long: {len(ids)} tokens, PL-BERT takes at most {max_pos}; split it into sentences"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        ref_s = style_from_reference(model, reference)
+        tokens = torch.tensor([ids], dtype=torch.long)
+        with torch.random.fork_rng(devices=[ref_s.device] if ref_s.device.type == "cuda" else []):
+            if seed is not None:
+                torch.manual_seed(seed)
+            result = infer_tokens(
+                model,
+                tokens,
+                ref_s,
+                alpha,
+                beta,
+                diffusion_steps,
+                embedding_scale,
+                deterministic=deterministic,
+            )
+    finally:
+        model.train(was_training)
+    return result.wave.float().cpu().numpy(), model.sample_rate

@@ -1,0 +1,150 @@
+"""The StyleTTS 2 container: the thirteen official modules under their official names."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import config as C
+from .aligner import ASRCNN
+from .decoder import Decoder
+from .diffusion import build_diffusion
+from .discriminators import MultiPeriodDiscriminator, MultiResSpecDiscriminator, WavLMDiscriminator
+from .jdc import JDCNet
+from .plbert import PLBert
+from .prosody import ProsodyPredictor
+from .style_encoder import StyleEncoder
+from .text_encoder import TextEncoder
+
+MODULE_NAMES = (
+    "bert",
+    "bert_encoder",
+    "predictor",
+    "decoder",
+    "text_encoder",
+    "predictor_encoder",
+    "style_encoder",
+    "diffusion",
+    "text_aligner",
+    "pitch_extractor",
+    "mpd",
+    "msd",
+    "wd",
+)
+# Modules only needed for training (losses, alignment targets), not for synthesis.
+TRAINING_ONLY = ("text_aligner", "pitch_extractor", "mpd", "msd", "wd")
+
+
+class StyleTTS2(nn.Module):
+    """All StyleTTS 2 networks; ``state_dict()`` keys are ``<module>.<official key>``.
+
+    Inference helpers live in :mod:`.inference`; they are exposed here as methods so that
+    ``model.synthesize(...)`` reads naturally.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        cfg = C.load_config(config)
+        self.config = cfg
+        mp = cfg["model_params"]
+        self.style_dim = int(mp["style_dim"])
+        self.sample_rate = C.sample_rate(cfg)
+        dec = dict(mp["decoder"])
+        self.decoder_type = dec.get("type", "hifigan")
+        plbert_cfg = C.plbert_params(cfg)
+
+        self.bert = PLBert(plbert_cfg)
+        hidden_bert = self.bert.config.hidden_size
+        self.bert_encoder = nn.Linear(hidden_bert, mp["hidden_dim"])
+        self.predictor = ProsodyPredictor(
+            style_dim=mp["style_dim"],
+            d_hid=mp["hidden_dim"],
+            nlayers=mp["n_layer"],
+            max_dur=mp.get("max_dur", 50),
+            dropout=mp.get("dropout", 0.2),
+        )
+        self.decoder = Decoder(
+            dim_in=mp["hidden_dim"],
+            style_dim=mp["style_dim"],
+            resblock_kernel_sizes=dec["resblock_kernel_sizes"],
+            upsample_rates=dec["upsample_rates"],
+            upsample_initial_channel=dec["upsample_initial_channel"],
+            resblock_dilation_sizes=dec["resblock_dilation_sizes"],
+            upsample_kernel_sizes=dec["upsample_kernel_sizes"],
+            type=self.decoder_type,
+            gen_istft_n_fft=dec.get("gen_istft_n_fft"),
+            gen_istft_hop_size=dec.get("gen_istft_hop_size"),
+            sampling_rate=self.sample_rate,
+        )
+        self.text_encoder = TextEncoder(
+            channels=mp["hidden_dim"], kernel_size=5, depth=mp["n_layer"], n_symbols=mp["n_token"]
+        )
+        # Official quirk: both style encoders cap their width at hidden_dim, not max_conv_dim.
+        self.predictor_encoder = StyleEncoder(
+            dim_in=mp["dim_in"], style_dim=mp["style_dim"], max_conv_dim=mp["hidden_dim"]
+        )
+        self.style_encoder = StyleEncoder(
+            dim_in=mp["dim_in"], style_dim=mp["style_dim"], max_conv_dim=mp["hidden_dim"]
+        )
+        if not mp.get("multispeaker", True):
+            raise NotImplementedError("single-speaker StyleTTS 2 (multispeaker: false) is not supported")
+        diff = mp["diffusion"]
+        self.diffusion = build_diffusion(
+            style_dim=mp["style_dim"],
+            bert_hidden=hidden_bert,
+            bert_max_positions=self.bert.config.max_position_embeddings,
+            transformer=dict(diff["transformer"]),
+            dist=dict(diff["dist"]),
+            embedding_mask_proba=diff.get("embedding_mask_proba", 0.1),
+        )
+        self.text_aligner = ASRCNN(**C.asr_params(cfg))
+        self.pitch_extractor = JDCNet(**C.jdc_params(cfg))
+        self.mpd = MultiPeriodDiscriminator()
+        self.msd = MultiResSpecDiscriminator()
+        slm = mp["slm"]
+        self.wd = WavLMDiscriminator(slm["hidden"], slm["nlayers"], slm["initial_channel"])
+
+    # -- style -------------------------------------------------------------------------------------
+    def compute_style(self, mel: torch.Tensor) -> torch.Tensor:
+        """Reference log-mel ``[B, 80, T]`` -> ``ref_s [B, 2*style_dim]`` = [acoustic, prosodic]."""
+        x = mel.unsqueeze(1)
+        return torch.cat([self.style_encoder(x), self.predictor_encoder(x)], dim=1)
+
+    def sample_style(
+        self,
+        noise: torch.Tensor,
+        bert_dur: torch.Tensor,
+        ref_s: torch.Tensor,
+        num_steps: int = 5,
+        embedding_scale: float = 1.0,
+        step_noises: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Style diffusion sampler -> ``[B, 2*style_dim]``; per-step noise from torch's RNG unless given."""
+        if noise.dim() == 2:
+            noise = noise.unsqueeze(1)
+        out = self.diffusion.sample(
+            noise=noise,
+            embedding=bert_dur,
+            features=ref_s,
+            num_steps=num_steps,
+            embedding_scale=embedding_scale,
+            step_noises=step_noises,
+        )
+        return out.squeeze(1)
+
+    # -- inference ---------------------------------------------------------------------------------
+    def synthesize(self, text: str, reference: Any = None, **kwargs: Any) -> tuple[Any, int]:
+        from .inference import synthesize
+
+        return synthesize(self, text, reference=reference, **kwargs)
+
+    def modules_by_name(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in MODULE_NAMES}
+
+
+def build_model(config: str | os.PathLike | dict[str, Any]) -> StyleTTS2:
+    """A randomly initialised StyleTTS 2 from an official-format config (path or dict)."""
+    return StyleTTS2(C.load_config(config))

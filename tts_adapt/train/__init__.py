@@ -1,0 +1,1 @@
+"""Fine-tuning objective and the adaptation trainer."""
