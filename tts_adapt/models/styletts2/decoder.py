@@ -50,8 +50,9 @@ class Decoder(nn.Module):
             )
         self.type = type
         w, extra = BLOCK_WIDTH, 2 + TEXT_RESIDUAL_OUT
+        self.decode = nn.ModuleList()  # registered before ``encode``: the official key order
         self.encode = AdainResBlk1d(dim_in + 2, w, style_dim)
-        self.decode = nn.ModuleList(
+        self.decode.extend(
             [
                 AdainResBlk1d(w + extra, w, style_dim),
                 AdainResBlk1d(w + extra, w, style_dim),

@@ -100,10 +100,10 @@ class AlbertAttention(nn.Module):
 class AlbertLayer(nn.Module):
     def __init__(self, cfg: AlbertSettings) -> None:
         super().__init__()
+        self.full_layer_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.attention = AlbertAttention(cfg)
         self.ffn = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
         self.ffn_output = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
-        self.full_layer_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, h: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
