@@ -22,8 +22,14 @@ def _build_from_config(path: Path) -> StyleDiffusion:
     cfg = yaml.safe_load(path.read_text())
     mp, bert = cfg["model_params"], cfg["plbert_model_params"]
     d = mp["diffusion"]
-    return build_diffusion(mp["style_dim"], bert["hidden_size"], bert["max_position_embeddings"],
-                           d["transformer"], d["dist"], d["embedding_mask_proba"])
+    return build_diffusion(
+        mp["style_dim"],
+        bert["hidden_size"],
+        bert["max_position_embeddings"],
+        d["transformer"],
+        d["dist"],
+        d["embedding_mask_proba"],
+    )
 
 
 def _load_fill(fixtures_dir: Path):
@@ -62,12 +68,19 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # --- layout -------------------------------------------------------------------------------------------
 
+
 def test_libritts_keys_shapes_aliases_and_param_count(fixtures_dir: Path) -> None:
     manifest = json.loads((fixtures_dir / "libritts_manifest.json").read_text())
     cfg, bert = manifest["config"], manifest["aux_configs"]["bert"]["AlbertConfig_kwargs"]
     d = cfg["diffusion"]
-    model = build_diffusion(cfg["style_dim"], bert["hidden_size"], bert["max_position_embeddings"],
-                            d["transformer"], d["dist"], d["embedding_mask_proba"])
+    model = build_diffusion(
+        cfg["style_dim"],
+        bert["hidden_size"],
+        bert["max_position_embeddings"],
+        d["transformer"],
+        d["dist"],
+        d["embedding_mask_proba"],
+    )
     state = model.state_dict()
     expected = manifest["modules"]["diffusion"]
     assert list(state) == list(expected)  # same keys in the same order
@@ -93,12 +106,14 @@ def test_builder_rejects_bad_config() -> None:
 
 # --- golden set A ---------------------------------------------------------------------------------------
 
+
 def test_set_a_schedule_and_denoiser(set_a) -> None:
     model, g = set_a
     assert torch.equal(KarrasSchedule(1e-4, 3.0, rho=9.0)(int(g["sampler_num_steps"])), g["sampler_sigmas"])
     with torch.no_grad():
-        out = model.denoise_fn(g["denoise_x"], sigma=float(g["denoise_sigma"]), embedding=g["bert_dur"],
-                               features=g["ref_s"])
+        out = model.denoise_fn(
+            g["denoise_x"], sigma=float(g["denoise_sigma"]), embedding=g["bert_dur"], features=g["ref_s"]
+        )
         assert _max_diff(out, g["denoise_out"]) < 1e-5
         # sigma_data is read from the config, not the state dict: a different value changes the output.
         model.sigma_data = 0.2
@@ -112,10 +127,22 @@ def test_set_a_schedule_and_denoiser(set_a) -> None:
 def test_set_a_sampler_replay(set_a) -> None:
     model, g = set_a
     with torch.no_grad():
-        out = model.sample(g["sampler_noise"], g["bert_dur"], g["ref_s"], num_steps=5, embedding_scale=1.0,
-                           step_noises=g["sampler_step_noises"])
-        out2 = model.sample(g["sampler2_noise"], g["bert_dur"], g["ref_s"], num_steps=4, embedding_scale=2.0,
-                            step_noises=list(g["sampler2_step_noises"]))
+        out = model.sample(
+            g["sampler_noise"],
+            g["bert_dur"],
+            g["ref_s"],
+            num_steps=5,
+            embedding_scale=1.0,
+            step_noises=g["sampler_step_noises"],
+        )
+        out2 = model.sample(
+            g["sampler2_noise"],
+            g["bert_dur"],
+            g["ref_s"],
+            num_steps=4,
+            embedding_scale=2.0,
+            step_noises=list(g["sampler2_step_noises"]),
+        )
     assert out.shape == (1, 1, 64)
     assert _max_diff(out, g["sampler_out"]) < 1e-5
     assert _max_diff(out2, g["sampler2_out"]) < 1e-5
@@ -126,10 +153,16 @@ def test_set_a_float64(set_a) -> None:
     model64 = _copy_double(model)
     with torch.no_grad():
         args = (g["bert_dur"].double(), g["ref_s"].double())
-        out = model64.sample(g["sampler_noise"].double(), *args, num_steps=5,
-                             step_noises=g["sampler_step_noises"].double())
-        out2 = model64.sample(g["sampler2_noise"].double(), *args, num_steps=4, embedding_scale=2.0,
-                              step_noises=g["sampler2_step_noises"].double())
+        out = model64.sample(
+            g["sampler_noise"].double(), *args, num_steps=5, step_noises=g["sampler_step_noises"].double()
+        )
+        out2 = model64.sample(
+            g["sampler2_noise"].double(),
+            *args,
+            num_steps=4,
+            embedding_scale=2.0,
+            step_noises=g["sampler2_step_noises"].double(),
+        )
         den = model64.denoise_fn(g["denoise_x"].double(), sigma=0.5, embedding=args[0], features=args[1])
     assert out.dtype == out2.dtype == den.dtype == torch.float64
     # the float32 golden values differ from exact arithmetic by float32 rounding only (~1e-6)
@@ -169,6 +202,7 @@ def test_seeded_sampling_draws_one_randn_like_per_step(set_a) -> None:
 
 # --- golden set B ---------------------------------------------------------------------------------------
 
+
 def test_set_b_aliased_keys_take_the_unet_values(set_b) -> None:
     """The fill gives diffusion.net.* and unet.* different values; loading copies unet.* last, as the
     official module does, and only that reproduces the golden outputs."""
@@ -179,21 +213,35 @@ def test_set_b_aliased_keys_take_the_unet_values(set_b) -> None:
     assert model.diffusion.net is model.unet
 
     other = deepcopy(model)
-    other.load_state_dict({k: (filled["diffusion.net." + k[5:]] if k.startswith("unet.") else v)
-                           for k, v in filled.items()})
+    other.load_state_dict(
+        {k: (filled["diffusion.net." + k[5:]] if k.startswith("unet.") else v) for k, v in filled.items()}
+    )
     with torch.no_grad():
-        wrong = other.sample(g["sampler_noise"], g["bert_dur"], g["ref_s"], 5,
-                             step_noises=g["sampler_step_noises"]).squeeze(1)
+        wrong = other.sample(
+            g["sampler_noise"], g["bert_dur"], g["ref_s"], 5, step_noises=g["sampler_step_noises"]
+        ).squeeze(1)
     assert _max_diff(wrong, g["sampler_out"]) > 1e-2
 
 
 def test_set_b_sampler_replay(set_b) -> None:
     model, _, g = set_b
     with torch.no_grad():
-        out = model.sample(g["sampler_noise"], g["bert_dur"], g["ref_s"], num_steps=5, embedding_scale=1.0,
-                           step_noises=g["sampler_step_noises"]).squeeze(1)
-        out2 = model.sample(g["sampler2_noise"], g["bert_dur"], g["ref_s"], num_steps=4, embedding_scale=2.0,
-                            step_noises=g["sampler2_step_noises"]).squeeze(1)
+        out = model.sample(
+            g["sampler_noise"],
+            g["bert_dur"],
+            g["ref_s"],
+            num_steps=5,
+            embedding_scale=1.0,
+            step_noises=g["sampler_step_noises"],
+        ).squeeze(1)
+        out2 = model.sample(
+            g["sampler2_noise"],
+            g["bert_dur"],
+            g["ref_s"],
+            num_steps=4,
+            embedding_scale=2.0,
+            step_noises=g["sampler2_step_noises"],
+        ).squeeze(1)
     assert _max_diff(out, g["sampler_out"]) < 1e-4
     assert _max_diff(out2, g["sampler2_out"]) < 1e-4
 
@@ -202,8 +250,10 @@ def test_set_b_seeded_rng_matches_official_draws(set_b) -> None:
     """Set B's noises came from the global RNG (seed, then the initial noise, then one randn_like per
     step), so drawing them ourselves in the official order must reproduce the official outputs."""
     model, _, g = set_b
-    cases = [("sampler", g["sampler_args"]["num_steps"], g["sampler_args"]["embedding_scale"]),
-             ("sampler2", g["sampler2_args"]["num_steps"], g["sampler2_args"]["embedding_scale"])]
+    cases = [
+        ("sampler", g["sampler_args"]["num_steps"], g["sampler_args"]["embedding_scale"]),
+        ("sampler2", g["sampler2_args"]["num_steps"], g["sampler2_args"]["embedding_scale"]),
+    ]
     for name, steps, scale in cases:
         torch.manual_seed(g[f"{name}_args"]["rng_seed"])
         noise = torch.randn_like(g[f"{name}_noise"])
@@ -215,10 +265,17 @@ def test_set_b_seeded_rng_matches_official_draws(set_b) -> None:
 
 # --- training loss --------------------------------------------------------------------------------------
 
+
 def _toy_model(seed: int = 0) -> StyleDiffusion:
     torch.manual_seed(seed)
-    return build_diffusion(8, 12, 16, {"num_layers": 2, "num_heads": 2, "head_features": 4, "multiplier": 2},
-                           {"sigma_data": 0.2, "mean": -3.0, "std": 1.0}, embedding_mask_proba=0.5)
+    return build_diffusion(
+        8,
+        12,
+        16,
+        {"num_layers": 2, "num_heads": 2, "head_features": 4, "multiplier": 2},
+        {"sigma_data": 0.2, "mean": -3.0, "std": 1.0},
+        embedding_mask_proba=0.5,
+    )
 
 
 def _toy_batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -238,8 +295,9 @@ def test_loss_matches_the_edm_formula_and_rng_order() -> None:
     sigmas = (-3.0 + 1.0 * torch.randn(4)).exp()
     noise = torch.randn_like(styles.unsqueeze(1))
     x = styles.unsqueeze(1)
-    denoised = model.denoise_fn(x + sigmas.view(-1, 1, 1) * noise, sigmas=sigmas, embedding=embedding,
-                                features=features)
+    denoised = model.denoise_fn(
+        x + sigmas.view(-1, 1, 1) * noise, sigmas=sigmas, embedding=embedding, features=features
+    )
     weight = (sigmas**2 + 0.2**2) / (sigmas * 0.2) ** 2
     expected = (((denoised - x) ** 2).mean(dim=(1, 2)) * weight).mean()
     assert torch.allclose(loss, expected, rtol=1e-6, atol=0)

@@ -76,3 +76,12 @@ def test_style_encoders_ignore_max_conv_dim(set_a):
     shapes = {k: tuple(v.shape) for k, v in ckpt["net"]["style_encoder"].items()}
     model = build_model(cfg)
     assert {k: tuple(v.shape) for k, v in model.style_encoder.state_dict().items()} == shapes
+
+
+def test_bundled_libritts_config_builds_the_manifest_model(manifest):
+    from tts_adapt.models.styletts2.config import LIBRITTS_CONFIG
+
+    model = build_model(LIBRITTS_CONFIG)
+    for name in MODULE_NAMES:
+        shapes = {k: list(v.shape) for k, v in getattr(model, name).state_dict().items()}
+        assert shapes == manifest["modules"][name], name

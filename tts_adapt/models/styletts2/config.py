@@ -29,6 +29,9 @@ DEFAULT_PLBERT = {
 DEFAULT_ASR = {"input_dim": 80, "hidden_dim": 256, "n_token": 178, "token_embedding_dim": 512}
 DEFAULT_JDC = {"num_class": 1, "seq_len": 192}
 
+# The published LibriTTS architecture (random weights for benchmarks and tests, or a template).
+LIBRITTS_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "libritts_config.yml"
+
 REQUIRED_MODEL_PARAMS = (
     "hidden_dim",
     "style_dim",

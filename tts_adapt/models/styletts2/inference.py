@@ -7,7 +7,10 @@ For the HiFi-GAN decoder the frame-aligned features are shifted right by one fra
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +39,21 @@ class SynthesisResult:
     alignment: torch.Tensor
     F0: torch.Tensor
     N: torch.Tensor
+
+
+@contextlib.contextmanager
+def _stage(timings: dict[str, float] | None, name: str) -> Iterator[None]:
+    """Adds the wall time of the block to ``timings[name]`` (no-op without a dict)."""
+    if timings is None:
+        yield
+        return
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    yield
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
 def alignment_from_durations(pred_dur: torch.Tensor) -> torch.Tensor:
@@ -84,33 +102,42 @@ def infer_tokens(
     noise: torch.Tensor | None = None,
     step_noises: torch.Tensor | None = None,
     deterministic: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> SynthesisResult:
-    """The notebook's ``inference()`` body for one utterance of ids ``[1, T]`` (start token included)."""
+    """The notebook's ``inference()`` body for one utterance of ids ``[1, T]`` (start token included).
+
+    ``timings``, if given, receives seconds per stage (text, bert, sampler, predictor, decoder).
+    """
     sd = model.style_dim
     device = ref_s.device
     tokens = tokens.to(device)
     input_lengths = torch.tensor([tokens.shape[-1]], device=device)
     text_mask = length_to_mask(input_lengths)
-    t_en = model.text_encoder(tokens, input_lengths, text_mask)
-    bert_dur = model.bert(tokens, attention_mask=(~text_mask).int())
-    d_en = model.bert_encoder(bert_dur).transpose(-1, -2)
-    if noise is None:
-        noise = torch.randn((1, 2 * sd)).unsqueeze(1).to(device)
-    s_pred = model.sample_style(
-        noise.to(ref_s), bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises
-    )
+    with _stage(timings, "text_encoder"):
+        t_en = model.text_encoder(tokens, input_lengths, text_mask)
+    with _stage(timings, "bert"):
+        bert_dur = model.bert(tokens, attention_mask=(~text_mask).int())
+        d_en = model.bert_encoder(bert_dur).transpose(-1, -2)
+    with _stage(timings, "diffusion_sampler"):
+        if noise is None:
+            noise = torch.randn((1, 2 * sd)).unsqueeze(1).to(device)
+        s_pred = model.sample_style(
+            noise.to(ref_s), bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises
+        )
     ref = alpha * s_pred[:, :sd] + (1 - alpha) * ref_s[:, :sd]
     s = beta * s_pred[:, sd:] + (1 - beta) * ref_s[:, sd:]
-    d = model.predictor.text_encoder(d_en, s, input_lengths, text_mask)
-    durations = model.predictor.durations(d)
-    pred_dur = torch.round(durations.squeeze(0)).clamp(min=1)
-    aln = alignment_from_durations(pred_dur).to(d)
-    en = d.transpose(-1, -2) @ aln.unsqueeze(0)
-    asr = t_en @ aln.unsqueeze(0)
-    if model.decoder_type == "hifigan":
-        en, asr = shift_right(en), shift_right(asr)
-    F0, N = model.predictor.F0Ntrain(en, s)
-    wave = model.decoder(asr, F0, N, ref, deterministic=deterministic).squeeze()
+    with _stage(timings, "predictor"):
+        d = model.predictor.text_encoder(d_en, s, input_lengths, text_mask)
+        durations = model.predictor.durations(d)
+        pred_dur = torch.round(durations.squeeze(0)).clamp(min=1)
+        aln = alignment_from_durations(pred_dur).to(d)
+        en = d.transpose(-1, -2) @ aln.unsqueeze(0)
+        asr = t_en @ aln.unsqueeze(0)
+        if model.decoder_type == "hifigan":
+            en, asr = shift_right(en), shift_right(asr)
+        F0, N = model.predictor.F0Ntrain(en, s)
+    with _stage(timings, "decoder"):
+        wave = model.decoder(asr, F0, N, ref, deterministic=deterministic).squeeze()
     if model.decoder_type == "hifigan":
         wave = wave[..., :-TRIM_SAMPLES]
     return SynthesisResult(wave, s_pred, ref, s, durations, pred_dur, aln, F0, N)

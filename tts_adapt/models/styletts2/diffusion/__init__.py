@@ -38,8 +38,14 @@ class StyleDiffusion(nn.Module):
     ``sigma_data`` is a settable float (not in the state dict); set it from the checkpoint's config.
     """
 
-    def __init__(self, net: StyleTransformer1d, sigma_data: float, dist_mean: float, dist_std: float,
-                 embedding_mask_proba: float = 0.1) -> None:
+    def __init__(
+        self,
+        net: StyleTransformer1d,
+        sigma_data: float,
+        dist_mean: float,
+        dist_std: float,
+        embedding_mask_proba: float = 0.1,
+    ) -> None:
         super().__init__()
         # Registration order matters: it fixes the state-dict order (diffusion.net.* before unet.*).
         self.diffusion = KDiffusion(net, LogNormalDistribution(dist_mean, dist_std), sigma_data)
@@ -59,8 +65,9 @@ class StyleDiffusion(nn.Module):
         """Width of the sampled style (``2 * style_dim``)."""
         return self.unet.channels
 
-    def denoise_fn(self, x_noisy: Tensor, sigmas: Tensor | None = None, sigma: float | None = None,
-                   **kwargs) -> Tensor:
+    def denoise_fn(
+        self, x_noisy: Tensor, sigmas: Tensor | None = None, sigma: float | None = None, **kwargs
+    ) -> Tensor:
         """EDM denoiser ``D(x; sigma)``; kwargs: ``embedding``, ``features``, ``embedding_scale``."""
         return self.diffusion.denoise_fn(x_noisy, sigmas=sigmas, sigma=sigma, **kwargs)
 
@@ -83,8 +90,14 @@ class StyleDiffusion(nn.Module):
         if styles.dim() == 2:
             styles = styles.unsqueeze(1)
         proba = self.embedding_mask_proba if embedding_mask_proba is None else float(embedding_mask_proba)
-        return self.diffusion.loss(styles, noise=noise, sigmas=sigmas, embedding=embedding, features=features,
-                                   embedding_mask_proba=proba)
+        return self.diffusion.loss(
+            styles,
+            noise=noise,
+            sigmas=sigmas,
+            embedding=embedding,
+            features=features,
+            embedding_mask_proba=proba,
+        )
 
     def forward(self, styles: Tensor, embedding: Tensor, features: Tensor, **kwargs) -> Tensor:
         """Same as :meth:`loss`, like the official module's call."""
@@ -112,10 +125,18 @@ class StyleDiffusion(nn.Module):
         """
         if noise.dim() != 3 or noise.shape[1] != 1 or noise.shape[2] != self.channels:
             raise ValueError(f"noise must be [B, 1, {self.channels}], got {list(noise.shape)}")
-        sampler = DiffusionSampler(self.diffusion, ADPM2Sampler(), KarrasSchedule(sigma_min, sigma_max, rho),
-                                   clamp=False)
-        return sampler(noise, num_steps, step_noises=step_noises, embedding=embedding, features=features,
-                       embedding_scale=embedding_scale, embedding_mask_proba=embedding_mask_proba)
+        sampler = DiffusionSampler(
+            self.diffusion, ADPM2Sampler(), KarrasSchedule(sigma_min, sigma_max, rho), clamp=False
+        )
+        return sampler(
+            noise,
+            num_steps,
+            step_noises=step_noises,
+            embedding=embedding,
+            features=features,
+            embedding_scale=embedding_scale,
+            embedding_mask_proba=embedding_mask_proba,
+        )
 
 
 def _section(section: Mapping, keys: Sequence[str], name: str) -> dict:
@@ -141,12 +162,15 @@ def build_diffusion(
     if not multispeaker:
         raise NotImplementedError(
             "single-speaker style diffusion (model_params.multispeaker: false, official Transformer1d) "
-            "is not implemented; only the multi-speaker StyleTransformer1d is supported")
+            "is not implemented; only the multi-speaker StyleTransformer1d is supported"
+        )
     t = _section(transformer, _TRANSFORMER_KEYS, "transformer")
     unknown = sorted(set(t) - set(_TRANSFORMER_KEYS))
     if unknown:
-        raise ValueError(f"model_params.diffusion.transformer has unsupported keys {unknown}; "
-                         f"expected only {list(_TRANSFORMER_KEYS)}")
+        raise ValueError(
+            f"model_params.diffusion.transformer has unsupported keys {unknown}; "
+            f"expected only {list(_TRANSFORMER_KEYS)}"
+        )
     d = _section(dist, _DIST_KEYS, "dist")
     channels = 2 * int(style_dim)
     net = StyleTransformer1d(
@@ -159,5 +183,10 @@ def build_diffusion(
         context_features=channels,
         embedding_max_length=int(bert_max_positions),
     )
-    return StyleDiffusion(net, sigma_data=float(d["sigma_data"]), dist_mean=float(d["mean"]),
-                          dist_std=float(d["std"]), embedding_mask_proba=float(embedding_mask_proba))
+    return StyleDiffusion(
+        net,
+        sigma_data=float(d["sigma_data"]),
+        dist_mean=float(d["mean"]),
+        dist_std=float(d["std"]),
+        embedding_mask_proba=float(embedding_mask_proba),
+    )

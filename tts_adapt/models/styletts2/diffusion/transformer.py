@@ -80,8 +80,9 @@ class StyleSelfAttention(nn.Module):
 class StyleTransformerBlock(nn.Module):
     """Pre-norm residual block: style self-attention then a GELU feed-forward (no norm before it)."""
 
-    def __init__(self, features: int, style_dim: int, num_heads: int, head_features: int,
-                 multiplier: int) -> None:
+    def __init__(
+        self, features: int, style_dim: int, num_heads: int, head_features: int, multiplier: int
+    ) -> None:
         super().__init__()
         self.attention = StyleSelfAttention(features, style_dim, num_heads, head_features)
         self.feed_forward = nn.Sequential(
@@ -221,11 +222,14 @@ class StyleTransformer1d(nn.Module):
             raise ValueError(f"diffusion input must be [B, 1, {self.channels}], got {list(x.shape)}")
         batch = x.shape[0]
         if embedding.dim() != 3 or embedding.shape[0] != batch:
-            raise ValueError(f"diffusion embedding must be PL-BERT features [{batch}, T, E], "
-                             f"got {list(embedding.shape)}")
+            raise ValueError(
+                f"diffusion embedding must be PL-BERT features [{batch}, T, E], got {list(embedding.shape)}"
+            )
         if features.shape != (batch, self.to_features[0].in_features):
-            raise ValueError(f"diffusion features must be reference styles [{batch}, "
-                             f"{self.to_features[0].in_features}], got {list(features.shape)}")
+            raise ValueError(
+                f"diffusion features must be reference styles [{batch}, "
+                f"{self.to_features[0].in_features}], got {list(features.shape)}"
+            )
         fixed = self.fixed_embedding(embedding).to(embedding.dtype)
         if embedding_mask_proba > 0.0:
             mask = random_batch_mask(embedding.shape[0], embedding_mask_proba, embedding.device)
