@@ -80,8 +80,11 @@ class StyleDiffusion(nn.Module):
         noise: Tensor | None = None,
         sigmas: Tensor | None = None,
         embedding_mask_proba: float | None = None,
+        embedding_mask: Tensor | None = None,
+        reduction: str = "mean",
     ) -> Tensor:
-        """Official EDM training loss (scalar) for target styles ``[B, C]`` or ``[B, 1, C]``.
+        """Official EDM training loss (scalar, or ``[B]`` with ``reduction="none"``) for target styles
+        ``[B, C]`` or ``[B, 1, C]``. ``embedding_mask`` (bool ``[B]``) fixes which items are masked.
 
         ``embedding_mask_proba`` defaults to the config value (0.1 for LibriTTS): the text features of
         that fraction of the batch are replaced by the fixed embedding, which trains the unconditional
@@ -97,6 +100,8 @@ class StyleDiffusion(nn.Module):
             embedding=embedding,
             features=features,
             embedding_mask_proba=proba,
+            embedding_mask=embedding_mask,
+            reduction=reduction,
         )
 
     def forward(self, styles: Tensor, embedding: Tensor, features: Tensor, **kwargs) -> Tensor:
@@ -115,6 +120,7 @@ class StyleDiffusion(nn.Module):
         sigma_max: float = 3.0,
         rho: float = 9.0,
         embedding_mask_proba: float = 0.0,
+        embedding_mask: Tensor | None = None,
     ) -> Tensor:
         """Sample styles ``[B, 1, C]`` from ``noise`` ``[B, 1, C]`` (the official inference call).
 
@@ -136,6 +142,7 @@ class StyleDiffusion(nn.Module):
             features=features,
             embedding_scale=embedding_scale,
             embedding_mask_proba=embedding_mask_proba,
+            embedding_mask=embedding_mask,
         )
 
 

@@ -79,11 +79,19 @@ class KDiffusion(nn.Module):
         """Weighting ``(sigma^2 + sigma_data^2) / (sigma * sigma_data)^2``: unit loss scale at every sigma."""
         return (sigmas**2 + self.sigma_data**2) * (sigmas * self.sigma_data) ** -2
 
-    def loss(self, x: Tensor, noise: Tensor | None = None, sigmas: Tensor | None = None, **kwargs) -> Tensor:
-        """The official denoiser training loss (scalar): weighted MSE at log-normally drawn noise levels.
+    def loss(
+        self,
+        x: Tensor,
+        noise: Tensor | None = None,
+        sigmas: Tensor | None = None,
+        reduction: str = "mean",
+        **kwargs,
+    ) -> Tensor:
+        """The official denoiser training loss: weighted MSE at log-normally drawn noise levels.
 
         Random draws follow the official order: sigmas, then the noise (``randn_like``), then (inside
         the network) the embedding mask. ``noise``/``sigmas`` may be given to make the loss deterministic.
+        ``reduction="none"`` returns the per-item losses ``[B]`` whose mean is the official scalar.
         """
         batch = x.shape[0]
         if sigmas is None:
@@ -93,8 +101,12 @@ class KDiffusion(nn.Module):
             noise = torch.randn_like(x)
         x_noisy = x + sigmas.view(-1, *([1] * (x.dim() - 1))) * noise
         x_denoised = self.denoise_fn(x_noisy, sigmas=sigmas, **kwargs)
-        per_item = (x_denoised - x).pow(2).reshape(batch, -1).mean(dim=1)
-        return (per_item * self.loss_weight(sigmas)).mean()
+        per_item = (x_denoised - x).pow(2).reshape(batch, -1).mean(dim=1) * self.loss_weight(sigmas)
+        if reduction == "none":
+            return per_item
+        if reduction != "mean":
+            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        return per_item.mean()
 
     def forward(self, x: Tensor, noise: Tensor | None = None, **kwargs) -> Tensor:
         """Same as :meth:`loss` (the official ``KDiffusion.__call__`` returns the loss)."""

@@ -211,11 +211,14 @@ class StyleTransformer1d(nn.Module):
         features: Tensor,
         embedding_mask_proba: float = 0.0,
         embedding_scale: float = 1.0,
+        embedding_mask: Tensor | None = None,
     ) -> Tensor:
         """Denoiser output for noisy style ``x`` at (preconditioned) time ``time``.
 
         ``embedding_mask_proba > 0`` replaces the text features of random batch items by the fixed
-        embedding (used for the training loss); ``embedding_scale != 1`` applies classifier-free guidance,
+        embedding (used for the training loss); ``embedding_mask`` (bool ``[B]``) names those items
+        explicitly instead of drawing them, which keeps the draw per utterance (exact multi-process
+        training). ``embedding_scale != 1`` applies classifier-free guidance,
         ``uncond + scale * (cond - uncond)``.
         """
         if x.dim() != 3 or x.shape[1] != 1 or x.shape[2] != self.channels:
@@ -231,7 +234,9 @@ class StyleTransformer1d(nn.Module):
                 f"{self.to_features[0].in_features}], got {list(features.shape)}"
             )
         fixed = self.fixed_embedding(embedding).to(embedding.dtype)
-        if embedding_mask_proba > 0.0:
+        if embedding_mask is not None:
+            embedding = torch.where(embedding_mask.to(torch.bool).view(-1, 1, 1), fixed, embedding)
+        elif embedding_mask_proba > 0.0:
             mask = random_batch_mask(embedding.shape[0], embedding_mask_proba, embedding.device)
             embedding = torch.where(mask, fixed, embedding)
         if embedding_scale == 1.0:
