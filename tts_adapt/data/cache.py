@@ -1,9 +1,10 @@
 """On-disk cache of prepared audio features, keyed by file content and every setting that matters.
 
-A cache entry holds the 24 kHz mono waveform and the StyleTTS 2 log-mel of the zero-padded waveform
-(the official training input), with JSON metadata (duration, levels, source) in one safetensors file.
-The key is ``sha256(file bytes)`` under a folder named by the settings' hash, so renaming a file
-keeps its entry, editing it invalidates it, and changing any setting uses a fresh folder.
+A cache entry holds the 24 kHz mono waveform (16-bit unless it exceeds full scale) and the StyleTTS 2
+log-mel of the zero-padded waveform (the official training input), with JSON metadata (duration,
+levels, source) in one safetensors file. The key is ``sha256(file bytes)`` under a folder named by
+the settings' hash, so renaming a file keeps its entry, editing it invalidates it, and changing any
+setting uses a fresh folder.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .. import audio as A
 from ..text.phonemize import default_cache_dir
 from ..utils.io import load_tensors, read_metadata, save_tensors
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,14 @@ def hash_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 class FeatureCache:
     """Content-addressed feature store (default ``$TTS_ADAPT_CACHE/features``)."""
 
-    def __init__(self, root: str | os.PathLike | None = None, settings: FeatureSettings | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike | None = None, settings: FeatureSettings | None = None
+    ) -> None:
         self.settings = settings or FeatureSettings()
         if self.settings.sample_rate != A.SAMPLE_RATE or self.settings.hop_length != A.HOP_LENGTH:
-            raise ValueError("the StyleTTS 2 mel is defined at 24 kHz with hop 300; other settings are not supported")
+            raise ValueError(
+                "the StyleTTS 2 mel is defined at 24 kHz with hop 300; other settings are not supported"
+            )
         self.root = Path(root) if root is not None else default_cache_dir() / "features"
         self.dir = self.root / self.settings.key()[:16]
 
@@ -87,7 +92,7 @@ class FeatureCache:
     def put(self, content_hash: str, wave: torch.Tensor, mel: torch.Tensor, meta: dict[str, Any]) -> Path:
         p = self.path(content_hash)
         meta = {**meta, "content_hash": content_hash, "settings": dataclasses.asdict(self.settings)}
-        save_tensors(p, {"wave": wave.float().contiguous(), "mel": mel.float().contiguous()}, meta)
+        save_tensors(p, {"wave": _pack_wave(wave), "mel": mel.float().contiguous()}, meta)
         return p
 
     def write_manifest(self) -> None:
@@ -102,7 +107,20 @@ class FeatureCache:
 def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """``(wave [n], mel [80, T], metadata)`` of one cache entry."""
     tensors, meta = load_tensors(path)
-    return tensors["wave"], tensors["mel"], meta
+    return _unpack_wave(tensors["wave"]), tensors["mel"], meta
+
+
+def _pack_wave(wave: torch.Tensor) -> torch.Tensor:
+    """16-bit PCM when the wave fits (half the disk; exact for 16-bit sources already at 24 kHz,
+    otherwise within 2**-16 of the float), float32 when it goes beyond full scale."""
+    wave = wave.float().contiguous()
+    if wave.numel() and wave.abs().max() > 1.0:
+        return wave
+    return torch.round(wave * 32768.0).clamp_(-32768, 32767).to(torch.int16)
+
+
+def _unpack_wave(stored: torch.Tensor) -> torch.Tensor:
+    return stored.float() / 32768.0 if stored.dtype == torch.int16 else stored
 
 
 def compute_features(wave: torch.Tensor, settings: FeatureSettings) -> torch.Tensor:

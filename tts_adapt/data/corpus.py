@@ -38,8 +38,9 @@ def detect_layout(path: str | os.PathLike) -> str:
     if is_plain_folder(path):
         return "folder"
     raise ValueError(
-        f"cannot tell what corpus {path} is. Expected one of: LibriTTS (<subset>/<speaker>/<chapter>/<id>.wav "
-        f"+ .normalized.txt), VCTK 0.92 (wav48_silence_trimmed/ + txt/), LJSpeech (metadata.csv + wavs/), "
+        f"cannot tell what corpus {path} is. Expected one of: LibriTTS "
+        f"(<subset>/<speaker>/<chapter>/<id>.wav + .normalized.txt), VCTK 0.92 "
+        f"(wav48_silence_trimmed/ + txt/), LJSpeech (metadata.csv + wavs/), "
         f"a folder of *.wav with same-name *.txt, or a StyleTTS 2 file list (path|text|speaker)"
     )
 

@@ -55,7 +55,9 @@ class TTSDataset(torch.utils.data.Dataset):
         self.multispeaker = multispeaker
         self.ref_frames = ref_frames
         speakers = sorted({p.speaker for p in self.items})
-        self.speaker_map = dict(speaker_map) if speaker_map is not None else {s: i for i, s in enumerate(speakers)}
+        self.speaker_map = (
+            dict(speaker_map) if speaker_map is not None else {s: i for i, s in enumerate(speakers)}
+        )
         missing = [s for s in speakers if s not in self.speaker_map]
         if missing:
             raise ValueError(f"speaker_map has no id for speaker(s) {', '.join(missing[:5])}")
@@ -155,8 +157,13 @@ class Batch:
         return Batch(**moved)
 
     def pin_memory(self) -> Batch:
-        return Batch(**{f.name: (v.pin_memory() if isinstance(v, torch.Tensor) else v)
-                        for f in fields(self) for v in [getattr(self, f.name)]})
+        return Batch(
+            **{
+                f.name: (v.pin_memory() if isinstance(v, torch.Tensor) else v)
+                for f in fields(self)
+                for v in [getattr(self, f.name)]
+            }
+        )
 
 
 def _pad_stack(seqs: Sequence[torch.Tensor], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -87,8 +87,12 @@ def read_filelist(
                 continue
             fields = line.split("|")
             if len(fields) not in (2, 3) or not fields[0].strip():
-                report.skip(f"{path.name}:{lineno}", path, "bad_line",
-                            f"{path}:{lineno}: expected 'path|text|speaker' or 'path|text', got {line[:80]!r}")
+                report.skip(
+                    f"{path.name}:{lineno}",
+                    path,
+                    "bad_line",
+                    f"{path}:{lineno}: expected 'path|text|speaker' or 'path|text', got {line[:80]!r}",
+                )
                 continue
             rows.append((lineno, fields))
     if phonemes is None:
@@ -105,7 +109,10 @@ def read_filelist(
         text = text if phonemes else text.strip()
         out.append(
             Utterance(
-                utt_id, audio, text, speaker,
+                utt_id,
+                audio,
+                text,
+                speaker,
                 audio_duration(audio) if durations else None,
                 text if phonemes else None,
             )
@@ -114,7 +121,10 @@ def read_filelist(
 
 
 def write_filelist(
-    utterances, path: str | os.PathLike, audio_root: str | os.PathLike | None = None, use_phonemes: bool = True
+    utterances,
+    path: str | os.PathLike,
+    audio_root: str | os.PathLike | None = None,
+    use_phonemes: bool = True,
 ) -> None:
     """Write a StyleTTS 2 list (atomically); paths are made relative to ``audio_root`` when possible."""
     lines = []
@@ -128,6 +138,8 @@ def write_filelist(
                 audio = audio.resolve()
         text = u.phonemes if use_phonemes and u.phonemes is not None else u.text
         if "|" in text or "\n" in text or "|" in u.speaker:
-            raise ValueError(f"utterance {u.id}: text or speaker contains '|' or a newline, which a file list cannot hold")
+            raise ValueError(
+                f"utterance {u.id}: text or speaker contains '|' or a newline, which a file list cannot hold"
+            )
         lines.append(f"{audio.as_posix()}|{text}|{u.speaker}\n")
     write_text(path, "".join(lines))

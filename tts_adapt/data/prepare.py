@@ -107,7 +107,10 @@ def decode(path: Path, sample_rate: int, max_channels: int) -> tuple[np.ndarray,
         raise _Bad("unreadable_audio", f"cannot decode {path}: {str(e).strip() or type(e).__name__}") from e
     channels = data.shape[1]
     if channels < 1 or channels > max_channels:
-        raise _Bad("bad_channels", f"{path} has {channels} channels; expected mono (or up to {max_channels}, averaged)")
+        raise _Bad(
+            "bad_channels",
+            f"{path} has {channels} channels; expected mono (or up to {max_channels}, averaged)",
+        )
     if data.shape[0] == 0:
         raise _Bad("too_short", f"{path} has no samples")
     if not np.isfinite(data).all():
@@ -157,7 +160,9 @@ def _features_for(utt: Utterance, cache: FeatureCache, cfg: PrepareConfig) -> tu
     meta = cache.metadata(digest)
     if meta is not None:
         if meta.get("channels", 1) > cfg.max_channels:
-            raise _Bad("bad_channels", f"{path} has {meta['channels']} channels; expected at most {cfg.max_channels}")
+            raise _Bad(
+                "bad_channels", f"{path} has {meta['channels']} channels; expected at most {cfg.max_channels}"
+            )
         return cache.path(digest), meta, True
     s = cache.settings
     wave, sr, channels = decode(path, s.sample_rate, cfg.max_channels)
@@ -173,12 +178,16 @@ def _features_for(utt: Utterance, cache: FeatureCache, cfg: PrepareConfig) -> tu
     return cache.put(digest, torch.from_numpy(wave), mel, meta), meta, False
 
 
-def _check_audio(utt: Utterance, meta: dict, cfg: PrepareConfig, sample_rate: int, report: SkipReport) -> bool:
+def _check_audio(
+    utt: Utterance, meta: dict, cfg: PrepareConfig, sample_rate: int, report: SkipReport
+) -> bool:
     """Apply the duration/level checks to an entry's metadata (so changed limits need no recompute)."""
     path = utt.audio_path
     seconds = meta["num_samples"] / sample_rate
     if seconds < cfg.min_duration:
-        report.skip(utt.id, path, "too_short", f"{path}: {seconds:.2f} s is shorter than {cfg.min_duration} s")
+        report.skip(
+            utt.id, path, "too_short", f"{path}: {seconds:.2f} s is shorter than {cfg.min_duration} s"
+        )
         return False
     if cfg.max_duration and seconds > cfg.max_duration:
         report.skip(utt.id, path, "too_long", f"{path}: {seconds:.2f} s is longer than {cfg.max_duration} s")
@@ -186,15 +195,20 @@ def _check_audio(utt: Utterance, meta: dict, cfg: PrepareConfig, sample_rate: in
     threshold = 10 ** (cfg.silence_dbfs / 20)
     if meta["max_window_dbfs"] < cfg.silence_dbfs or meta["active_seconds"] < cfg.min_active_seconds:
         report.skip(
-            utt.id, path, "silent",
+            utt.id,
+            path,
+            "silent",
             f"{path}: silent (loudest 25 ms window {meta['max_window_dbfs']:.1f} dBFS, "
             f"{meta['active_seconds']:.2f} s above {cfg.silence_dbfs:.0f} dBFS = {threshold:.4f})",
         )
         return False
     if meta["clipped_fraction"] > cfg.clip_fraction or meta["peak_dbfs"] > 0.01:
         report.warn(
-            utt.id, path, "clipped",
-            f"{path}: {100 * meta['clipped_fraction']:.2f}% of samples at full scale, peak {meta['peak_dbfs']:.1f} dBFS",
+            utt.id,
+            path,
+            "clipped",
+            f"{path}: {100 * meta['clipped_fraction']:.2f}% of samples at full scale, "
+            f"peak {meta['peak_dbfs']:.1f} dBFS",
         )
     return True
 
@@ -216,7 +230,12 @@ def phonemes_for(
     for i, (u, ps) in enumerate(zip(utts, result)):
         unknown = sorted({c for c in ps or "" if c not in SYMBOL_TO_ID})
         if not any(c in SYMBOL_TO_ID and not c.isspace() for c in ps or ""):
-            report.skip(u.id, u.audio_path, "empty_phonemes", f"{u.audio_path}: no usable phonemes for text {u.text!r}")
+            report.skip(
+                u.id,
+                u.audio_path,
+                "empty_phonemes",
+                f"{u.audio_path}: no usable phonemes for text {u.text!r}",
+            )
             result[i] = None
         elif unknown:
             shown = " ".join(f"{c!r}(U+{ord(c):04X})" for c in unknown)
@@ -287,7 +306,9 @@ def prepare_corpus(
                 misses += not hit
                 if _check_audio(u, meta, cfg, sr, report):
                     u = u if u.duration is not None else u.replace(duration=meta["num_samples"] / sr)
-                    items.append(PreparedUtterance(u, ps, path, int(meta["num_samples"]), int(meta["num_frames"])))
+                    items.append(
+                        PreparedUtterance(u, ps, path, int(meta["num_samples"]), int(meta["num_frames"]))
+                    )
     finally:
         report.save()
     result = PreparedCorpus(items, report, hits, misses, time.perf_counter() - t0, len(utts))

@@ -147,18 +147,24 @@ def read_vctk(
     given = Path(root)
     base = vctk_root(given)
     if base is None:
-        raise FileNotFoundError(f"VCTK 0.92 not found: expected {given / VCTK_AUDIO_DIR} (and {given / VCTK_TEXT_DIR})")
+        raise FileNotFoundError(
+            f"VCTK 0.92 not found: expected {given / VCTK_AUDIO_DIR} (and {given / VCTK_TEXT_DIR})"
+        )
     report = report if report is not None else SkipReport()
     wanted = set(speakers) if speakers is not None else None
     spk_dirs = sorted(p for p in (base / VCTK_AUDIO_DIR).iterdir() if p.is_dir())
     if wanted is not None:
         missing = wanted - {p.name for p in spk_dirs}
         if missing:
-            raise FileNotFoundError(f"VCTK speaker(s) {', '.join(sorted(missing))} not found in {base / VCTK_AUDIO_DIR}")
+            raise FileNotFoundError(
+                f"VCTK speaker(s) {', '.join(sorted(missing))} not found in {base / VCTK_AUDIO_DIR}"
+            )
         spk_dirs = [p for p in spk_dirs if p.name in wanted]
     out = []
     for spk_dir in spk_dirs:
-        for audio in sorted(p for p in spk_dir.iterdir() if p.suffix in AUDIO_SUFFIXES and p.stem.endswith("_" + mic)):
+        for audio in sorted(
+            p for p in spk_dir.iterdir() if p.suffix in AUDIO_SUFFIXES and p.stem.endswith("_" + mic)
+        ):
             base_id = audio.stem[: -len(mic) - 1]
             text_file = base / VCTK_TEXT_DIR / spk_dir.name / f"{base_id}.txt"
             utt = _make(audio.stem, audio, text_file, spk_dir.name, report, durations)
@@ -194,14 +200,20 @@ def read_ljspeech(
                 continue
             fields = line.split("|")
             if len(fields) < 2 or not fields[0].strip():
-                report.skip(f"{meta.name}:{lineno}", meta, "bad_line",
-                            f"{meta}:{lineno}: expected 'id|text|normalised text', got {line[:80]!r}")
+                report.skip(
+                    f"{meta.name}:{lineno}",
+                    meta,
+                    "bad_line",
+                    f"{meta}:{lineno}: expected 'id|text|normalised text', got {line[:80]!r}",
+                )
                 continue
             utt_id = fields[0].strip()
             text = (fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]).strip()
             audio = root / "wavs" / f"{utt_id}.wav"
             if not text:
-                report.skip(utt_id, audio, "empty_transcript", f"{meta}:{lineno}: empty transcript for {utt_id}")
+                report.skip(
+                    utt_id, audio, "empty_transcript", f"{meta}:{lineno}: empty transcript for {utt_id}"
+                )
                 continue
             out.append(Utterance(utt_id, audio, text, speaker, audio_duration(audio) if durations else None))
     return sort_utterances(out)

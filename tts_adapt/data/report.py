@@ -61,7 +61,8 @@ class SkipReport:
         """Record that an utterance is left out; in strict mode raise instead."""
         reason = detail or REASONS.get(code, code)
         if self.strict:
-            raise BadInputError(f"{path}: {reason} [{code}] (strict mode; rerun without --strict to skip it)")
+            where = "" if str(path) in reason else f"{path}: "
+            raise BadInputError(f"{where}{reason} [{code}] (strict mode; rerun without --strict to skip it)")
         self.problems.append(Problem(str(utt_id), str(path), code, reason, "skipped"))
         log.debug("skipping %s (%s): %s", utt_id, path, reason)
 

@@ -55,8 +55,11 @@ class FrameBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
         self._cached: tuple[int, list[list[int]]] | None = None
         too_long = int((self.lengths > self.max_frames).sum())
         if too_long:
-            log.warning("%d item(s) exceed the %d-frame budget on their own; each gets a batch of one",
-                        too_long, self.max_frames)
+            log.warning(
+                "%d item(s) exceed the %d-frame budget on their own; each gets a batch of one",
+                too_long,
+                self.max_frames,
+            )
 
     def _pack(self, order: np.ndarray) -> list[list[int]]:
         batches: list[list[int]] = []
@@ -107,12 +110,21 @@ class FrameBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.epoch, self.position = int(epoch), int(position)
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed, "max_frames": self.max_frames}
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "seed": self.seed,
+            "max_frames": self.max_frames,
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("seed", self.seed) != self.seed or state.get("max_frames", self.max_frames) != self.max_frames:
+        if (
+            state.get("seed", self.seed) != self.seed
+            or state.get("max_frames", self.max_frames) != self.max_frames
+        ):
             raise ValueError(
-                f"sampler state was saved with seed={state.get('seed')}, max_frames={state.get('max_frames')}; "
+                f"sampler state was saved with seed={state.get('seed')}, "
+                f"max_frames={state.get('max_frames')}; "
                 f"this sampler has seed={self.seed}, max_frames={self.max_frames}"
             )
         self.set_epoch(state["epoch"], state["position"])

@@ -47,7 +47,9 @@ def split_speakers(
     speakers = speakers_of(utts)
     if isinstance(held_out, int):
         if not 0 < held_out < len(speakers):
-            raise ValueError(f"cannot hold out {held_out} of {len(speakers)} speakers (need 0 < n < {len(speakers)})")
+            raise ValueError(
+                f"cannot hold out {held_out} of {len(speakers)} speakers (need 0 < n < {len(speakers)})"
+            )
         rng = np.random.default_rng(seed)
         chosen = {speakers[i] for i in rng.choice(len(speakers), size=held_out, replace=False)}
     else:

@@ -70,5 +70,7 @@ def separability(embeddings: np.ndarray, speakers: Sequence[str]) -> dict[str, f
     }
 
 
-def corpus_separability(utts: Sequence[Utterance], device: str = "cpu", progress: bool = True) -> dict[str, float]:
+def corpus_separability(
+    utts: Sequence[Utterance], device: str = "cpu", progress: bool = True
+) -> dict[str, float]:
     return separability(embed_utterances(utts, device, progress), [u.speaker for u in utts])

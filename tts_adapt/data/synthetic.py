@@ -29,12 +29,50 @@ from .sentences import make_sentences
 
 log = logging.getLogger(__name__)
 
-ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+ACCENTS = [
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+]
 # espeak-ng voice variants that sound like people (whispering, robotic and joke variants left out).
 VARIANTS = [
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "adam", "anika", "Andy", "Annie",
-    "aunty", "belinda", "benjamin", "david", "edward", "iven", "john", "linda", "max", "norbert", "paul",
-    "quincy", "robert", "steph", "travis", "victor",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "adam",
+    "anika",
+    "Andy",
+    "Annie",
+    "aunty",
+    "belinda",
+    "benjamin",
+    "david",
+    "edward",
+    "iven",
+    "john",
+    "linda",
+    "max",
+    "norbert",
+    "paul",
+    "quincy",
+    "robert",
+    "steph",
+    "travis",
+    "victor",
 ]
 FEMALE = {"f1", "f2", "f3", "f4", "f5", "anika", "Annie", "aunty", "belinda", "linda", "steph"}
 CORPUS_FORMAT = 1
@@ -93,8 +131,13 @@ def make_voices(n: int, seed: int, subsets: list[str]) -> list[Voice]:
         variant = variants[i % len(variants)]
         voices.append(
             Voice(
-                speaker=str(9000 + i), subset=subsets[i], accent=accents[i % len(accents)], variant=variant,
-                pitch=int(pitches[i]), speed=int(speeds[i]), amplitude=int(amps[i]),
+                speaker=str(9000 + i),
+                subset=subsets[i],
+                accent=accents[i % len(accents)],
+                variant=variant,
+                pitch=int(pitches[i]),
+                speed=int(speeds[i]),
+                amplitude=int(amps[i]),
                 gender="female" if variant in FEMALE else "male",
             )
         )
@@ -106,11 +149,23 @@ def synthesize(text: str, voice: Voice, pitch: int, speed: int) -> np.ndarray:
     import librosa
     import soundfile as sf
 
-    cmd = [espeak_program(), "-v", voice.espeak_voice, "-p", str(pitch), "-s", str(speed),
-           "-a", str(voice.amplitude), "--stdout"]
+    cmd = [
+        espeak_program(),
+        "-v",
+        voice.espeak_voice,
+        "-p",
+        str(pitch),
+        "-s",
+        str(speed),
+        "-a",
+        str(voice.amplitude),
+        "--stdout",
+    ]
     proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=120)
     if proc.returncode != 0 or len(proc.stdout) <= 44:
-        raise RuntimeError(f"espeak-ng failed for voice {voice.espeak_voice}: {proc.stderr.decode(errors='replace')}")
+        raise RuntimeError(
+            f"espeak-ng failed for voice {voice.espeak_voice}: {proc.stderr.decode(errors='replace')}"
+        )
     wave, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
     if wave.ndim > 1:
         wave = wave.mean(axis=1)
@@ -124,9 +179,18 @@ def _write_wav(path: Path, wave: np.ndarray) -> None:
         sf.write(str(tmp), np.clip(wave, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
 
-def _settings(speakers: int, utterances: int, seed: int, subset: str, test_speakers: int, test_subset: str) -> dict:
-    return dict(format=CORPUS_FORMAT, speakers=speakers, utterances=utterances, seed=seed, subset=subset,
-                test_speakers=test_speakers, test_subset=test_subset)
+def _settings(
+    speakers: int, utterances: int, seed: int, subset: str, test_speakers: int, test_subset: str
+) -> dict:
+    return dict(
+        format=CORPUS_FORMAT,
+        speakers=speakers,
+        utterances=utterances,
+        seed=seed,
+        subset=subset,
+        test_speakers=test_speakers,
+        test_subset=test_subset,
+    )
 
 
 def make_corpus(
@@ -163,7 +227,9 @@ def make_corpus(
         old = json.loads(meta_path.read_text(encoding="utf-8")).get("settings")
         if old != settings:
             if not overwrite:
-                raise ValueError(f"{out} holds a synthetic corpus made with {old}; pass overwrite to replace it")
+                raise ValueError(
+                    f"{out} holds a synthetic corpus made with {old}; pass overwrite to replace it"
+                )
             for name in (old or {}).get("subset"), (old or {}).get("test_subset"):
                 if name and (out / name).is_dir():
                     shutil.rmtree(out / name)
@@ -180,8 +246,10 @@ def make_corpus(
             pitch = int(np.clip(voice.pitch + rng.integers(-3, 4), 0, 99))
             speed = int(voice.speed + rng.integers(-8, 9))
             plan.append((voice, f"{voice.speaker}_{CHAPTER}_{j:06d}_000000", orig, norm, pitch, speed))
-    write_json(meta_path, {"settings": settings, "complete": False,
-                           "voices": [dataclasses.asdict(v) for v in voices]})
+    write_json(
+        meta_path,
+        {"settings": settings, "complete": False, "voices": [dataclasses.asdict(v) for v in voices]},
+    )
 
     def folder(voice: Voice) -> Path:
         return out / voice.subset / voice.speaker / CHAPTER
@@ -198,11 +266,20 @@ def make_corpus(
 
     jobs = jobs or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        made = sum(tqdm(pool.map(work, plan), total=len(plan), desc="synthesising", unit="utt", disable=not progress))
+        made = sum(
+            tqdm(pool.map(work, plan), total=len(plan), desc="synthesising", unit="utt", disable=not progress)
+        )
     for voice in voices:
         rows = [f"{uid}\t{o}\t{n}\n" for v, uid, o, n, _, _ in plan if v is voice]
         write_text(folder(voice) / f"{voice.speaker}_{CHAPTER}.trans.tsv", "".join(rows))
-    write_json(meta_path, {"settings": settings, "complete": True,
-                           "voices": [dataclasses.asdict(v) for v in voices]})
-    log.info("synthetic corpus at %s: %d speakers x %d utterances (%d newly written)", out, speakers, utterances, made)
+    write_json(
+        meta_path, {"settings": settings, "complete": True, "voices": [dataclasses.asdict(v) for v in voices]}
+    )
+    log.info(
+        "synthetic corpus at %s: %d speakers x %d utterances (%d newly written)",
+        out,
+        speakers,
+        utterances,
+        made,
+    )
     return out

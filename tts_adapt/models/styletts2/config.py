@@ -31,6 +31,8 @@ DEFAULT_JDC = {"num_class": 1, "seq_len": 192}
 
 # The published LibriTTS architecture (random weights for benchmarks and tests, or a template).
 LIBRITTS_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "libritts_config.yml"
+# A few-million-parameter model of the same structure, for tests and CPU smoke runs.
+MICRO_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "micro_config.yml"
 
 REQUIRED_MODEL_PARAMS = (
     "hidden_dim",

@@ -1,12 +1,13 @@
 """Acoustic decoder: aligned text features + F0 + energy + acoustic style -> waveform.
 
-The widths (1024-channel blocks, a 512->64 text residual) are fixed by the original design, which is why
-the model only runs with ``hidden_dim == 512`` and ``upsample_initial_channel == 512``.
+The original design fixes the widths: 1024-channel blocks, a 512->64 text residual and a 512-channel
+input to the generator, which is why the official model only runs with ``hidden_dim == 512`` and
+``upsample_initial_channel == 512``. Here the text residual reads ``hidden_dim`` channels and the last
+block feeds ``upsample_initial_channel``, which is the same thing for every config the official code can
+run; ``block_channels``/``text_residual_channels`` (defaults 1024/64) only exist to build small models.
 """
 
 from __future__ import annotations
-
-import logging
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +18,8 @@ from .istftnet import ISTFTNetGenerator
 from .layers import AdainResBlk1d
 from .norm import weight_norm
 
-log = logging.getLogger(__name__)
-
-BLOCK_WIDTH = 1024
-TEXT_RESIDUAL_IN = 512
-TEXT_RESIDUAL_OUT = 64
-GENERATOR_IN = 512
+BLOCK_CHANNELS = 1024
+TEXT_RESIDUAL_CHANNELS = 64
 
 
 class Decoder(nn.Module):
@@ -39,17 +36,12 @@ class Decoder(nn.Module):
         gen_istft_n_fft: int | None = None,
         gen_istft_hop_size: int | None = None,
         sampling_rate: int = 24000,
+        block_channels: int = BLOCK_CHANNELS,
+        text_residual_channels: int = TEXT_RESIDUAL_CHANNELS,
     ) -> None:
         super().__init__()
-        if dim_in != TEXT_RESIDUAL_IN or upsample_initial_channel != GENERATOR_IN:
-            log.warning(
-                "decoder built with hidden_dim=%s, upsample_initial_channel=%s: the StyleTTS 2 decoder only "
-                "runs with 512 for both (its widths are fixed)",
-                dim_in,
-                upsample_initial_channel,
-            )
         self.type = type
-        w, extra = BLOCK_WIDTH, 2 + TEXT_RESIDUAL_OUT
+        w, extra = block_channels, 2 + text_residual_channels
         self.decode = nn.ModuleList()  # registered before ``encode``: the official key order
         self.encode = AdainResBlk1d(dim_in + 2, w, style_dim)
         self.decode.extend(
@@ -57,13 +49,13 @@ class Decoder(nn.Module):
                 AdainResBlk1d(w + extra, w, style_dim),
                 AdainResBlk1d(w + extra, w, style_dim),
                 AdainResBlk1d(w + extra, w, style_dim),
-                AdainResBlk1d(w + extra, GENERATOR_IN, style_dim, upsample=True),
+                AdainResBlk1d(w + extra, upsample_initial_channel, style_dim, upsample=True),
             ]
         )
         self.F0_conv = weight_norm(nn.Conv1d(1, 1, kernel_size=3, stride=2, groups=1, padding=1))
         self.N_conv = weight_norm(nn.Conv1d(1, 1, kernel_size=3, stride=2, groups=1, padding=1))
         self.asr_res = nn.Sequential(
-            weight_norm(nn.Conv1d(TEXT_RESIDUAL_IN, TEXT_RESIDUAL_OUT, kernel_size=1))
+            weight_norm(nn.Conv1d(dim_in, text_residual_channels, kernel_size=1))
         )
         common = dict(
             style_dim=style_dim,

@@ -27,6 +27,11 @@ MultiDiscOutput = tuple[
 ]
 
 
+# The official widths; smaller ones (config ``model_params.mpd_channels``) make test-sized models.
+MPD_CHANNELS = (32, 128, 512, 1024)
+MSD_CHANNELS = 32
+
+
 def get_padding(kernel_size: int, dilation: int = 1) -> int:
     """'Same' padding of an odd kernel."""
     return (kernel_size * dilation - dilation) // 2
@@ -40,21 +45,27 @@ class DiscriminatorP(nn.Module):
     """HiFi-GAN period discriminator: folds ``[B, 1, T]`` into ``[B, 1, T/p, p]`` and convolves along time."""
 
     def __init__(
-        self, period: int, kernel_size: int = 5, stride: int = 3, use_spectral_norm: bool = False
+        self,
+        period: int,
+        kernel_size: int = 5,
+        stride: int = 3,
+        use_spectral_norm: bool = False,
+        channels: Sequence[int] = MPD_CHANNELS,
     ) -> None:
         super().__init__()
         self.period = period
         norm = _norm(use_spectral_norm)
         pad = (get_padding(5, 1), 0)  # the official code pads for a width-5 kernel whatever kernel_size is
-        widths = [1, 32, 128, 512, 1024]
+        widths = [1, *channels]
+        last = widths[-1]
         self.convs = nn.ModuleList(
             [
                 norm(nn.Conv2d(cin, cout, (kernel_size, 1), (stride, 1), padding=pad))
                 for cin, cout in zip(widths[:-1], widths[1:], strict=True)
             ]
-            + [norm(nn.Conv2d(1024, 1024, (kernel_size, 1), 1, padding=(2, 0)))]
+            + [norm(nn.Conv2d(last, last, (kernel_size, 1), 1, padding=(2, 0)))]
         )
-        self.conv_post = norm(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)))
+        self.conv_post = norm(nn.Conv2d(last, 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor) -> DiscOutput:
         b, c, t = x.shape
@@ -75,9 +86,9 @@ class MultiPeriodDiscriminator(nn.Module):
 
     periods = (2, 3, 5, 7, 11)
 
-    def __init__(self) -> None:
+    def __init__(self, channels: Sequence[int] = MPD_CHANNELS) -> None:
         super().__init__()
-        self.discriminators = nn.ModuleList([DiscriminatorP(p) for p in self.periods])
+        self.discriminators = nn.ModuleList([DiscriminatorP(p, channels=channels) for p in self.periods])
 
     def forward(self, y: torch.Tensor, y_hat: torch.Tensor) -> MultiDiscOutput:
         return _run_pairwise(self.discriminators, y, y_hat)
@@ -93,20 +104,22 @@ class SpecDiscriminator(nn.Module):
         win_length: int = 600,
         window: str = "hann_window",
         use_spectral_norm: bool = False,
+        channels: int = MSD_CHANNELS,
     ) -> None:
         super().__init__()
         norm = _norm(use_spectral_norm)
+        c = channels
         self.fft_size = fft_size
         self.shift_size = shift_size
         self.win_length = win_length
         # Not in the official state dict, hence non-persistent; a buffer so .to()/.double() move it.
         self.register_buffer("window", getattr(torch, window)(win_length), persistent=False)
         self.discriminators = nn.ModuleList(
-            [norm(nn.Conv2d(1, 32, kernel_size=(3, 9), padding=(1, 4)))]
-            + [norm(nn.Conv2d(32, 32, kernel_size=(3, 9), stride=(1, 2), padding=(1, 4))) for _ in range(3)]
-            + [norm(nn.Conv2d(32, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)))]
+            [norm(nn.Conv2d(1, c, kernel_size=(3, 9), padding=(1, 4)))]
+            + [norm(nn.Conv2d(c, c, kernel_size=(3, 9), stride=(1, 2), padding=(1, 4))) for _ in range(3)]
+            + [norm(nn.Conv2d(c, c, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)))]
         )
-        self.out = norm(nn.Conv2d(32, 1, 3, 1, 1))
+        self.out = norm(nn.Conv2d(c, 1, 3, 1, 1))
 
     def magnitude(self, y: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` audio -> STFT magnitude ``[B, frames, fft_size // 2 + 1]`` (centred, reflect-padded)."""
@@ -135,6 +148,7 @@ class MultiResSpecDiscriminator(nn.Module):
         hop_sizes: Sequence[int] = (120, 240, 50),
         win_lengths: Sequence[int] = (600, 1200, 240),
         window: str = "hann_window",
+        channels: int = MSD_CHANNELS,
     ) -> None:
         super().__init__()
         if not len(fft_sizes) == len(hop_sizes) == len(win_lengths):
@@ -143,7 +157,7 @@ class MultiResSpecDiscriminator(nn.Module):
             )
         self.discriminators = nn.ModuleList(
             [
-                SpecDiscriminator(f, h, w, window)
+                SpecDiscriminator(f, h, w, window, channels=channels)
                 for f, h, w in zip(fft_sizes, hop_sizes, win_lengths, strict=True)
             ]
         )

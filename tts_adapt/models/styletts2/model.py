@@ -78,6 +78,8 @@ class StyleTTS2(nn.Module):
             gen_istft_n_fft=dec.get("gen_istft_n_fft"),
             gen_istft_hop_size=dec.get("gen_istft_hop_size"),
             sampling_rate=self.sample_rate,
+            block_channels=dec.get("block_channels", 1024),
+            text_residual_channels=dec.get("text_residual_channels", 64),
         )
         self.text_encoder = TextEncoder(
             channels=mp["hidden_dim"], kernel_size=5, depth=mp["n_layer"], n_symbols=mp["n_token"]
@@ -102,8 +104,8 @@ class StyleTTS2(nn.Module):
         )
         self.text_aligner = ASRCNN(**C.asr_params(cfg))
         self.pitch_extractor = JDCNet(**C.jdc_params(cfg))
-        self.mpd = MultiPeriodDiscriminator()
-        self.msd = MultiResSpecDiscriminator()
+        self.mpd = MultiPeriodDiscriminator(channels=mp.get("mpd_channels", (32, 128, 512, 1024)))
+        self.msd = MultiResSpecDiscriminator(channels=mp.get("msd_channels", 32))
         slm = mp["slm"]
         self.wd = WavLMDiscriminator(slm["hidden"], slm["nlayers"], slm["initial_channel"])
 
