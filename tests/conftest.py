@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("TTS_ADAPT_FIXTURES", REPO.parent / "shared" / "fixtures" / "styletts2"))
 
-torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+torch.set_num_threads(int(os.environ.get("TTS_ADAPT_TEST_THREADS", max(1, min(4, os.cpu_count() or 1)))))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,3 +24,22 @@ def fixtures_dir() -> Path:
     if not FIXTURES.exists():
         pytest.skip(f"compatibility fixtures not found at {FIXTURES} (set TTS_ADAPT_FIXTURES)")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    """6 espeak-ng speakers x 5 utterances in the LibriTTS layout (seconds to build)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    from tts_adapt.data.synthetic import make_corpus
+
+    return make_corpus(tmp_path_factory.mktemp("synthetic") / "corpus", 6, 5, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def prepared_synthetic(synthetic_corpus, tmp_path_factory):
+    """The synthetic corpus prepared once (features cached in a session folder)."""
+    from tts_adapt.data import FeatureCache, load_corpus, prepare_corpus
+
+    cache = FeatureCache(tmp_path_factory.mktemp("features"))
+    return prepare_corpus(load_corpus(synthetic_corpus), cache=cache, progress=False)

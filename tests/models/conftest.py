@@ -16,7 +16,8 @@ UNPREFIXED = ("mpd", "msd", "wd")
 
 
 def official_format(state_by_module: dict[str, dict[str, torch.Tensor]], prefixed: bool = True) -> dict:
-    """What ``train_second.py`` writes: ``module.`` on all keys except mpd/msd/wd."""
+    """What ``train_second.py`` writes: ``module.`` on all keys except mpd/msd/wd (written here by hand,
+    independently of our own ``save_official``, so the two check each other)."""
     net = {}
     for name, sd in state_by_module.items():
         add = prefixed and name not in UNPREFIXED

@@ -60,10 +60,18 @@ def save_tensors(
     """safetensors file with ``metadata`` stored as JSON under the ``"tts_adapt"`` header key."""
     from safetensors.torch import save_file
 
-    clean = {
-        k: v.detach().contiguous().clone() if _shares_storage(v) else v.detach().contiguous()
-        for k, v in tensors.items()
-    }
+    # safetensors refuses tensors that share memory (views, or one tensor under two names): copy those
+    clean: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for k, v in tensors.items():
+        v = v.detach()
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        if _shares_storage(v) or ptr in seen:
+            v = v.contiguous().clone()
+        else:
+            v = v.contiguous()
+        seen.add(ptr)
+        clean[k] = v
     meta = {"tts_adapt": json.dumps(metadata or {}, default=_json_default)}
     with atomic_path(path) as tmp:
         save_file(clean, str(tmp), metadata=meta)

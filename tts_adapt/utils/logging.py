@@ -15,3 +15,14 @@ def setup_logging(verbosity: int = 0, log_file: str | os.PathLike | None = None)
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
     )
+
+
+def add_file_log(path: str | os.PathLike) -> logging.Handler:
+    """Mirror the package's log records into ``path`` (appending, so resumed runs keep one log)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("tts_adapt").addHandler(handler)
+    if logging.getLogger("tts_adapt").level == logging.NOTSET:
+        logging.getLogger("tts_adapt").setLevel(logging.INFO)
+    return handler

@@ -4,7 +4,14 @@ Public API: :func:`build_model` (random init from an official ``config.yml``), :
 (strict loading of the official checkpoint) and :class:`StyleTTS2` (``synthesize``, ``sample_style``).
 """
 
-from .checkpoint import CheckpointMismatchError, load_official
+from .checkpoint import CheckpointMismatchError, load_official, save_official
 from .model import MODULE_NAMES, StyleTTS2, build_model
 
-__all__ = ["MODULE_NAMES", "CheckpointMismatchError", "StyleTTS2", "build_model", "load_official"]
+__all__ = [
+    "MODULE_NAMES",
+    "CheckpointMismatchError",
+    "StyleTTS2",
+    "build_model",
+    "load_official",
+    "save_official",
+]

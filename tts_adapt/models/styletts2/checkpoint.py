@@ -121,6 +121,30 @@ def load_jdc_weights(model: StyleTTS2, path: str | os.PathLike) -> None:
     load_module_state(model.pitch_extractor, strip_prefix(state), "pitch_extractor", str(path))
 
 
+UNPREFIXED = ("mpd", "msd", "wd")
+
+
+def official_state(model: StyleTTS2, prefixed: bool = True) -> dict[str, Any]:
+    """The model in the official second-stage layout (``module.`` on all but mpd/msd/wd when ``prefixed``)."""
+    net = {}
+    for name in MODULE_NAMES:
+        add = prefixed and name not in UNPREFIXED
+        state = getattr(model, name).state_dict()
+        net[name] = {(PREFIX + k if add else k): v.detach().cpu().contiguous() for k, v in state.items()}
+    return {"net": net, "optimizer": [], "iters": 0, "val_loss": 0.0, "epoch": 0}
+
+
+def save_official(model: StyleTTS2, path: str | os.PathLike, prefixed: bool = True) -> Path:
+    """Write an official-format ``.pth`` (for the official notebooks and tools; our own artifacts are
+    safetensors). Atomic: a temporary file renamed into place."""
+    from ...utils.io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path, suffix=".pth") as tmp:
+        torch.save(official_state(model, prefixed), tmp)
+    return path
+
+
 def load_official(
     checkpoint: str | os.PathLike | Mapping[str, Any],
     config: str | os.PathLike | dict[str, Any],

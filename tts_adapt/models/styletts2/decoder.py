@@ -9,6 +9,8 @@ run; ``block_channels``/``text_residual_channels`` (defaults 1024/64) only exist
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,9 +56,7 @@ class Decoder(nn.Module):
         )
         self.F0_conv = weight_norm(nn.Conv1d(1, 1, kernel_size=3, stride=2, groups=1, padding=1))
         self.N_conv = weight_norm(nn.Conv1d(1, 1, kernel_size=3, stride=2, groups=1, padding=1))
-        self.asr_res = nn.Sequential(
-            weight_norm(nn.Conv1d(dim_in, text_residual_channels, kernel_size=1))
-        )
+        self.asr_res = nn.Sequential(weight_norm(nn.Conv1d(dim_in, text_residual_channels, kernel_size=1)))
         common = dict(
             style_dim=style_dim,
             resblock_kernel_sizes=list(resblock_kernel_sizes),
@@ -99,8 +99,13 @@ class Decoder(nn.Module):
         N: torch.Tensor,
         s: torch.Tensor,
         deterministic: bool = False,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
-        """``asr [B, 512, T]``, ``F0_curve``/``N [B, 2T]``, ``s [B, style_dim]`` -> ``[B, 1, samples]``."""
+        """``asr [B, 512, T]``, ``F0_curve``/``N [B, 2T]``, ``s [B, style_dim]`` -> ``[B, 1, samples]``.
+
+        ``deterministic`` zeroes the source's random phases and noise; ``generators`` (one per row)
+        draw them per utterance instead of from the global RNG.
+        """
         if self.training:
             F0_curve = self._smooth(F0_curve, (0, 3, 7))
             N = self._smooth(N, (0, 3, 7, 15))
@@ -115,4 +120,4 @@ class Decoder(nn.Module):
             x = block(x, s)
             if block.upsample:
                 residual = False
-        return self.generator(x, s, F0_curve, deterministic=deterministic)
+        return self.generator(x, s, F0_curve, deterministic=deterministic, generators=generators)

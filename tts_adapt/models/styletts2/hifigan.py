@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -58,10 +59,15 @@ class HiFiGANGenerator(nn.Module):
         self.conv_post = weight_norm(nn.Conv1d(ch, 1, 7, 1, padding=3))
 
     def forward(
-        self, x: torch.Tensor, s: torch.Tensor, f0: torch.Tensor, deterministic: bool = False
+        self,
+        x: torch.Tensor,
+        s: torch.Tensor,
+        f0: torch.Tensor,
+        deterministic: bool = False,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
         f0_up = torch.repeat_interleave(f0.unsqueeze(1), self.hop, dim=-1).transpose(1, 2)  # [B, L, 1]
-        har, _, _ = self.m_source(f0_up, deterministic)
+        har, _, _ = self.m_source(f0_up, deterministic, generators)
         har = har.transpose(1, 2)  # [B, 1, L]
         for i in range(self.num_upsamples):
             x = snake(x, self.alphas[i])

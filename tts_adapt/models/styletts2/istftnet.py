@@ -7,6 +7,7 @@ As in the original, the harmonic source is computed without gradient and fed as 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -99,11 +100,16 @@ class ISTFTNetGenerator(nn.Module):
         self.stft = ISTFT(gen_istft_n_fft, gen_istft_hop_size, gen_istft_n_fft)
 
     def forward(
-        self, x: torch.Tensor, s: torch.Tensor, f0: torch.Tensor, deterministic: bool = False
+        self,
+        x: torch.Tensor,
+        s: torch.Tensor,
+        f0: torch.Tensor,
+        deterministic: bool = False,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> torch.Tensor:
         with torch.no_grad():
             f0_up = torch.repeat_interleave(f0.unsqueeze(1), self.hop, dim=-1).transpose(1, 2)
-            har, _, _ = self.m_source(f0_up, deterministic)
+            har, _, _ = self.m_source(f0_up, deterministic, generators)
             mag, phase = self.stft.transform(har.transpose(1, 2).squeeze(1))
             har = torch.cat([mag, phase], dim=1)
         for i in range(self.num_upsamples):

@@ -8,6 +8,7 @@ lets tests compare waveforms against references computed the same way.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,11 +34,16 @@ class SineGen(nn.Module):
         self.noise_std = noise_std
         self.voiced_threshold = voiced_threshold
 
-    def _sines(self, f0_harmonics: torch.Tensor, deterministic: bool) -> torch.Tensor:
+    def _sines(
+        self, f0_harmonics: torch.Tensor, deterministic: bool, generators: Sequence[torch.Generator] | None
+    ) -> torch.Tensor:
         # Phase increments per sample, in cycles (the integer part never matters).
         rad = (f0_harmonics / self.sampling_rate) % 1
         if not deterministic:
-            initial = torch.rand(f0_harmonics.shape[0], f0_harmonics.shape[2], device=rad.device)
+            if generators is None:
+                initial = torch.rand(f0_harmonics.shape[0], f0_harmonics.shape[2], device=rad.device)
+            else:
+                initial = torch.stack([torch.rand(self.dim, generator=g) for g in generators]).to(rad.device)
             initial[:, 0] = 0  # the fundamental always starts at phase 0
             rad[:, 0, :] = rad[:, 0, :] + initial
         # Integrate at frame rate, then interpolate back: cheap and free of float32 cumsum drift over
@@ -51,18 +57,30 @@ class SineGen(nn.Module):
         return torch.sin(phase)
 
     def forward(
-        self, f0: torch.Tensor, deterministic: bool = False
+        self,
+        f0: torch.Tensor,
+        deterministic: bool = False,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``f0 [B, L, 1]`` in Hz at the sample rate -> (sine waves ``[B, L, dim]``, uv, noise)."""
+        """``f0 [B, L, 1]`` in Hz at the sample rate -> (sine waves ``[B, L, dim]``, uv, noise).
+
+        ``generators`` (one CPU generator per batch row) draw each row's phases and noise on their own,
+        so a row's output does not depend on the rest of the batch (exact data-parallel training).
+        """
         harmonics = torch.arange(1, self.harmonic_num + 2, device=f0.device, dtype=torch.float32)
         fn = torch.multiply(f0, harmonics.view(1, 1, -1))
-        sine_waves = self._sines(fn, deterministic) * self.sine_amp
+        sine_waves = self._sines(fn, deterministic, generators) * self.sine_amp
         uv = (f0 > self.voiced_threshold).to(torch.float32)
         if deterministic:
             noise = torch.zeros_like(sine_waves)
         else:
             noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
-            noise = noise_amp * torch.randn_like(sine_waves)
+            if generators is None:
+                gauss = torch.randn_like(sine_waves)
+            else:
+                shape = sine_waves.shape[1:]
+                gauss = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(sine_waves)
+            noise = noise_amp * gauss
         return sine_waves * uv + noise, uv, noise
 
 
@@ -86,12 +104,15 @@ class SourceModuleHnNSF(nn.Module):
         self.l_linear = nn.Linear(harmonic_num + 1, 1)
 
     def forward(
-        self, f0: torch.Tensor, deterministic: bool = False
+        self,
+        f0: torch.Tensor,
+        deterministic: bool = False,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            sines, uv, _ = self.l_sin_gen(f0, deterministic)
+            sines, uv, _ = self.l_sin_gen(f0, deterministic, generators)
         merged = torch.tanh(self.l_linear(sines.to(self.l_linear.weight.dtype)))
-        if deterministic:
+        if deterministic or generators is not None:
             noise = torch.zeros_like(uv)
         else:
             # Unused by the generators, but drawn so a seeded run consumes the RNG like the original.

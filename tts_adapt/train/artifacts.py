@@ -1,0 +1,142 @@
+"""The adapted-model folder: what ``tts-adapt adapt`` leaves behind, and how to load it back.
+
+``out/`` holds ``adapter/`` (LoRA methods, peft layout, safetensors) or ``weights.safetensors`` (full and
+linear methods: the changed generator weights), ``config.yml`` (the resolved model config, with the
+diffusion ``sigma_data`` the run ended with), and ``manifest.json`` (method, prior, data, steps,
+trainable-parameter counts, base checkpoint and its hash, versions, final losses).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from ..utils.io import load_tensors, save_tensors, write_json, write_text
+from .methods import GENERATOR_MODULES
+
+MANIFEST = "manifest.json"
+CONFIG = "config.yml"
+WEIGHTS = "weights.safetensors"
+ADAPTER = "adapter"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolved_config(config: dict[str, Any], sigma_data: float) -> dict[str, Any]:
+    """The config with the final ``sigma_data`` and the Utils/ hyper-parameters embedded, so the
+    folder is self-contained (no ``PLBERT_dir``/``ASR_config`` lookups relative to the original)."""
+    from ..models.styletts2 import config as C
+
+    cfg = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("_")})
+    cfg["model_params"]["diffusion"]["dist"]["sigma_data"] = float(sigma_data)
+    cfg["plbert_model_params"] = C.plbert_params(config)
+    cfg["asr_model_params"] = C.asr_params(config)
+    cfg["jdc_args"] = C.jdc_params(config)
+    return cfg
+
+
+def generator_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Trainable generator parameters under ``<module>.<key>`` names (full/linear methods)."""
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    out = {}
+    for name in GENERATOR_MODULES:
+        for key, t in getattr(model, name).state_dict(keep_vars=True).items():
+            if id(t) in trainable:
+                out[f"{name}.{key}"] = t.detach().cpu()
+    return out
+
+
+def export_adapted(
+    model: nn.Module,
+    out: str | os.PathLike,
+    method: str,
+    config: dict[str, Any],
+    sigma_data: float,
+    manifest: dict[str, Any],
+) -> Path:
+    """Write the adapted-model folder (atomically, file by file; the manifest last)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if method.startswith("lora"):
+        from ..adapters import save_adapter
+
+        save_adapter(model, out / ADAPTER)
+    else:
+        save_tensors(out / WEIGHTS, generator_weights(model), {"method": method})
+    write_text(out / CONFIG, yaml.safe_dump(resolved_config(config, sigma_data), sort_keys=False))
+    write_json(out / MANIFEST, {**manifest, "completed": True, "versions": versions()})
+    return out
+
+
+def versions() -> dict[str, str]:
+    import peft
+
+    from .. import __version__
+
+    return {
+        "tts_adapt": __version__,
+        "torch": torch.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def read_manifest(out: str | os.PathLike) -> dict[str, Any]:
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{out} is not an adapted-model folder (no {MANIFEST}); run 'tts-adapt adapt'"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_adapted_model(
+    out: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    merge: bool = True,
+    modules: tuple[str, ...] | None = GENERATOR_MODULES,
+):
+    """The base model (``checkpoint`` or the one recorded in the manifest) with the adaptation applied.
+
+    LoRA adapters are merged into the weights by default, so inference costs what the base model costs.
+    """
+    from ..models.styletts2 import load_official
+
+    out = Path(out)
+    manifest = read_manifest(out)
+    base = checkpoint or manifest.get("base", {}).get("checkpoint")
+    if not base or not Path(base).exists():
+        raise FileNotFoundError(
+            f"base checkpoint {base!r} of {out} not found; pass the pre-trained checkpoint explicitly"
+        )
+    model = load_official(base, out / CONFIG, modules=modules)
+    method = manifest["method"]
+    if method.startswith("lora"):
+        from ..adapters import load_adapted
+
+        load_adapted(model, out / ADAPTER, merge=merge)
+    else:
+        weights, _ = load_tensors(out / WEIGHTS)
+        state = model.state_dict()
+        unknown = sorted(set(weights) - set(state))
+        if unknown:
+            raise ValueError(f"{out / WEIGHTS} has tensors the model lacks: {unknown[:3]}")
+        with torch.no_grad():
+            for k, v in weights.items():
+                state[k].copy_(v)
+    return model.eval()

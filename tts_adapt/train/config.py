@@ -1,0 +1,171 @@
+"""Adaptation settings, read from CLI flags and the official config, and checked up front.
+
+The official StyleTTS 2 fine-tuning has traps that waste a GPU day before anyone notices; they are
+caught here, before a model is loaded: SLM-adversarial clips that can never be cut (so that stage
+silently never runs), diffusion starting after the joint stage (a crash mid-run), decoder crops too
+short to train on, and one-utterance batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+METHODS = ("full", "linear", "lora", "lora+prior", "full+prior", "linear+prior")
+MIN_CROP_FRAMES = 80  # official: batches whose decoder crop is below 80 mel frames are skipped
+RECOMMENDED_MAX_LEN = 200  # the reference adaptation setup; shorter crops degrade quality
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work, named with the fix."""
+
+
+@dataclass
+class TrainConfig:
+    method: str = "lora+prior"
+    steps: int = 2000
+    batch_size: int = 2
+    frame_budget: int | None = None
+    grad_accum: int = 1
+    max_len: int = 200
+    lr: float = 1e-4
+    bert_lr: float = 1e-5
+    ft_lr: float = 1e-4
+    diff_start: int = 0
+    joint_start: int | None = None
+    slm_min_len: int = 400
+    slm_max_len: int = 500
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] | None = None
+    lora_layer_types: tuple[str, ...] = ("linear",)
+    curvature: str | None = None
+    strength: float | dict[str, float] = 1e3
+    seed: int = 0
+    f0: str = "jdc"
+    dropout: bool = True
+    amp: str = "none"
+    nan_patience: int = 5
+    log_every: int = 10
+    save_every: int = 250
+    sample_every: int = 250
+    keep_checkpoints: int = 2
+    train_aligner: bool = True
+    estimate_sigma_data: bool = True
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_prior(self) -> bool:
+        return self.method.endswith("+prior")
+
+    @property
+    def base_method(self) -> str:
+        return self.method.split("+")[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lora_layer_types"] = list(self.lora_layer_types)
+        return d
+
+
+def validate(cfg: TrainConfig, warn: bool = True) -> list[str]:
+    """Raise :class:`ConfigError` for settings that cannot work; return (and log) warnings."""
+    if cfg.method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
+    if cfg.uses_prior and not cfg.curvature:
+        raise ConfigError(
+            f"method {cfg.method!r} needs a curvature file (--curvature, from 'tts-adapt curvature') "
+            "or --curvature l2sp for the identity prior"
+        )
+    if cfg.curvature and not cfg.uses_prior:
+        raise ConfigError(
+            f"--curvature was given but method {cfg.method!r} has no prior; use '{cfg.method}+prior'"
+        )
+    strengths = cfg.strength.values() if isinstance(cfg.strength, dict) else [cfg.strength]
+    if any(not math.isfinite(s) or s < 0 for s in strengths):
+        raise ConfigError(f"prior strength (lambda) must be finite and >= 0, got {cfg.strength}")
+    for name in ("steps", "batch_size", "grad_accum", "lora_rank", "nan_patience", "log_every", "save_every"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.f0 not in ("jdc", "pyin"):
+        raise ConfigError(f"f0 must be 'jdc' (the pitch extractor) or 'pyin' (DSP tracker), got {cfg.f0!r}")
+    if cfg.amp not in ("none", "bf16", "fp16"):
+        raise ConfigError(f"amp must be 'none', 'bf16' or 'fp16', got {cfg.amp!r}")
+    if cfg.max_len < MIN_CROP_FRAMES:
+        raise ConfigError(
+            f"max_len {cfg.max_len} frames is below the {MIN_CROP_FRAMES}-frame decoder crop the objective "
+            f"needs: every batch would be skipped. Use at least {RECOMMENDED_MAX_LEN}."
+        )
+    warnings: list[str] = []
+    if cfg.max_len < RECOMMENDED_MAX_LEN:
+        warnings.append(
+            f"max_len {cfg.max_len} frames ({cfg.max_len * 0.0125:.2f} s) is short: StyleTTS 2 fine-tuned on "
+            f"short crops loses quality; {RECOMMENDED_MAX_LEN}-400 is recommended"
+        )
+    if cfg.joint_start is not None and cfg.joint_start < cfg.steps:
+        if cfg.diff_start > cfg.joint_start:
+            raise ConfigError(
+                f"diffusion starts at step {cfg.diff_start} but the joint SLM stage at {cfg.joint_start}: "
+                "the joint stage needs the diffusion targets (the official script crashes here). "
+                "Set diff_epoch <= joint_epoch."
+            )
+        if cfg.slm_min_len > cfg.max_len:
+            raise ConfigError(
+                f"slmadv_params.min_len {cfg.slm_min_len} exceeds max_len {cfg.max_len}: no clip can be cut, "
+                "so the SLM-adversarial stage would silently never run. Lower min_len to <= max_len or "
+                "raise max_len."
+            )
+        if cfg.slm_max_len < cfg.slm_min_len:
+            raise ConfigError(f"slmadv_params.max_len {cfg.slm_max_len} < min_len {cfg.slm_min_len}")
+    if cfg.batch_size < 2:
+        warnings.append(
+            "batch_size 1: StyleTTS 2 fine-tuning is known to go NaN with one-utterance batches (the "
+            "diffusion sigma_data estimate and the discriminators see one sample); use 2 or more"
+        )
+    if cfg.diff_start >= cfg.steps:
+        warnings.append(
+            f"diff_start {cfg.diff_start} >= steps {cfg.steps}: the style diffusion is never trained"
+        )
+    if warn:
+        for w in warnings:
+            log.warning(w)
+    return warnings
+
+
+def from_official(
+    config: dict[str, Any], steps_per_epoch: int | None = None, **overrides: Any
+) -> TrainConfig:
+    """Map the official ``config.yml`` training keys (epochs, batch_size, max_len, optimizer and SLM
+    params, diff/joint epochs) onto a :class:`TrainConfig`; epochs become steps via ``steps_per_epoch``."""
+    opt = config.get("optimizer_params") or {}
+    loss = config.get("loss_params") or {}
+    slm = config.get("slmadv_params") or {}
+    dist = ((config.get("model_params") or {}).get("diffusion") or {}).get("dist") or {}
+    kw: dict[str, Any] = {}
+    for key, name in (("batch_size", "batch_size"), ("max_len", "max_len")):
+        if key in config:
+            kw[name] = int(config[key])
+    for key in ("lr", "bert_lr", "ft_lr"):
+        if key in opt:
+            kw[key] = float(opt[key])
+    if "min_len" in slm:
+        kw["slm_min_len"] = int(slm["min_len"])
+    if "max_len" in slm:
+        kw["slm_max_len"] = int(slm["max_len"])
+    if "estimate_sigma_data" in dist:
+        kw["estimate_sigma_data"] = bool(dist["estimate_sigma_data"])
+    if steps_per_epoch:
+        if "epochs" in config:
+            kw["steps"] = int(config["epochs"]) * steps_per_epoch
+        if "diff_epoch" in loss:
+            kw["diff_start"] = int(loss["diff_epoch"]) * steps_per_epoch
+        if "joint_epoch" in loss:
+            kw["joint_start"] = int(loss["joint_epoch"]) * steps_per_epoch
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**kw)

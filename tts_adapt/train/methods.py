@@ -1,0 +1,142 @@
+"""What each adaptation method trains, and the prior that goes with it.
+
+* ``full``: every generator module (the paper's "full fine-tuning" baseline).
+* ``linear``: only the ``nn.Linear`` layers of the paper's target modules (its "linear" baseline).
+* ``lora``: LoRA adapters on the paper's targets (or ``lora_targets``), base weights frozen.
+* ``*+prior``: the same plus the Laplace prior ``λ/2 · vec(ΔW)ᵀ H vec(ΔW)`` centred on the pre-trained
+  weights, with ``H`` from ``tts-adapt curvature`` (or the identity, ``l2sp``).
+
+As in the reference experiment, the discriminators (``mpd``, ``msd``, ``wd``) and the text aligner are
+trained in full under every method: they only shape training signals and are not used to synthesise.
+The pitch extractor stays frozen.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ..adapters import apply_lora, count_parameters, default_targets, named_layers
+from .config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+GENERATOR_MODULES = (
+    "bert",
+    "bert_encoder",
+    "predictor",
+    "decoder",
+    "text_encoder",
+    "predictor_encoder",
+    "style_encoder",
+    "diffusion",
+)
+DISCRIMINATORS = ("mpd", "msd", "wd")
+
+
+@dataclass
+class MethodSetup:
+    method: str
+    generator_params: dict[str, list[nn.Parameter]]
+    discriminator_params: dict[str, list[nn.Parameter]]
+    prior: nn.Module | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def _trainable(module: nn.Module) -> list[nn.Parameter]:
+    seen: set[int] = set()
+    out = []
+    for p in module.parameters():
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def build_prior(model: nn.Module, cfg: TrainConfig, mode: str) -> nn.Module:
+    """One :class:`~tts_adapt.priors.LaplacePrior`, or a per-component set when λ is a dict."""
+    from ..curvature import Curvature
+    from ..priors import LaplacePrior
+
+    curvature = "l2sp" if cfg.curvature == "l2sp" else Curvature.load(cfg.curvature)
+    if not isinstance(cfg.strength, dict):
+        return LaplacePrior(model, curvature, float(cfg.strength), mode=mode)
+    return ComponentPriors(model, curvature, cfg.strength, mode)
+
+
+class ComponentPriors(nn.Module):
+    """Per-component strengths: ``{"decoder": 1e4, "default": 1e3}`` (``default`` covers the rest).
+
+    Implemented as one prior with unit strength per layer group, summed with its λ.
+    """
+
+    def __init__(self, model: nn.Module, curvature, strengths: dict[str, float], mode: str) -> None:
+        super().__init__()
+        from ..priors import LaplacePrior
+
+        self.prior = LaplacePrior(model, curvature, 1.0, mode=mode)
+        default = float(strengths.get("default", 0.0))
+        unknown = sorted(set(strengths) - set(GENERATOR_MODULES) - {"default"})
+        if unknown:
+            raise ValueError(f"per-component lambda names unknown component(s): {', '.join(unknown)}")
+        self.weights = {n: float(strengths.get(n.split(".")[0], default)) for n in self.prior.layer_names}
+        self.strength = strengths
+
+    def penalty(self):
+        total = None
+        for name, q in zip(self.prior.layer_names, self.prior.quadratic_terms()):
+            term = self.weights[name] * q
+            total = term if total is None else total + term
+        return 0.5 * total if total is not None else self.prior.penalty() * 0
+
+
+def setup_method(model: nn.Module, cfg: TrainConfig) -> MethodSetup:
+    """Freeze/unfreeze (and inject LoRA) in place for ``cfg.method``; build the prior if asked."""
+    model.requires_grad_(False)
+    base = cfg.base_method
+    if base == "full":
+        for name in GENERATOR_MODULES:
+            getattr(model, name).requires_grad_(True)
+    elif base == "linear":
+        for layer in (named_layers(model)[n] for n in default_targets(model, ("linear",))):
+            layer.requires_grad_(True)
+    elif base == "lora":
+        apply_lora(
+            model,
+            targets=cfg.lora_targets,
+            rank=cfg.lora_rank,
+            alpha=cfg.lora_alpha,
+            dropout=cfg.lora_dropout,
+            layer_types=cfg.lora_layer_types,
+        )
+    else:  # validated earlier
+        raise ValueError(f"unknown method {cfg.method!r}")
+    if cfg.train_aligner:
+        model.text_aligner.requires_grad_(True)
+    for name in DISCRIMINATORS:
+        getattr(model, name).requires_grad_(True)
+    model.pitch_extractor.requires_grad_(False)
+
+    prior = build_prior(model, cfg, "lora" if base == "lora" else "full") if cfg.uses_prior else None
+    gen = {name: _trainable(getattr(model, name)) for name in GENERATOR_MODULES}
+    if cfg.train_aligner:
+        gen["text_aligner"] = _trainable(model.text_aligner)
+    disc = {name: _trainable(getattr(model, name)) for name in DISCRIMINATORS}
+    counts = count_parameters(model)
+    counts["generator_trainable"] = {name: sum(p.numel() for p in ps) for name, ps in gen.items()}
+    counts["adapted_trainable"] = sum(counts["generator_trainable"][n] for n in GENERATOR_MODULES)
+    return MethodSetup(cfg.method, gen, disc, prior, counts)
+
+
+def describe_counts(counts: dict[str, Any]) -> str:
+    """The per-component table logged at the start of training."""
+    lines = [f"{'component':18s} {'trainable':>12s} {'total':>12s} {'%':>7s}"]
+    for name, slot in counts["per_module"].items():
+        pct = 100.0 * slot["trainable"] / max(slot["total"], 1)
+        lines.append(f"{name:18s} {slot['trainable']:12,d} {slot['total']:12,d} {pct:7.3f}")
+    adapted, lora = counts["adapted_trainable"], counts["lora"]
+    lines.append(f"{'adapted (generator)':18s} {adapted:12,d}   (LoRA parameters: {lora:,d})")
+    return "\n".join(lines)

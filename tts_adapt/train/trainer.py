@@ -1,0 +1,420 @@
+"""The adaptation loop: one optimiser step per (accumulated) global batch, official update order.
+
+Per step: generator pass; discriminator loss, backward, discriminator step; adversarial terms with the
+updated discriminators; weighted generator loss plus the prior penalty, backward, generator step.
+Everything that makes a run reproducible lives in the checkpoint (weights, Adam moments, RNG states,
+data position, sigma_data history), so a killed run resumes onto exactly the same trajectory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
+from ..data.prepare import PreparedUtterance
+from .config import TrainConfig, validate
+from .distributed import DistInfo, all_reduce_sum, any_true, shard, sum_gradients
+from .methods import DISCRIMINATORS, MethodSetup, describe_counts, setup_method
+from .objective import FineTuneObjective, LossWeights, decoder_crop_frames
+from .optim import build_optimizer
+from .state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Modules the official loop keeps in training mode; everything else runs in eval mode.
+TRAIN_MODE = ("text_aligner", "text_encoder", "predictor", "bert_encoder", "bert", "msd", "mpd")
+# Settings that may change between a run and its resumption.
+EPHEMERAL = ("steps", "log_every", "save_every", "sample_every", "keep_checkpoints", "device", "nan_patience")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive batches with NaN/Inf losses or gradients."""
+
+
+@dataclass
+class StepResult:
+    step: int
+    losses: dict[str, float] = field(default_factory=dict)
+    skipped: str | None = None
+    utterances: int = 0
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        items: Sequence[PreparedUtterance],
+        out_dir: str | Path,
+        *,
+        weights: LossWeights | None = None,
+        sample_item: PreparedUtterance | None = None,
+        dist: DistInfo | None = None,
+        slm: nn.Module | None = None,
+        run_info: dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> None:
+        validate(cfg)
+        self.cfg = cfg
+        self.model = model
+        self.dist = dist or DistInfo()
+        self.out = Path(out_dir)
+        self.device = torch.device(cfg.device)
+        self.progress = progress
+        self.run_info = run_info or {}
+        self.sample_item = sample_item
+        self.setup: MethodSetup = setup_method(model, cfg)
+        model.to(self.device)
+        if self.setup.prior is not None:
+            self.setup.prior.to(self.device)
+        self.objective = FineTuneObjective(
+            model, weights, cfg.max_len, cfg.f0, cfg.seed, slm, estimate_sigma_data=cfg.estimate_sigma_data
+        ).to(self.device)
+        self.gen_params = [p for ps in self.setup.generator_params.values() for p in ps]
+        self.disc_params = [p for ps in self.setup.discriminator_params.values() for p in ps]
+        self.gen_opt = build_optimizer(self.setup.generator_params, cfg)
+        self.disc_opt = build_optimizer(self.setup.discriminator_params, cfg)
+        if self.gen_opt is None:
+            raise ValueError(f"method {cfg.method!r} left no generator parameter trainable")
+        self.dataset = TTSDataset(list(items), seed=cfg.seed)
+        self.sampler = FrameBudgetBatchSampler(
+            self.dataset.frame_lengths,
+            max_frames=cfg.frame_budget or 10**9,
+            seed=cfg.seed,
+            max_batch_size=cfg.batch_size,
+        )
+        self.step = 0
+        self.epoch = 0
+        self.position = 0
+        self.nan_streak = 0
+        self.skipped = 0
+        self.sigma_history: list[float] = []
+        self.fingerprint = self._fingerprint()
+        self.scaler = (
+            torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and self.device.type == "cuda" else None
+        )
+        self.writer = None
+
+    # -- identity and resumption -----------------------------------------------------------------
+    def _fingerprint(self) -> str:
+        settings = {k: v for k, v in self.cfg.to_dict().items() if k not in EPHEMERAL}
+        ids = [it.id for it in self.dataset.items]
+        blob = json.dumps(
+            {"settings": settings, "data": ids, "world": self.dist.world}, sort_keys=True, default=str
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "nan_streak": self.nan_streak,
+            "skipped": self.skipped,
+            "sigma_data": float(self.model.diffusion.sigma_data),
+            "sigma_history": self.sigma_history,
+            "fingerprint": self.fingerprint,
+            "method": self.cfg.method,
+        }
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer | None]:
+        return {"generator": self.gen_opt, "discriminator": self.disc_opt}
+
+    def resume(self) -> bool:
+        """Continue from the newest checkpoint in ``out/checkpoints`` if there is one."""
+        latest = latest_checkpoint(self.checkpoint_dir)
+        if latest is None:
+            return False
+        state = json.loads((latest / "state.json").read_text(encoding="utf-8"))
+        if state.get("fingerprint") != self.fingerprint:
+            raise ValueError(
+                f"{self.out} holds a run with other settings or data (checkpoint {latest.name}); "
+                "use a new --out folder, or delete its checkpoints to start over"
+            )
+        state = load_checkpoint(latest, self.model, self._optimizers())
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.nan_streak, self.skipped = state["nan_streak"], state["skipped"]
+        self.sigma_history = list(state["sigma_history"])
+        self.model.diffusion.sigma_data = state["sigma_data"]
+        log.info("resumed from %s (step %d)", latest, self.step)
+        return True
+
+    def save(self) -> Path | None:
+        if not self.dist.main:
+            return None
+        path = save_checkpoint(
+            self.checkpoint_dir / f"step-{self.step:07d}", self.model, self._optimizers(), self._state()
+        )
+        prune_checkpoints(self.checkpoint_dir, self.cfg.keep_checkpoints)
+        return path
+
+    # -- data ----------------------------------------------------------------------------------------
+    def batches(self) -> Iterator[Batch]:
+        """Global batches from the saved (epoch, position) on, forever (epochs reshuffle)."""
+        while True:
+            order = self.sampler.batches(self.epoch)
+            self.dataset.set_epoch(self.epoch)
+            while self.position < len(order):
+                indices = order[self.position]
+                self.position += 1
+                yield collate([self.dataset[i] for i in indices])
+            self.epoch += 1
+            self.position = 0
+
+    # -- modes ---------------------------------------------------------------------------------------
+    def set_modes(self) -> None:
+        """The official train/eval split; with ``dropout=False`` every module runs deterministically."""
+        self.model.eval()
+        if self.cfg.dropout:
+            for name in TRAIN_MODE:
+                getattr(self.model, name).train()
+        aligner = self.model.text_aligner
+        if hasattr(aligner, "token_mask_prob"):
+            aligner.token_mask_prob = 0.1 if self.cfg.dropout else 0.0
+
+    def _autocast(self):
+        if self.cfg.amp == "none":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    # -- one step ------------------------------------------------------------------------------------
+    def train_step(self, batches: Sequence[Batch]) -> StepResult:
+        cfg, obj, info = self.cfg, self.objective, self.dist
+        self.set_modes()
+        self.gen_opt.zero_grad(set_to_none=True)
+        if self.disc_opt is not None:
+            self.disc_opt.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        n_utt = 0
+        prior_value: float | None = None
+        bad_terms: list[str] = []
+        used = 0
+        last = len(batches) - 1
+        for k, global_batch in enumerate(batches):
+            global_size = len(global_batch)
+            crop = decoder_crop_frames(global_batch.mel_lengths, cfg.max_len)
+            batch = shard(global_batch, info).to(self.device)
+            scale = 1.0 / (global_size * len(batches))
+
+            def batch_mean(per_utt: torch.Tensor, n: int = global_size) -> torch.Tensor:
+                return all_reduce_sum(per_utt.detach().sum().reshape(1), info)[0] / n
+
+            with self._autocast():
+                p = obj.generator_pass(
+                    batch,
+                    self.step,
+                    crop_frames=crop,
+                    diffusion=self.step >= cfg.diff_start,
+                    batch_mean=batch_mean,
+                )
+            if p is None:
+                continue
+            used += 1
+            if p.sigma_data is not None:
+                self.sigma_history.append(p.sigma_data)
+            with self._autocast():
+                d_per = obj.discriminator_loss(p)
+            self._backward(d_per.sum() * scale)
+            if k == last and self.disc_opt is not None:
+                sum_gradients(self.disc_params, info)
+                if not self._grads_finite(self.disc_params):
+                    bad_terms.append("discriminator gradients")
+                else:
+                    self._opt_step(self.disc_opt)
+            for name in DISCRIMINATORS:  # no generator-loss gradients into the discriminators
+                getattr(self.model, name).requires_grad_(False)
+            try:
+                with self._autocast():
+                    obj.adversarial_terms(p)
+                    per_utt = obj.total(p)
+                loss = per_utt.sum() * scale
+                if k == last and self.setup.prior is not None:
+                    penalty = self.setup.prior.penalty()
+                    prior_value = float(penalty.detach())
+                    if not math.isfinite(prior_value):
+                        bad_terms.append("prior")
+                    loss = loss + penalty / info.world
+                self._backward(loss)
+            finally:
+                for name in DISCRIMINATORS:
+                    getattr(self.model, name).requires_grad_(True)
+            p.terms["discriminator"] = d_per.detach()
+            p.terms["total"] = per_utt.detach()
+            for name, value in p.terms.items():
+                sums[name] = sums.get(name, 0) + value.detach().float().sum()
+            n_utt += global_size
+            bad_terms += [n for n, v in p.terms.items() if not bool(torch.isfinite(v).all())]
+        if used == 0:
+            return StepResult(self.step, skipped="every batch too short for a decoder crop")
+        sum_gradients(self.gen_params, info)
+        if not self._grads_finite(self.gen_params):
+            bad_terms.append("generator gradients")
+        if any_true(bool(bad_terms), info, self.device):
+            self.gen_opt.zero_grad(set_to_none=True)
+            self.nan_streak += 1
+            self.skipped += 1
+            ids = [i for b in batches for i in b.ids]
+            what = ", ".join(sorted(set(bad_terms))) or "values on another process"
+            msg = f"non-finite {what} in batch {ids}"
+            log.warning("step %d: skipping update: %s", self.step, msg)
+            if self.nan_streak >= cfg.nan_patience:
+                raise NonFiniteLossError(
+                    f"{self.nan_streak} consecutive batches had NaN/Inf losses or gradients (last: {msg}). "
+                    "Lower the learning rates, raise batch_size, or check the data report."
+                )
+            return StepResult(self.step, skipped=msg)
+        self._opt_step(self.gen_opt)
+        self.nan_streak = 0
+        keys = sorted(sums)
+        totals = all_reduce_sum(torch.stack([sums[k].to(self.device) for k in keys]), info) / n_utt
+        losses = {k: float(v) for k, v in zip(keys, totals)}
+        if prior_value is not None:
+            losses["prior"] = prior_value
+        return StepResult(self.step, losses, utterances=n_utt)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def _opt_step(self, opt: torch.optim.Optimizer) -> None:
+        if self.scaler:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+
+    @staticmethod
+    def _grads_finite(params: list[nn.Parameter]) -> bool:
+        return all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self, resume: bool = True) -> dict[str, Any]:
+        cfg = self.cfg
+        if resume:
+            self.resume()
+        if self.dist.main:
+            log.info("method %s: trainable parameters\n%s", cfg.method, describe_counts(self.setup.counts))
+            self._open_writer()
+        source = self.batches()
+        bar = None
+        if self.progress and self.dist.main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.step, desc=f"adapt [{cfg.method}]", unit="step")
+        t0, utt_since, last_log = time.perf_counter(), 0, time.perf_counter()
+        history: list[dict[str, float]] = []
+        while self.step < cfg.steps:
+            result = self.train_step([next(source) for _ in range(cfg.grad_accum)])
+            self.step += 1
+            utt_since += result.utterances
+            if result.losses:
+                history.append(result.losses)
+            if bar is not None:
+                bar.update(1)
+                if result.losses:
+                    rate = utt_since / max(time.perf_counter() - last_log, 1e-9)
+                    bar.set_postfix(loss=f"{result.losses['total']:.3f}", utt_s=f"{rate:.2f}")
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                self._log(history[-cfg.log_every :], utt_since / max(time.perf_counter() - last_log, 1e-9))
+                utt_since, last_log = 0, time.perf_counter()
+            if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                self.save()
+            if self.sample_item is not None and self.dist.main and self.step % cfg.sample_every == 0:
+                self.write_sample()
+        if bar is not None:
+            bar.close()
+        if self.writer is not None:
+            self.writer.flush()
+        final = {
+            k: float(np.mean([h[k] for h in history[-cfg.log_every :] if k in h]))
+            for k in (history[-1] if history else {})
+        }
+        return {
+            "steps": self.step,
+            "skipped_steps": self.skipped,
+            "seconds": time.perf_counter() - t0,
+            "final_losses": final,
+            "sigma_data": self.final_sigma_data(),
+        }
+
+    def final_sigma_data(self) -> float:
+        """The official choice: the mean of every batch estimate seen (else the config value)."""
+        if self.sigma_history:
+            return float(np.mean(self.sigma_history))
+        return float(self.model.diffusion.sigma_data)
+
+    # -- reporting -----------------------------------------------------------------------------------
+    def _open_writer(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is an optional extra
+            log.info("tensorboard is not installed; scalars go to the log only")
+            return
+        self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step + 1)
+
+    def _log(self, recent: list[dict[str, float]], rate: float) -> None:
+        if not self.dist.main or not recent:
+            return
+        means = {k: float(np.mean([r[k] for r in recent if k in r])) for k in recent[-1]}
+        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(means.items()))
+        log.info(
+            "step %d/%d %s utt/s=%.2f sigma_data=%.4f",
+            self.step,
+            self.cfg.steps,
+            shown,
+            rate,
+            self.model.diffusion.sigma_data,
+        )
+        if self.writer is not None:
+            for k, v in means.items():
+                if math.isfinite(v):
+                    self.writer.add_scalar(f"loss/{k}", v, self.step)
+            self.writer.add_scalar("train/utterances_per_second", rate, self.step)
+            self.writer.add_scalar("train/sigma_data", float(self.model.diffusion.sigma_data), self.step)
+            for group in self.gen_opt.param_groups:
+                self.writer.add_scalar(f"lr/{group['name']}", group["lr"], self.step)
+
+    @torch.no_grad()
+    def write_sample(self) -> Path | None:
+        """Synthesise the sample utterance's sentence in its own voice (seeded, deterministic source)."""
+        item = self.sample_item
+        if item is None:
+            return None
+        import soundfile as sf
+
+        from ..utils.io import atomic_path
+
+        try:
+            wave, sr = self.model.synthesize(
+                "",
+                reference=str(item.utterance.audio_path),
+                phonemes=item.phonemes,
+                seed=self.cfg.seed,
+                deterministic=True,
+            )
+        except Exception as e:  # a sample must never stop training
+            log.warning("could not write the audio sample at step %d: %s", self.step, e)
+            return None
+        path = self.out / "samples" / f"step-{self.step:07d}.wav"
+        with atomic_path(path, suffix=".wav") as tmp:
+            sf.write(str(tmp), wave, sr, format="WAV")
+        if self.writer is not None:
+            self.writer.add_audio("sample", torch.from_numpy(wave), self.step, sample_rate=sr)
+        return path
