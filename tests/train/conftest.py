@@ -31,6 +31,11 @@ def fresh_model(micro_base):
 
 
 @pytest.fixture(scope="session")
+def golden_a(fixtures_dir):
+    return torch.load(fixtures_dir / "checkpoint_set" / "tiny_golden.pt", weights_only=True)
+
+
+@pytest.fixture(scope="session")
 def target_items(prepared_synthetic):
     """Two utterances of one speaker: with batch size 2 every step sees the same batch."""
     speaker = sorted({it.speaker for it in prepared_synthetic.items})[0]
@@ -40,8 +45,16 @@ def target_items(prepared_synthetic):
 def quick_config(**kw) -> TrainConfig:
     """Small, fast settings: shortest decoder crop, no dropout (deterministic), no sampling."""
     base = dict(
-        steps=3, batch_size=2, max_len=80, log_every=1, save_every=1000, sample_every=10**6, dropout=False,
-        lr=1e-3, ft_lr=1e-3, bert_lr=1e-4,
+        steps=3,
+        batch_size=2,
+        max_len=80,
+        log_every=1,
+        save_every=1000,
+        sample_every=10**6,
+        dropout=False,
+        lr=1e-3,
+        ft_lr=1e-3,
+        bert_lr=1e-4,
     )
     base.update(kw)
     return TrainConfig(**base)

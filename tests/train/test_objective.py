@@ -73,9 +73,8 @@ def test_duration_terms_by_hand():
 def test_objective_decomposes_over_utterances(micro_base, target_items):
     """Each utterance's terms are the same in a two-utterance batch and in a batch of its row alone (the
     padding kept, as when a global batch is split across processes)."""
-    from tts_adapt.train.distributed import DistInfo, shard
-
     from tts_adapt.models.styletts2 import load_official
+    from tts_adapt.train.distributed import DistInfo, shard
 
     path, config = micro_base
     model = load_official(path, config).eval()

@@ -1,5 +1,6 @@
 """LoRA adapters on StyleTTS 2 through peft (Linear, Conv1d incl. weight-normalised and dilated, LSTM)."""
 
+from .adapted import find_adapter, load_adapted
 from .io import load_adapter, read_adapter, save_adapter
 from .lora import (
     DEFAULT_ADAPTER,
@@ -38,8 +39,10 @@ __all__ = [
     "delta_factors",
     "dense_delta",
     "effective_weight",
+    "find_adapter",
     "fold_into",
     "layer_kind",
+    "load_adapted",
     "load_adapter",
     "lora_layers",
     "merge_lora",

@@ -56,11 +56,18 @@ def apply_lora(
         raise ValueError(f"alpha must be positive, got {alpha}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if adapter_name in (getattr(model, "peft_config", None) or {}):
+        raise ValueError(
+            f"the model already has a LoRA adapter named {adapter_name!r}; give every layer its adapter in one "
+            "apply_lora call, or use another adapter_name"
+        )
     names = resolve_targets(model, targets, layer_types)
     layers = named_layers(model)
     already = [n for n in names if isinstance(layers[n], LoraLayer)]
     if already:
-        raise ValueError(f"layers already carry LoRA adapters: {already[:3]}{' ...' if len(already) > 3 else ''}")
+        raise ValueError(
+            f"layers already carry LoRA adapters: {already[:3]}{' ...' if len(already) > 3 else ''}"
+        )
     kinds = {n: layer_kind(layers[n]) for n in names}
     for n in names:
         _check_supported(n, layers[n], kinds[n], dropout)
@@ -78,6 +85,8 @@ def apply_lora(
     if "lstm" in kinds.values():
         config._register_custom_module({nn.LSTM: LoraLSTM})
     originals = {n: layers[n] for n in names}
+    for layer in originals.values():
+        _refresh_normalised_weight(unwrap(layer))
     inject_adapter_in_model(config, model, adapter_name=adapter_name)
     _repoint_leaf_aliases(model, originals)
     _fix_conv_lora(model)
@@ -101,7 +110,27 @@ def _check_supported(name: str, layer: nn.Module, kind: str | None, dropout: flo
         if base.padding_mode != "zeros":
             raise ValueError(f"{name} uses padding_mode={base.padding_mode!r}; only 'zeros' is supported")
     if kind == "lstm" and dropout:
-        raise ValueError(f"{name} is an nn.LSTM: LoRA on LSTMs acts on the weights and cannot use dropout > 0")
+        raise ValueError(
+            f"{name} is an nn.LSTM: LoRA on LSTMs acts on the weights and cannot use dropout > 0"
+        )
+
+
+def _refresh_normalised_weight(module: nn.Module) -> None:
+    """Recompute a hook-normalised ``weight`` from its parameters.
+
+    Old-style weight/spectral norm keep ``weight`` as a plain tensor refreshed only by a forward pass,
+    so after ``model.to(device/dtype)`` it is stale; peft would create the LoRA factors on its device
+    and dtype.
+    """
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    with torch.no_grad():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, WeightNorm):
+                setattr(module, hook.name, hook.compute_weight(module))
+            elif isinstance(hook, SpectralNorm):
+                setattr(module, hook.name, hook.compute_weight(module, do_power_iteration=False))
 
 
 def _fix_conv_lora(model: nn.Module) -> None:
@@ -157,13 +186,17 @@ def delta_factors(layer: LoraLayer) -> dict[str, tuple[torch.Tensor, torch.Tenso
         return {}
     if isinstance(layer, LoraLSTM):
         names = layer.weight_names
-        pairs = {n: [(layer.lora_B[a][n] * layer.scaling[a], layer.lora_A[a][n]) for a in adapters] for n in names}
+        pairs = {
+            n: [(layer.lora_B[a][n] * layer.scaling[a], layer.lora_A[a][n]) for a in adapters] for n in names
+        }
     else:
         pairs = {"weight": []}
         for a in adapters:
             b = layer.lora_B[a].weight
             a_w = layer.lora_A[a].weight
-            pairs["weight"].append((b.reshape(b.shape[0], -1) * layer.scaling[a], a_w.reshape(a_w.shape[0], -1)))
+            pairs["weight"].append(
+                (b.reshape(b.shape[0], -1) * layer.scaling[a], a_w.reshape(a_w.shape[0], -1))
+            )
     out = {}
     for n, lst in pairs.items():
         if len(lst) == 1:

@@ -71,7 +71,9 @@ class LoraLSTM(nn.Module, LoraLayer):
     def weight_names(self) -> list[str]:
         return lstm_weight_names(self.get_base_layer())
 
-    def update_layer(self, adapter_name: str, r: int, lora_alpha: int, config: LoraConfig, **kwargs: Any) -> None:
+    def update_layer(
+        self, adapter_name: str, r: int, lora_alpha: int, config: LoraConfig, **kwargs: Any
+    ) -> None:
         if r <= 0:
             raise ValueError(f"`r` should be a positive integer value but the value passed is {r}")
         if config.lora_dropout:
@@ -87,8 +89,12 @@ class LoraLSTM(nn.Module, LoraLayer):
         self.r[adapter_name] = r
         self.lora_alpha[adapter_name] = lora_alpha
         self.lora_dropout[adapter_name] = nn.Identity()
-        self.lora_A[adapter_name] = LoraFactors({n: (r, s[1]) for n, s in shapes.items()}, ref.device, ref.dtype)
-        self.lora_B[adapter_name] = LoraFactors({n: (s[0], r) for n, s in shapes.items()}, ref.device, ref.dtype)
+        self.lora_A[adapter_name] = LoraFactors(
+            {n: (r, s[1]) for n, s in shapes.items()}, ref.device, ref.dtype
+        )
+        self.lora_B[adapter_name] = LoraFactors(
+            {n: (s[0], r) for n, s in shapes.items()}, ref.device, ref.dtype
+        )
         self.lora_bias[adapter_name] = False
         self.use_rslora[adapter_name] = config.use_rslora
         self.use_dora[adapter_name] = False
@@ -107,7 +113,9 @@ class LoraLSTM(nn.Module, LoraLayer):
             elif str(init_lora_weights).lower() == "gaussian":
                 nn.init.normal_(a, std=1 / self.r[adapter_name])
             else:
-                raise ValueError(f"LoraLSTM supports init_lora_weights True or 'gaussian', not {init_lora_weights!r}")
+                raise ValueError(
+                    f"LoraLSTM supports init_lora_weights True or 'gaussian', not {init_lora_weights!r}"
+                )
             nn.init.zeros_(self.lora_B[adapter_name][name])
 
     def get_delta_weight(self, adapter: str) -> dict[str, torch.Tensor]:
@@ -125,7 +133,9 @@ class LoraLSTM(nn.Module, LoraLayer):
                 continue
             delta = self.get_delta_weight(adapter)
             if safe_merge and not all(torch.isfinite(d).all() for d in delta.values()):
-                raise ValueError(f"NaNs detected in the merged weights. The adapter {adapter} seems to be broken")
+                raise ValueError(
+                    f"NaNs detected in the merged weights. The adapter {adapter} seems to be broken"
+                )
             with torch.no_grad():
                 for n, d in delta.items():
                     getattr(base, n).add_(d.to(getattr(base, n).dtype))
@@ -160,7 +170,7 @@ class LoraLSTM(nn.Module, LoraLayer):
                 w = w + (b @ a).to(w.dtype) * self.scaling[adapter]
             weights[n] = w
         with warnings.catch_warnings():
-            # the adapted weights are fresh tensors, not cuDNN's flattened buffer; that costs one copy per call
+            # the adapted weights are fresh tensors, not cuDNN's flat buffer; that costs one copy per call
             warnings.filterwarnings("ignore", message=".*not part of single contiguous chunk.*")
             return functional_call(base, weights, (input, hx))
 

@@ -40,7 +40,7 @@ LAYER_KINDS: dict[str, type[nn.Module]] = {"linear": nn.Linear, "conv1d": nn.Con
 
 def unwrap(module: nn.Module) -> nn.Module:
     """The plain layer inside a peft LoRA wrapper (or the module itself)."""
-    while hasattr(module, "base_layer") and isinstance(getattr(module, "base_layer"), nn.Module):
+    while hasattr(module, "base_layer") and isinstance(module.base_layer, nn.Module):
         module = module.base_layer
     return module
 
@@ -154,7 +154,9 @@ def resolve_targets(
     chosen: set[str] = set()
     for spec in targets:
         spec = str(spec).strip()
-        spec = next((c + spec[len(a):] for a, c in alias_map.items() if spec == a or spec.startswith(a + ".")), spec)
+        spec = next(
+            (c + spec[len(a) :] for a, c in alias_map.items() if spec == a or spec.startswith(a + ".")), spec
+        )
         if spec in every:
             chosen.add(spec)
         elif any(ch in spec for ch in "*?["):
@@ -169,14 +171,15 @@ def resolve_targets(
             chosen |= hit
         else:
             raise ValueError(
-                f"target {spec!r} is not a module of the model (expected a layer name, a module name or a glob "
-                f"pattern; e.g. {sorted(every)[:3]})"
+                f"target {spec!r} is not a module of the model (expected a layer name, a module name or a "
+                f"glob pattern; e.g. {sorted(every)[:3]})"
             )
     if is_styletts2(model):
         bad = sorted(n for n in chosen if n.split(".")[0] in PROTECTED_MODULES)
         if bad:
             raise ValueError(
-                f"targets inside {sorted({b.split('.')[0] for b in bad})} are not allowed: the aligner, pitch "
-                f"extractor and discriminators are training auxiliaries, not part of the adapted voice ({bad[:3]})"
+                f"targets inside {sorted({b.split('.')[0] for b in bad})} are not allowed: the aligner, "
+                f"pitch extractor and discriminators are training auxiliaries, not part of the adapted voice "
+                f"({bad[:3]})"
             )
     return sorted(chosen)

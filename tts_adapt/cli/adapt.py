@@ -92,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, from_official, run_adaptation, validate
 
     out = Path(args.out)
+    if (out / "manifest.json").exists():
+        print(f"{out} already holds a finished adaptation (manifest.json); use another --out to train again")
+        return 0
     config = load_config(args.config)
     cfg = from_official(
         config,

@@ -31,7 +31,9 @@ F64 = torch.float64
 class Accumulator:
     """Hooks + float64 sums for one statistic (``"kfac"``, ``"diag"`` or ``"ekfac"``) over many batches."""
 
-    def __init__(self, specs: Sequence[LayerSpec], stat: str, bases: dict[str, dict[str, torch.Tensor]] | None = None):
+    def __init__(
+        self, specs: Sequence[LayerSpec], stat: str, bases: dict[str, dict[str, torch.Tensor]] | None = None
+    ):
         if stat not in ("kfac", "diag", "ekfac"):
             raise ValueError(f"unknown statistic {stat!r}")
         self.specs = list(specs)
@@ -49,14 +51,17 @@ class Accumulator:
             self.sums[spec.name] = self._zeros(spec)
 
     def _zeros(self, spec: LayerSpec) -> dict[str, torch.Tensor]:
-        dev = spec.module.weight.device if hasattr(spec.module, "weight") else torch.device("cpu")
+        dev = next(spec.module.parameters()).device  # ``weight`` may be a stale weight-norm tensor
         if self.stat == "kfac":
             return {
                 "A": torch.zeros(spec.d_aug, spec.d_aug, dtype=F64, device=dev),
                 "G": torch.zeros(spec.d_out, spec.d_out, dtype=F64, device=dev),
                 "frames": torch.zeros((), dtype=F64, device=dev),
             }
-        return {"sq": torch.zeros(spec.d_out, spec.d_aug, dtype=F64, device=dev)}
+        return {
+            "sq": torch.zeros(spec.d_out, spec.d_aug, dtype=F64, device=dev),
+            "frames": torch.zeros((), dtype=F64, device=dev),
+        }
 
     # ---- state (resume, all-reduce) -----------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
@@ -144,7 +149,9 @@ class Accumulator:
             a, g = a.float(), g.float()
         g = g.to(a.dtype)
         if a.shape[:2] != g.shape[:2]:
-            raise RuntimeError(f"{spec.name}: input frames {tuple(a.shape[:2])} != output frames {tuple(g.shape[:2])}")
+            raise RuntimeError(
+                f"{spec.name}: input frames {tuple(a.shape[:2])} != output frames {tuple(g.shape[:2])}"
+            )
         if spec.bias:
             a = F.pad(a, (0, 1), value=1.0)
         if mask is not None:
@@ -167,13 +174,14 @@ class Accumulator:
             qa, qg = self._rotation(spec, a)
             a_m = a_m @ qa
             g = g @ qg
+        sums["frames"] += frames
         per_row = torch.bmm(g.transpose(1, 2), a_m)  # [rows, d_out, d_aug]: Σ_t g aᵀ per row
         rows = per_row.shape[0]
         b = self._batch_size
         if utt is None and rows != b:
             raise RuntimeError(
-                f"{spec.name} ran on {rows} rows but the batch has {b} utterances; per-utterance statistics need "
-                "batch-first inputs, or wrap the call in curvature.frame_mask(utterances=...)"
+                f"{spec.name} ran on {rows} rows but the batch has {b} utterances; per-utterance statistics "
+                "need batch-first inputs, or wrap the call in curvature.frame_mask(utterances=...)"
             )
         self._pending[spec.name] -= 1
         if utt is None and self._pending[spec.name] == 0 and spec.name not in self._buffers:

@@ -13,10 +13,12 @@ each pass. Partial states are per rank (``<state_path>.rank<r>-of-<world>``).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +72,11 @@ class _RngGuard:
         self.py = random.getstate()
         self.np = np.random.get_state()
         self.cpu = torch.get_rng_state()
-        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        self.cuda = (
+            torch.cuda.get_rng_state_all()
+            if torch.cuda.is_available() and torch.cuda.is_initialized()
+            else None
+        )
 
     def __exit__(self, *exc: Any) -> None:
         random.setstate(self.py)
@@ -119,11 +125,13 @@ def estimate(
     lstm = [s.name for s in specs if s.kind == "lstm"]
     if lstm:
         raise ValueError(
-            f"curvature method {method!r} is not available for nn.LSTM layers ({lstm[:2]}): the fused LSTM kernel "
-            "hides the gate gradients; use method 'l2sp' or leave LSTMs out of the targets"
+            f"curvature method {method!r} is not available for nn.LSTM layers ({lstm[:2]}): the fused LSTM "
+            "kernel hides the gate gradients; use method 'l2sp' or leave LSTMs out of the targets"
         )
     if method == "ekfac" and iter(batches) is batches:
-        raise ValueError("ekfac makes two passes over the data: pass a list, Sequence or DataLoader, not an iterator")
+        raise ValueError(
+            "ekfac makes two passes over the data: pass a list, Sequence or DataLoader, not an iterator"
+        )
     if checkpoint_every < 1:
         raise ValueError("checkpoint_every must be >= 1")
 
@@ -139,7 +147,20 @@ def estimate(
         "world": world,
         "rank": rank,
         "shard": bool(shard),
+        "data": json.loads(json.dumps(data_description, default=str)),
     }
+    job = _Job(
+        model,
+        batches,
+        loss_fn,
+        specs,
+        settings,
+        state_file,
+        checkpoint_every,
+        progress,
+        total_utterances,
+        data_description,
+    )
     resume = _read_partial(state_file, settings) if state_file else None
 
     grads = {id(p): p.requires_grad for p in model.parameters()}
@@ -147,11 +168,50 @@ def estimate(
         p.requires_grad_(False)
     try:
         with _RngGuard():
-            return _run(model, batches, loss_fn, method, specs, info, fp, settings, resume, state_file,
-                        checkpoint_every, progress, total_utterances, data_description, rank, world)
+            result, n_utt = _run(job, resume)
     finally:
         for p in model.parameters():
             p.requires_grad_(grads.get(id(p), False))
+    for s in specs:
+        if "frames" in result.get(s.name, {}):
+            info[s.name]["frames"] = int(result[s.name].pop("frames").item())
+    if state_file is not None and state_file.exists():
+        state_file.unlink()
+    return Curvature(
+        method, result, info, n_utt, fp, data_description, extra={"world_size": world, "seed": seed}
+    )
+
+
+@dataclass
+class _Job:
+    """Everything one estimation needs, passed between the pass helpers."""
+
+    model: nn.Module
+    batches: Iterable[Any]
+    loss_fn: LossFn
+    specs: list[LayerSpec]
+    settings: dict[str, Any]
+    state_file: Path | None
+    checkpoint_every: int
+    progress: bool
+    total_utterances: int | None
+    data: Any
+
+    @property
+    def method(self) -> str:
+        return self.settings["method"]
+
+    @property
+    def rank(self) -> int:
+        return self.settings["rank"]
+
+    @property
+    def world(self) -> int:
+        return self.settings["world"]
+
+    def device_of(self, name: str) -> torch.device:
+        spec = next(s for s in self.specs if s.name == name)
+        return next(spec.module.parameters()).device
 
 
 def _read_partial(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -170,91 +230,94 @@ def _read_partial(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None
     return {"tensors": tensors, "meta": meta}
 
 
-def _write_partial(path: Path, settings: dict[str, Any], phase: int, next_index: int, acc: Accumulator,
-                   kfac: dict[str, dict[str, torch.Tensor]] | None, data: Any) -> None:
+def _write_partial(
+    job: _Job, phase: int, next_index: int, acc: Accumulator, kfac: dict[str, dict[str, torch.Tensor]] | None
+) -> None:
     tensors = {f"acc/{k}": v for k, v in acc.state().items()}
     for name, d in (kfac or {}).items():
         tensors.update({f"kfac/{name}/{k}": v for k, v in d.items()})
-    meta = {**settings, "format": PARTIAL_FORMAT, "phase": phase, "next_index": next_index, "data": data}
-    save_tensors(path, tensors, meta)
+    meta = {**job.settings, "format": PARTIAL_FORMAT, "phase": phase, "next_index": next_index}
+    save_tensors(job.state_file, tensors, meta)
 
 
-def _run(model, batches, loss_fn, method, specs: list[LayerSpec], info, fp, settings, resume, state_file,
-         checkpoint_every, progress, total_utterances, data, rank, world) -> Curvature:
-    stats = ["kfac", "ekfac"] if method == "ekfac" else [method]
+def _run(job: _Job, resume: dict[str, Any] | None) -> tuple[dict[str, dict[str, torch.Tensor]], int]:
+    """All passes (resuming where a partial state left off) -> ``(per-layer tensors, N)``."""
+    stats = ["kfac", "ekfac"] if job.method == "ekfac" else [job.method]
     kfac: dict[str, dict[str, torch.Tensor]] | None = None
     first_phase, start = 0, 0
     if resume is not None:
         first_phase, start = int(resume["meta"]["phase"]), int(resume["meta"]["next_index"])
-        kt = {k[len("kfac/"):]: v for k, v in resume["tensors"].items() if k.startswith("kfac/")}
-        if kt:
+        saved = {k[len("kfac/") :]: v for k, v in resume["tensors"].items() if k.startswith("kfac/")}
+        if saved:
             kfac = {}
-            for key, v in kt.items():
+            for key, v in saved.items():
                 name, _, sub = key.rpartition("/")
-                kfac.setdefault(name, {})[sub] = v.to(specs_device(specs, name))
+                kfac.setdefault(name, {})[sub] = v.to(job.device_of(name))
     result: dict[str, dict[str, torch.Tensor]] = {}
     n_utt = 0
     for phase in range(first_phase, len(stats)):
         stat = stats[phase]
-        acc = Accumulator(specs, stat, bases=kfac if stat == "ekfac" else None)
+        acc = Accumulator(job.specs, stat, bases=kfac if stat == "ekfac" else None)
         if resume is not None and phase == first_phase:
-            acc.load_state({k[len("acc/"):]: v for k, v in resume["tensors"].items() if k.startswith("acc/")})
+            acc.load_state(
+                {k[len("acc/") :]: v for k, v in resume["tensors"].items() if k.startswith("acc/")}
+            )
         else:
             start = 0
-        _pass(model, batches, loss_fn, acc, phase, len(stats), start, settings, state_file, checkpoint_every,
-              progress, total_utterances, kfac, data, rank, world)
-        if world > 1:
+        _pass(job, acc, phase, len(stats), start, kfac)
+        if job.world > 1:
             acc.all_reduce()
         n_utt = acc.count_utterances
         if n_utt == 0:
             raise ValueError("no utterances were processed: the data is empty")
         if stat == "kfac":
             kfac = _kfac_factors(acc, n_utt)
-            if method == "ekfac":
-                kfac = _eigenbases(kfac, world)
-                if state_file is not None:
-                    _write_partial(state_file, settings, phase + 1, 0, Accumulator(specs, "ekfac", kfac), kfac, data)
+            if job.method == "ekfac":
+                kfac = _eigenbases(kfac, job.world)
+                if job.state_file is not None:
+                    _write_partial(job, phase + 1, 0, Accumulator(job.specs, "ekfac", kfac), kfac)
             result = kfac
         elif stat == "diag":
-            result = {n: {"diag": d["sq"] / n_utt} for n, d in acc.sums.items()}
+            result = {n: {"diag": d["sq"] / n_utt, "frames": d["frames"]} for n, d in acc.sums.items()}
         else:  # ekfac
             result = {n: {**kfac[n], "scale": acc.sums[n]["sq"] / n_utt} for n in acc.sums}
-        silent = [s.name for s in specs if s.name not in acc.fired] if world == 1 else []
+        silent = [s.name for s in job.specs if s.name not in acc.fired] if job.world == 1 else []
         if silent:
-            log.warning("%d target layers received no gradient (their curvature is zero): %s", len(silent), silent[:5])
-    for s in specs:
-        if "frames" in result.get(s.name, {}):
-            info[s.name]["frames"] = int(result[s.name].pop("frames").item())
-    if state_file is not None and state_file.exists():
-        state_file.unlink()
-    curv = Curvature(method, result, info, n_utt, fp, data, extra={"world_size": world, "seed": settings["seed"]})
-    return curv
+            log.warning(
+                "%d target layers received no gradient (their curvature is zero): %s", len(silent), silent[:5]
+            )
+    return result, n_utt
 
 
-def specs_device(specs: list[LayerSpec], name: str) -> torch.device:
-    for s in specs:
-        if s.name == name:
-            return s.module.weight.device
-    return torch.device("cpu")
-
-
-def _pass(model, batches, loss_fn, acc: Accumulator, phase: int, n_phases: int, start: int, settings, state_file,
-          checkpoint_every, progress, total_utterances, kfac, data, rank, world) -> None:
+def _pass(
+    job: _Job,
+    acc: Accumulator,
+    phase: int,
+    n_phases: int,
+    start: int,
+    kfac: dict[str, dict[str, torch.Tensor]] | None,
+) -> None:
     from tqdm.auto import tqdm
 
-    shard = settings["shard"]
-    desc = f"curvature {settings['method']}" + (f" pass {phase + 1}/{n_phases}" if n_phases > 1 else "")
-    bar = tqdm(total=total_utterances, unit="utt", desc=desc, disable=not progress or rank != 0, dynamic_ncols=True)
-    bar.update(acc.count_utterances * (world if shard else 1))
+    shard, world = job.settings["shard"], job.world
+    scale = world if shard else 1  # progress counts every rank's utterances
+    desc = f"curvature {job.method}" + (f" pass {phase + 1}/{n_phases}" if n_phases > 1 else "")
+    bar = tqdm(
+        total=job.total_utterances,
+        unit="utt",
+        desc=desc,
+        dynamic_ncols=True,
+        disable=not job.progress or job.rank != 0,
+    )
+    bar.update(acc.count_utterances * scale)
     done = 0
     acc.attach()
     t0 = time.perf_counter()
     try:
-        step = world if shard else 1
-        for index, batch in _iterate(batches, start, rank if shard else 0, step):
-            seed_everything(_batch_seed(settings["seed"], phase, index))
+        for index, batch in _iterate(job.batches, start, job.rank if shard else 0, scale):
+            seed_everything(_batch_seed(job.settings["seed"], phase, index))
             try:
-                losses = loss_fn(model, batch)
+                losses = job.loss_fn(job.model, batch)
                 b = _check_losses(losses, index)
                 acc.begin_batch(b)
                 losses.sum().backward()
@@ -263,9 +326,9 @@ def _pass(model, batches, loss_fn, acc: Accumulator, phase: int, n_phases: int, 
                 raise
             acc.end_batch(b)
             done += 1
-            bar.update(b * (world if shard else 1))
-            if state_file is not None and done % checkpoint_every == 0:
-                _write_partial(state_file, settings, phase, index + 1, acc, kfac, data)
+            bar.update(b * scale)
+            if job.state_file is not None and done % job.checkpoint_every == 0:
+                _write_partial(job, phase, index + 1, acc, kfac)
     finally:
         acc.detach()
         bar.close()

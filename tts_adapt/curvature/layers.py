@@ -107,16 +107,34 @@ def make_spec(name: str, layer: nn.Module) -> LayerSpec:
     base = unwrap(layer)
     kind = layer_kind(base)
     if kind == "linear":
-        return LayerSpec(name, kind, base, base.out_features, base.in_features, base.bias is not None,
-                         tuple(base.weight.shape))
+        return LayerSpec(
+            name,
+            kind,
+            base,
+            base.out_features,
+            base.in_features,
+            base.bias is not None,
+            tuple(base.weight.shape),
+        )
     if kind == "conv1d":
         if base.groups != 1:
-            raise ValueError(f"{name}: grouped Conv1d (groups={base.groups}) is not supported by the curvature code")
+            raise ValueError(
+                f"{name}: grouped Conv1d (groups={base.groups}) is not supported by the curvature code"
+            )
         if base.padding_mode != "zeros":
-            raise ValueError(f"{name}: Conv1d padding_mode {base.padding_mode!r} is not supported (only 'zeros')")
+            raise ValueError(
+                f"{name}: Conv1d padding_mode {base.padding_mode!r} is not supported (only 'zeros')"
+            )
         shape = tuple(effective_weight(base).shape)
         return LayerSpec(name, kind, base, shape[0], shape[1] * shape[2], base.bias is not None, shape)
     if kind == "lstm":
-        return LayerSpec(name, kind, base, 4 * base.hidden_size, base.input_size, base.bias,
-                         (4 * base.hidden_size, base.input_size))
+        return LayerSpec(
+            name,
+            kind,
+            base,
+            4 * base.hidden_size,
+            base.input_size,
+            base.bias,
+            (4 * base.hidden_size, base.input_size),
+        )
     raise ValueError(f"{name}: {type(base).__name__} is not a supported layer (Linear, Conv1d, LSTM)")

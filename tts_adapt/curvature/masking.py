@@ -57,7 +57,9 @@ def frame_mask(
         stack.pop()
 
 
-def lookup(frame_shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def lookup(
+    frame_shape: tuple[int, ...], device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``(mask [rows, T] or None, utterance index per row or None)`` for a layer's frame grid."""
     mask = utt = None
     rows = frame_shape[0] if frame_shape else 1

@@ -97,7 +97,9 @@ class Curvature:
         return (t["scale"].to(delta) * rot.pow(2)).sum()
 
     # ---- checks -------------------------------------------------------------------------------
-    def check(self, model: nn.Module, targets: Sequence[str] | None = None, check_weights: bool = True) -> None:
+    def check(
+        self, model: nn.Module, targets: Sequence[str] | None = None, check_weights: bool = True
+    ) -> None:
         """Raise ``ValueError`` unless this curvature was estimated for ``model`` (and ``targets``)."""
         if targets is not None and sorted(targets) != self.targets:
             extra = sorted(set(targets) - set(self.targets))
@@ -109,14 +111,16 @@ class Curvature:
         layers = named_layers(model)
         absent = [n for n in self.targets if n not in layers]
         if absent:
-            raise ValueError(f"the curvature is for another model: layers {absent[:3]} do not exist in this one")
+            raise ValueError(
+                f"the curvature is for another model: layers {absent[:3]} do not exist in this one"
+            )
         fp = fingerprint(model, self.targets)
         if self.fingerprint.get("structure") and fp["structure"] != self.fingerprint["structure"]:
             raise ValueError("the curvature is for another model: target layer types or shapes differ")
         if check_weights and self.fingerprint.get("weights") and fp["weights"] != self.fingerprint["weights"]:
             raise ValueError(
-                "the curvature was estimated on different weights of this architecture (another checkpoint?); "
-                "pass check_weights=False if that is intended"
+                "the curvature was estimated on different weights of this architecture (another "
+                "checkpoint?); pass check_weights=False if that is intended"
             )
 
     # ---- files --------------------------------------------------------------------------------
@@ -186,5 +190,6 @@ class Curvature:
 
     def summary(self) -> str:
         return json.dumps(
-            {"method": self.method, "layers": len(self.info), "utterances": self.num_utterances}, sort_keys=True
+            {"method": self.method, "layers": len(self.info), "utterances": self.num_utterances},
+            sort_keys=True,
         )

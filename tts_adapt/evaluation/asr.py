@@ -44,7 +44,9 @@ class PocketSphinxTranscriber(Transcriber):
         try:
             from pocketsphinx import Decoder
         except ImportError as e:
-            raise RuntimeError("the pocketsphinx backend needs 'pocketsphinx>=5' (pip install pocketsphinx)") from e
+            raise RuntimeError(
+                "the pocketsphinx backend needs 'pocketsphinx>=5' (pip install pocketsphinx)"
+            ) from e
         self.decoder = Decoder(samprate=self.sample_rate, loglevel="FATAL")
 
     def transcribe_waves(self, waves: list[np.ndarray]) -> list[str]:
@@ -74,7 +76,9 @@ class HFWhisperTranscriber(Transcriber):
     sample_rate = 16000
     default_model = "openai/whisper-large-v3"
 
-    def __init__(self, model_path: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 8) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 8
+    ) -> None:
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         self.model_ref = str(model_path or self.default_model)
@@ -82,7 +86,9 @@ class HFWhisperTranscriber(Transcriber):
             raise FileNotFoundError(f"Whisper model folder not found: {model_path}")
         try:
             self.processor = WhisperProcessor.from_pretrained(self.model_ref, local_files_only=True)
-            self.model = WhisperForConditionalGeneration.from_pretrained(self.model_ref, local_files_only=True)
+            self.model = WhisperForConditionalGeneration.from_pretrained(
+                self.model_ref, local_files_only=True
+            )
         except OSError as e:
             raise _missing(self.model_ref, e) from e
         self.model = self.model.eval().to(device)
@@ -111,11 +117,17 @@ class FasterWhisperTranscriber(Transcriber):
         try:
             from faster_whisper import WhisperModel
         except ImportError as e:
-            raise RuntimeError("the faster-whisper backend needs 'faster-whisper' (pip install faster-whisper)") from e
+            raise RuntimeError(
+                "the faster-whisper backend needs 'faster-whisper' (pip install faster-whisper)"
+            ) from e
         ref = str(model_path or "large-v3")
         try:
-            self.model = WhisperModel(ref, device=device, compute_type="int8" if device == "cpu" else "float16",
-                                      local_files_only=True)
+            self.model = WhisperModel(
+                ref,
+                device=device,
+                compute_type="int8" if device == "cpu" else "float16",
+                local_files_only=True,
+            )
         except Exception as e:  # huggingface_hub raises its own not-found errors
             raise _missing(ref, e) from e
 
@@ -135,12 +147,16 @@ class OpenAIWhisperTranscriber(Transcriber):
         try:
             import whisper
         except ImportError as e:
-            raise RuntimeError("the openai-whisper backend needs 'openai-whisper' (pip install openai-whisper)") from e
+            raise RuntimeError(
+                "the openai-whisper backend needs 'openai-whisper' (pip install openai-whisper)"
+            ) from e
         if model_path is None:
             root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
             model_path = root / "large-v3.pt"
         if not os.path.isfile(model_path):  # whisper.load_model would try to download it
-            raise FileNotFoundError(f"openai-whisper checkpoint not found: {model_path} (pass --model-path FILE.pt)")
+            raise FileNotFoundError(
+                f"openai-whisper checkpoint not found: {model_path} (pass --model-path FILE.pt)"
+            )
         self.model = whisper.load_model(str(model_path), device=device)
 
     def transcribe_waves(self, waves: list[np.ndarray]) -> list[str]:
@@ -155,12 +171,15 @@ ASR_BACKENDS: dict[str, Callable[..., Transcriber]] = {
 }
 
 
-def get_transcriber(backend: str = "pocketsphinx", model_path: str | os.PathLike | None = None,
-                    device: str = "cpu") -> Transcriber:
+def get_transcriber(
+    backend: str = "pocketsphinx", model_path: str | os.PathLike | None = None, device: str = "cpu"
+) -> Transcriber:
     if backend not in ASR_BACKENDS:
         raise ValueError(f"unknown ASR backend {backend!r}; choose one of {sorted(ASR_BACKENDS)}")
     if backend == "pocketsphinx":
         if model_path is not None:
-            raise ValueError("the pocketsphinx backend uses the en-us model inside its wheel; --model-path does not apply")
+            raise ValueError(
+                "the pocketsphinx backend uses the en-us model inside its wheel; --model-path does not apply"
+            )
         return PocketSphinxTranscriber()
     return ASR_BACKENDS[backend](model_path=model_path, device=device)

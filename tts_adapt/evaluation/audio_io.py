@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
-AudioInput = Union[str, os.PathLike, tuple[np.ndarray, int]]
+AudioInput = str | os.PathLike | tuple[np.ndarray, int]
 
 
 def load_wave(audio: AudioInput, sr: int) -> np.ndarray:
@@ -69,7 +68,13 @@ def write_wave(path: str | os.PathLike, wave: np.ndarray, sr: int) -> None:
 
     path = Path(path)
     with atomic_path(path, suffix=".wav") as tmp:
-        sf.write(str(tmp), np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), int(sr), subtype="PCM_16", format="WAV")
+        sf.write(
+            str(tmp),
+            np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0),
+            int(sr),
+            subtype="PCM_16",
+            format="WAV",
+        )
 
 
 def duration_seconds(audio: AudioInput) -> float:

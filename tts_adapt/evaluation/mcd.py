@@ -54,8 +54,12 @@ def mcd_from_cepstra(ref: np.ndarray, hyp: np.ndarray) -> dict:
     cost = np.sqrt(((ref[:, None, :] - hyp[None, :, :]) ** 2).sum(-1))  # [R, H] Euclidean frame distances
     _, path = librosa.sequence.dtw(C=cost, backtrack=True)
     dist = cost[path[:, 0], path[:, 1]]
-    return {"mcd": float(_K * dist.mean()), "frames": int(len(path)), "ref_frames": int(len(ref)),
-            "hyp_frames": int(len(hyp))}
+    return {
+        "mcd": float(_K * dist.mean()),
+        "frames": int(len(path)),
+        "ref_frames": int(len(ref)),
+        "hyp_frames": int(len(hyp)),
+    }
 
 
 def mcd_dtw(reference: AudioInput, hypothesis: AudioInput) -> float:

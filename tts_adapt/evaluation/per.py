@@ -35,7 +35,13 @@ from .text_norm import edit_distance
 STRESS_MARKS = "ˈˌ"
 _DROP = set(PUNCTUATION) | set(STRESS_MARKS) | {" "}
 BLANK_ID = 0
-OFFICIAL_CONFIG = {"input_dim": 80, "hidden_dim": 256, "n_token": 178, "n_layers": 6, "token_embedding_dim": 512}
+OFFICIAL_CONFIG = {
+    "input_dim": 80,
+    "hidden_dim": 256,
+    "n_token": 178,
+    "n_layers": 6,
+    "token_embedding_dim": 512,
+}
 KIND = "tts-adapt/per-recognizer"
 
 
@@ -96,7 +102,8 @@ class PhonemeRecognizer:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(
-                f"phoneme recogniser not found: {path} (official StyleTTS 2 Utils/ASR/epoch_00080.pth, or train "
+                f"phoneme recogniser not found: {path} (official StyleTTS 2 Utils/ASR/epoch_00080.pth, "
+                "or train "
                 "one with `tts-adapt train-per`)"
             )
         if path.suffix == ".safetensors":
@@ -104,7 +111,9 @@ class PhonemeRecognizer:
 
             tensors, meta = load_tensors(path)
             if meta.get("kind") != KIND or "config" not in meta:
-                raise ValueError(f"{path} is not a tts-adapt phoneme recogniser (metadata kind={meta.get('kind')!r})")
+                raise ValueError(
+                    f"{path} is not a tts-adapt phoneme recogniser (metadata kind={meta.get('kind')!r})"
+                )
             model = build_aligner(meta["config"])
             model.load_state_dict(tensors, strict=True)
             return cls(model, str(path), device)
@@ -113,7 +122,9 @@ class PhonemeRecognizer:
         ckpt = safe_torch_load(path)
         state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
         if not isinstance(state, dict) or "ctc_linear.2.linear_layer.weight" not in state:
-            raise ValueError(f"{path} does not hold an ASRCNN state dict under 'model' (official Utils/ASR format)")
+            raise ValueError(
+                f"{path} does not hold an ASRCNN state dict under 'model' (official Utils/ASR format)"
+            )
         state = {k.removeprefix("module."): v for k, v in state.items()}
         config = dict(OFFICIAL_CONFIG)
         config["n_token"] = int(state["ctc_linear.2.linear_layer.weight"].shape[0])

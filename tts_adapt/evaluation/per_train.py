@@ -121,8 +121,13 @@ def train_per_recognizer(
     n_val = max(1, int(round(cfg.val_fraction * len(order)))) if cfg.val_fraction > 0 else 0
     val_idx, train_idx = order[:n_val], order[n_val:]
 
-    model_cfg = {"input_dim": 80, "hidden_dim": cfg.hidden_dim, "n_token": len(SYMBOLS),
-                 "n_layers": cfg.n_layers, "token_embedding_dim": cfg.token_embedding_dim}
+    model_cfg = {
+        "input_dim": 80,
+        "hidden_dim": cfg.hidden_dim,
+        "n_token": len(SYMBOLS),
+        "n_layers": cfg.n_layers,
+        "token_embedding_dim": cfg.token_embedding_dim,
+    }
     model = build_aligner(model_cfg)
     params = [p for n, p in model.named_parameters() if not n.startswith("asr_s2s.")]
     for n, p in model.named_parameters():
@@ -130,8 +135,9 @@ def train_per_recognizer(
             p.requires_grad_(False)  # the attention decoder plays no part in CTC recognition
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
 
     start_epoch, history = 0, []
@@ -171,14 +177,29 @@ def train_per_recognizer(
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             sched.step()
-            total += float(loss) * len(b)
+            total += float(loss.detach()) * len(b)
         train_loss = total / len(train_idx)
-        val_per = evaluate_per(model, [mels[i] for i in val_idx], [targets[i] for i in val_idx]) if val_idx else None
-        history.append({"epoch": epoch + 1, "train_ctc": round(train_loss, 4),
-                        "val_per": None if val_per is None else round(val_per, 4)})
+        val_per = (
+            evaluate_per(model, [mels[i] for i in val_idx], [targets[i] for i in val_idx])
+            if val_idx
+            else None
+        )
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_ctc": round(train_loss, 4),
+                "val_per": None if val_per is None else round(val_per, 4),
+            }
+        )
         bar.set_postfix(ctc=f"{train_loss:.3f}", val_per="-" if val_per is None else f"{val_per:.3f}")
-        meta = {"kind": KIND, "config": model_cfg, "train_config": asdict(cfg), "epoch": epoch + 1,
-                "n_items": len(items), "history": history}
+        meta = {
+            "kind": KIND,
+            "config": model_cfg,
+            "train_config": asdict(cfg),
+            "epoch": epoch + 1,
+            "n_items": len(items),
+            "history": history,
+        }
         save_tensors(last, model.state_dict(), meta)
         opt_path = out / "optimizer.pt"
         tmp = opt_path.with_suffix(".pt.tmp")

@@ -46,8 +46,14 @@ class DNSMOS:
             if w.size < self.sample_rate // 10:
                 raise ValueError("audio too short for DNSMOS (< 0.1 s)")
             r = self._dnsmos.run(w, self.sample_rate, model_type=self.model_type)
-            out.append({"ovrl": float(r["ovrl_mos"]), "sig": float(r["sig_mos"]), "bak": float(r["bak_mos"]),
-                        "p808": float(r["p808_mos"])})
+            out.append(
+                {
+                    "ovrl": float(r["ovrl_mos"]),
+                    "sig": float(r["sig_mos"]),
+                    "bak": float(r["bak_mos"]),
+                    "p808": float(r["p808_mos"]),
+                }
+            )
         return out
 
     def score(self, audios: Sequence[AudioInput]) -> list[dict]:
@@ -66,8 +72,12 @@ class UTMOS:
     name = "utmos"
     sample_rate = 16000
 
-    def __init__(self, repo: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self,
+        repo: str | os.PathLike | None = None,
+        weights: str | os.PathLike | None = None,
+        device: str = "cpu",
+    ) -> None:
         import torch
 
         from ..utils.io import safe_torch_load

@@ -86,7 +86,9 @@ class ResemblyzerEncoder(SpeakerEncoder):
     name = "resemblyzer"
     sample_rate = 16000
 
-    def __init__(self, cache: EmbeddingCache | None = None, batch_size: int = 16, device: str = "cpu") -> None:
+    def __init__(
+        self, cache: EmbeddingCache | None = None, batch_size: int = 16, device: str = "cpu"
+    ) -> None:
         super().__init__(cache, batch_size)
         try:
             from resemblyzer import VoiceEncoder
@@ -156,7 +158,9 @@ class WavLMXVectorEncoder(SpeakerEncoder):
             raise FileNotFoundError(f"WavLM x-vector model folder not found: {model_path}")
         try:
             self.extractor = AutoFeatureExtractor.from_pretrained(self.model_ref, local_files_only=True)
-            self.model = WavLMForXVector.from_pretrained(self.model_ref, local_files_only=True).eval().to(device)
+            self.model = (
+                WavLMForXVector.from_pretrained(self.model_ref, local_files_only=True).eval().to(device)
+            )
         except OSError as e:
             raise _hf_missing(self.model_ref, e) from e
         self.device = device
@@ -169,7 +173,11 @@ class WavLMXVectorEncoder(SpeakerEncoder):
         import torch
 
         inputs = self.extractor(
-            waves, sampling_rate=self.sample_rate, padding=True, return_attention_mask=True, return_tensors="pt"
+            waves,
+            sampling_rate=self.sample_rate,
+            padding=True,
+            return_attention_mask=True,
+            return_tensors="pt",
         )
         with torch.inference_mode():
             out = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
@@ -197,10 +205,13 @@ class EcapaEncoder(SpeakerEncoder):
             except ImportError:  # speechbrain < 1.0
                 from speechbrain.pretrained import EncoderClassifier
         except ImportError as e:
-            raise RuntimeError("the ecapa backend needs the 'speechbrain' package (pip install speechbrain)") from e
+            raise RuntimeError(
+                "the ecapa backend needs the 'speechbrain' package (pip install speechbrain)"
+            ) from e
         if model_path is None or not os.path.isfile(os.path.join(model_path, "hyperparams.yaml")):
             raise FileNotFoundError(
-                f"ECAPA weights not found: pass --model-path to a local copy of {self.default_model} (a folder "
+                f"ECAPA weights not found: pass --model-path to a local copy of {self.default_model} "
+                "(a folder "
                 f"with hyperparams.yaml, embedding_model.ckpt, mean_var_norm_emb.ckpt); got {model_path!r}"
             )
         self.model_ref = str(model_path)
@@ -235,10 +246,14 @@ def get_speaker_encoder(
 ) -> SpeakerEncoder:
     """Build a speaker encoder by backend name (see ``SPEAKER_BACKENDS``)."""
     if backend not in SPEAKER_BACKENDS:
-        raise ValueError(f"unknown speaker-similarity backend {backend!r}; choose one of {sorted(SPEAKER_BACKENDS)}")
+        raise ValueError(
+            f"unknown speaker-similarity backend {backend!r}; choose one of {sorted(SPEAKER_BACKENDS)}"
+        )
     kwargs: dict = {"cache": cache, "device": device}
     if model_path is not None:
         if backend == "resemblyzer":
-            raise ValueError("the resemblyzer backend uses the encoder inside its wheel; --model-path does not apply")
+            raise ValueError(
+                "the resemblyzer backend uses the encoder inside its wheel; --model-path does not apply"
+            )
         kwargs["model_path"] = model_path
     return SPEAKER_BACKENDS[backend](**kwargs)

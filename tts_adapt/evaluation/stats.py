@@ -24,8 +24,10 @@ class Estimate:
         return asdict(self)
 
 
-def _resample_means(values: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 1 << 22) -> np.ndarray:
-    """``[n_boot, k]`` means of columns of ``values [n, k]`` over index resamples, in memory-bounded chunks."""
+def _resample_means(
+    values: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 1 << 22
+) -> np.ndarray:
+    """``[n_boot, k]`` column means of ``values [n, k]`` over index resamples, in memory-bounded chunks."""
     n = values.shape[0]
     rows = max(1, chunk // max(1, n))
     out = []
@@ -50,7 +52,9 @@ def bootstrap_mean(values, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, level
     return Estimate(float(x.mean()), float(lo), float(hi), int(x.size))
 
 
-def bootstrap_ratio(numerator, denominator, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, level: float = 0.95) -> Estimate:
+def bootstrap_ratio(
+    numerator, denominator, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, level: float = 0.95
+) -> Estimate:
     """``mean(numerator) / mean(denominator)`` over paired items, with a paired bootstrap interval."""
     a = np.asarray(numerator, dtype=np.float64).reshape(-1)
     b = np.asarray(denominator, dtype=np.float64).reshape(-1)

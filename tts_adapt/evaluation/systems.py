@@ -5,8 +5,9 @@ later without touching the protocol:
 
 * ``espeak:VOICE[:pitch=P,speed=S]``: the espeak-ng program (a real, if robotic, baseline; it
   ignores the reference, so it has no zero-shot ability at all);
-* ``styletts2:CHECKPOINT:CONFIG[:alpha=0.3,beta=0.7,diffusion_steps=5,embedding_scale=1.0]``: the
-  official-format StyleTTS 2 checkpoint through ``tts_adapt.models.styletts2.load_official``.
+* ``styletts2:CHECKPOINT:CONFIG[:adapter=DIR,alpha=0.3,beta=0.7,diffusion_steps=5,embedding_scale=1.0]``:
+  an official-format StyleTTS 2 checkpoint through ``tts_adapt.models.styletts2.load_official``,
+  optionally with an adapted-model folder (``tts_adapt.adapters.load_adapted``) on top.
 
 ``register_system(kind, factory)`` adds a kind; ``make_system(spec, name=...)`` builds one.
 """
@@ -24,6 +25,17 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 Reference = str | Path | np.ndarray
+# the parts of a StyleTTS 2 checkpoint that inference needs (training-only modules may be absent)
+INFERENCE_MODULES = (
+    "bert",
+    "bert_encoder",
+    "predictor",
+    "decoder",
+    "text_encoder",
+    "predictor_encoder",
+    "style_encoder",
+    "diffusion",
+)
 
 
 @runtime_checkable
@@ -45,7 +57,9 @@ def _parse_options(text: str) -> dict[str, str]:
     return opts
 
 
-def espeak_synthesize(text: str, voice: str = "en-us", pitch: int = 50, speed: int = 175) -> tuple[np.ndarray, int]:
+def espeak_synthesize(
+    text: str, voice: str = "en-us", pitch: int = 50, speed: int = 175
+) -> tuple[np.ndarray, int]:
     """Run ``espeak-ng`` and return its 22.05 kHz mono waveform."""
     import soundfile as sf
 
@@ -58,7 +72,9 @@ def espeak_synthesize(text: str, voice: str = "en-us", pitch: int = 50, speed: i
         check=False,
     )
     if proc.returncode != 0 or not proc.stdout:
-        raise RuntimeError(f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}")
+        raise RuntimeError(
+            f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace').strip()}"
+        )
     wave, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
     if wave.ndim > 1:
         wave = wave.mean(axis=1)
@@ -68,7 +84,9 @@ def espeak_synthesize(text: str, voice: str = "en-us", pitch: int = 50, speed: i
 class EspeakSystem:
     """espeak-ng as a synthesiser. Deterministic; ``reference`` and ``seed`` are ignored by design."""
 
-    def __init__(self, voice: str = "en-us", pitch: int = 50, speed: int = 175, name: str | None = None) -> None:
+    def __init__(
+        self, voice: str = "en-us", pitch: int = 50, speed: int = 175, name: str | None = None
+    ) -> None:
         self.voice = voice
         self.pitch = int(pitch)
         self.speed = int(speed)
@@ -94,22 +112,41 @@ class StyleTTS2System:
     ) -> None:
         self.model = model
         self.name = name
-        self.settings = {"alpha": float(alpha), "beta": float(beta), "diffusion_steps": int(diffusion_steps),
-                         "embedding_scale": float(embedding_scale)}
+        self.settings = {
+            "alpha": float(alpha),
+            "beta": float(beta),
+            "diffusion_steps": int(diffusion_steps),
+            "embedding_scale": float(embedding_scale),
+        }
         self.info: dict[str, Any] = {"method": "styletts2", **(info or {})}
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike, config: str | os.PathLike, name: str = "styletts2",
-                        device: str = "cpu", **settings: Any) -> StyleTTS2System:
-        for p, what in ((checkpoint, "checkpoint"), (config, "config")):
-            if not os.path.exists(p):
+    def from_checkpoint(
+        cls,
+        checkpoint: str | os.PathLike,
+        config: str | os.PathLike,
+        name: str = "styletts2",
+        device: str = "cpu",
+        adapter: str | os.PathLike | None = None,
+        **settings: Any,
+    ) -> StyleTTS2System:
+        """Official-format checkpoint (+ optional adapted-model folder) as a system."""
+        for p, what in ((checkpoint, "checkpoint"), (config, "config"), (adapter, "adapter folder")):
+            if p is not None and not os.path.exists(p):
                 raise FileNotFoundError(f"StyleTTS 2 {what} not found: {p}")
-        try:
-            from ..models.styletts2 import load_official
-        except ImportError as e:
-            raise RuntimeError(f"the StyleTTS 2 model code is not available in this installation: {e}") from e
-        model = load_official(checkpoint, config, device=device)
-        return cls(model, name=name, **settings)
+        import torch
+
+        from ..models.styletts2 import load_official
+
+        model = load_official(checkpoint, config, modules=INFERENCE_MODULES)
+        info: dict[str, Any] = {"checkpoint": str(checkpoint)}
+        if adapter is not None:
+            from ..adapters import load_adapted
+
+            model = load_adapted(model, adapter)
+            info.update(method="adapted", adapter=str(adapter))
+        model = model.to(torch.device(device)).eval()
+        return cls(model, name=name, info=info, **settings)
 
     def synthesize(self, text: str, reference: Reference, seed: int) -> tuple[np.ndarray, int]:
         ref = str(reference) if isinstance(reference, Path) else reference
@@ -125,7 +162,9 @@ def _espeak_factory(args: list[str], name: str | None, device: str) -> Synthesiz
     opts = _parse_options(args[1]) if len(args) > 1 else {}
     unknown = set(opts) - {"pitch", "speed"}
     if unknown or len(args) > 2:
-        raise ValueError(f"espeak spec: unknown options {sorted(unknown) or args[2:]}; expected pitch=, speed=")
+        raise ValueError(
+            f"espeak spec: unknown options {sorted(unknown) or args[2:]}; expected pitch=, speed="
+        )
     return EspeakSystem(args[0], int(opts.get("pitch", 50)), int(opts.get("speed", 175)), name=name)
 
 
@@ -133,12 +172,20 @@ def _styletts2_factory(args: list[str], name: str | None, device: str) -> Synthe
     if len(args) < 2:
         raise ValueError("styletts2 spec: styletts2:CHECKPOINT:CONFIG[:alpha=..,beta=..,diffusion_steps=..]")
     opts = _parse_options(args[2]) if len(args) > 2 else {}
-    allowed = {"alpha": float, "beta": float, "diffusion_steps": int, "embedding_scale": float}
+    allowed = {
+        "alpha": float,
+        "beta": float,
+        "diffusion_steps": int,
+        "embedding_scale": float,
+        "adapter": str,
+    }
     unknown = set(opts) - set(allowed)
     if unknown:
         raise ValueError(f"styletts2 spec: unknown options {sorted(unknown)}; expected {sorted(allowed)}")
     settings = {k: allowed[k](v) for k, v in opts.items()}
-    return StyleTTS2System.from_checkpoint(args[0], args[1], name=name or "styletts2", device=device, **settings)
+    return StyleTTS2System.from_checkpoint(
+        args[0], args[1], name=name or "styletts2", device=device, **settings
+    )
 
 
 SYSTEM_FACTORIES: dict[str, Callable[[list[str], str | None, str], Synthesizer]] = {

@@ -15,11 +15,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen " \
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen".split()
+)
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_ORD = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-        "nine": "ninth", "twelve": "twelfth"}
+_ORD = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
 
 
 def number_to_words(n: int) -> str:
@@ -38,7 +47,9 @@ def number_to_words(n: int) -> str:
     for size, name in ((10**6, "million"), (1000, "thousand")):
         if n >= size:
             rest = n % size
-            return number_to_words(n // size) + f" {name}" + ("" if rest == 0 else " " + number_to_words(rest))
+            return (
+                number_to_words(n // size) + f" {name}" + ("" if rest == 0 else " " + number_to_words(rest))
+            )
     raise AssertionError("unreachable")
 
 
@@ -55,6 +66,8 @@ def _ordinal(words: str) -> str:
 
 _NUM_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(st|nd|rd|th)?(?![\w])")
 _PUNCT_RE = re.compile(r"[^\w\s']")
+_NUMBER_WORDS = "|".join(_ONES[1:] + _TENS[2:])
+_AND_RE = re.compile(rf"\b(hundred|thousand|million)\s+and\s+(?=(?:{_NUMBER_WORDS})\b)")
 
 
 def normalize_text(text: str) -> str:
@@ -72,6 +85,7 @@ def normalize_text(text: str) -> str:
     t = _NUM_RE.sub(spell, t)
     t = re.sub(r"\d", lambda m: " " + _ONES[int(m.group(0))] + " ", t)
     t = _PUNCT_RE.sub(" ", t)
+    t = _AND_RE.sub(r"\1 ", t)  # "two hundred and five" == "two hundred five"
     t = re.sub(r"(^|\s)'+|'+(?=\s|$)", " ", t)  # quotes, not apostrophes inside words
     return " ".join(t.split())
 

@@ -1,13 +1,15 @@
 """The Laplace prior penalty ``λ/2 · Σ_layers vec(ΔW)ᵀ H vec(ΔW)`` centred on the pre-trained weights.
 
-With LoRA, ``ΔW = B·A`` (scaling folded into ``B``, rank r) and the penalty never forms ``ΔW``:
+With LoRA, ``ΔW = s·B·A`` (rank r) and the penalty never forms ``ΔW`` for L2-SP and KFAC:
 
-* l2sp: ``‖B A‖² = tr((BᵀB)(AAᵀ))``, r×r work after two thin GEMMs;
-* kfac: ``tr(G ΔW A_f ΔWᵀ) = tr((Bᵀ G B)(A A_f Aᵀ))``, O(r·(d_out² + d_in²)) instead of the dense
+* l2sp: ``s²·tr((BᵀB)(AAᵀ))``, r×r work after two thin GEMMs;
+* kfac: ``tr(G ΔW A_f ΔWᵀ) = s²·tr((Bᵀ G B)(A A_f Aᵀ))``, O(r·(d_out² + d_in²)) instead of the dense
   O(d_out·d_in·(d_out + d_in));
-* ekfac: ``Σ scale ⊙ ((QGᵀ B)(A QA))²`` and diag: ``Σ diag ⊙ (B A)²``, one rank-r product each.
+* ekfac: ``s²·Σ scale ⊙ ((QGᵀ B)(A QA))²`` and diag: ``s²·Σ diag ⊙ (B A)²``, one rank-r product each.
 
-Here ``A_f`` is the input factor without its bias row/column (LoRA leaves biases alone). For full
+Here ``A_f`` is the input factor without its bias row/column (LoRA leaves biases alone). Layers with
+equal shapes and rank (StyleTTS 2's many AdaIN ``fc`` layers) are evaluated together with batched
+matrix products, so the penalty costs a few kernels per shape rather than per layer. For full
 fine-tuning (no LoRA layers) the prior keeps a copy ``W₀`` of every target weight (bias included) and
 penalises ``W − W₀`` with the dense forms. Only LoRA parameters (or, for full fine-tuning, the layer
 weights) receive gradients; the curvature tensors are buffers that follow ``.to(device)``.
@@ -21,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..adapters.lora import delta_factors, lora_layers
+from ..adapters.lora import active_adapters, delta_factors, lora_layers
+from ..adapters.lstm import LoraLSTM
 from ..adapters.targets import named_layers, unwrap
 from ..curvature.layers import make_spec
 from ..curvature.store import Curvature
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class LaplacePrior(nn.Module):
-    """``LaplacePrior(model, curvature, strength)``; call :meth:`penalty` in every training step.
+    """``LaplacePrior(model, curvature, strength)``; add :meth:`penalty` to the loss of every step.
 
     ``curvature``: a :class:`~tts_adapt.curvature.Curvature` (checked against ``model``) or ``"l2sp"``
     (identity on the LoRA layers, or on the default targets for full fine-tuning). ``mode``: ``"lora"``,
@@ -72,15 +75,17 @@ class LaplacePrior(nn.Module):
         self.strength = float(strength)
         self.mode = mode
         self.method = curvature.method
-        self._terms: list[dict[str, Any]] = []  # plain list: not registered as submodules
+        # plain lists/dicts: the model's layers must not become submodules of the prior
+        self._terms: list[dict[str, Any]] = []
+        self._groups: list[dict[str, Any]] = []
         layers = named_layers(model)
         if mode == "lora":
             names = list(adapters)
             lack = [n for n in names if n not in curvature.info]
             if lack and missing == "error":
                 raise ValueError(
-                    f"{len(lack)} LoRA layers have no curvature ({lack[:3]}); estimate it for the LoRA targets or "
-                    "pass missing='skip'"
+                    f"{len(lack)} LoRA layers have no curvature ({lack[:3]}); estimate it for the LoRA "
+                    "targets or pass missing='skip'"
                 )
             if lack:
                 log.warning("no prior on %d LoRA layers without curvature: %s", len(lack), lack[:5])
@@ -90,44 +95,82 @@ class LaplacePrior(nn.Module):
         unused = sorted(set(curvature.info) - set(names))
         if unused:
             log.info("curvature of %d layers is not used by this prior (not adapted)", len(unused))
-        for i, name in enumerate(names):
-            self._add(i, name, layers[name], curvature, dtype)
+        for name in names:
+            self._add(name, layers[name], curvature)
+        self._register_tensors(curvature, dtype)
 
     # ---- construction -------------------------------------------------------------------------
-    def _add(self, i: int, name: str, layer: nn.Module, curv: Curvature, dtype: torch.dtype | None) -> None:
+    def _add(self, name: str, layer: nn.Module, curv: Curvature) -> None:
         info = curv.info[name]
         spec = make_spec(name, layer)
         if [info["d_out"], info["d_in"], info["bias"]] != [spec.d_out, spec.d_in, spec.bias]:
             raise ValueError(f"{name}: curvature shape {info['d_out']}x{info['d_in']} does not fit the layer")
         if spec.kind == "lstm" and self.method != "l2sp":
             raise ValueError(f"{name}: only the l2sp prior is available for nn.LSTM layers")
-        ref = next(iter(layer.parameters()))
-        dt = dtype or (ref.dtype if ref.dtype.is_floating_point else torch.float32)
-        term: dict[str, Any] = {"name": name, "layer": layer, "spec": spec, "buffers": {}}
-        d_in = spec.d_in
-        for key, t in curv.layers.get(name, {}).items():
-            if key == "A" and self.mode == "lora":
-                t = t[:d_in, :d_in]
-            if key == "QA" and self.mode == "lora":
-                t = t[:d_in]
-            if key in ("A", "G") and self.method == "ekfac":
-                continue  # EKFAC uses its own scale, not the KFAC factors
-            if key == "diag" and self.mode == "lora":
-                t = t[:, :d_in]
-            buf = f"t{i}_{key}"
-            self.register_buffer(buf, t.detach().to(device=ref.device, dtype=dt).contiguous(), persistent=False)
-            term["buffers"][key] = buf
-        if self.mode == "full":
-            base = unwrap(layer)
-            if spec.kind == "lstm":
-                w0 = {n: p.detach().clone() for n, p in base.named_parameters()}
-                for n, t in w0.items():
-                    self.register_buffer(f"t{i}_w0_{n}", t, persistent=False)
-                term["w0"] = {n: f"t{i}_w0_{n}" for n in w0}
-            else:
-                self.register_buffer(f"t{i}_w0", spec.weight_matrix().detach().clone(), persistent=False)
-                term["w0"] = f"t{i}_w0"
+        term: dict[str, Any] = {"name": name, "layer": layer, "spec": spec}
+        if self.mode == "lora" and spec.kind != "lstm":
+            adapters = active_adapters(layer)
+            if len(adapters) == 1:
+                adapter = adapters[0]
+                rank = layer.lora_A[adapter].weight.shape[0]
+                key = (spec.d_out, spec.d_in, rank)
+                group = next((g for g in self._groups if g["key"] == key), None)
+                if group is None:
+                    group = {"key": key, "terms": []}
+                    self._groups.append(group)
+                term.update(adapter=adapter, group=group, index=len(group["terms"]))
+                group["terms"].append(term)
         self._terms.append(term)
+
+    def _slice(self, key: str, t: torch.Tensor, d_in: int) -> torch.Tensor | None:
+        """The part of a curvature tensor the penalty needs (LoRA has no bias column)."""
+        if self.method == "ekfac" and key in ("A", "G"):
+            return None  # EKFAC uses its own scale, not the KFAC factors
+        if self.mode == "lora":
+            if key == "A":
+                return t[:d_in, :d_in]
+            if key == "QA":
+                return t[:d_in]
+            if key == "diag":
+                return t[:, :d_in]
+        return t
+
+    def _register_tensors(self, curv: Curvature, dtype: torch.dtype | None) -> None:
+        for i, term in enumerate(self._terms):
+            spec, ref = term["spec"], next(iter(term["layer"].parameters()))
+            dt = dtype or (ref.dtype if ref.dtype.is_floating_point else torch.float32)
+            term["dtype"] = dt
+            if "group" in term:
+                continue
+            term["buffers"] = {}
+            for key, t in curv.layers.get(term["name"], {}).items():
+                t = self._slice(key, t, spec.d_in)
+                if t is not None:
+                    name = f"t{i}_{key}"
+                    self.register_buffer(name, t.detach().to(ref.device, dt).contiguous(), persistent=False)
+                    term["buffers"][key] = name
+            if self.mode == "full":
+                base = unwrap(term["layer"])
+                if spec.kind == "lstm":
+                    term["w0"] = {}
+                    for n, p in base.named_parameters():
+                        self.register_buffer(f"t{i}_w0_{n}", p.detach().clone(), persistent=False)
+                        term["w0"][n] = f"t{i}_w0_{n}"
+                else:
+                    self.register_buffer(f"t{i}_w0", spec.weight_matrix().detach().clone(), persistent=False)
+                    term["w0"] = f"t{i}_w0"
+        for gi, group in enumerate(self._groups):
+            terms = group["terms"]
+            ref = next(iter(terms[0]["layer"].parameters()))
+            group["buffers"] = {}
+            for key in curv.layers.get(terms[0]["name"], {}):
+                parts = [self._slice(key, curv.layers[t["name"]][key], t["spec"].d_in) for t in terms]
+                if parts[0] is None:
+                    continue
+                name = f"g{gi}_{key}"
+                stacked = torch.stack(parts).to(ref.device, terms[0]["dtype"]).contiguous()
+                self.register_buffer(name, stacked, persistent=False)
+                group["buffers"][key] = name
 
     @property
     def layer_names(self) -> list[str]:
@@ -136,24 +179,52 @@ class LaplacePrior(nn.Module):
     # ---- evaluation ---------------------------------------------------------------------------
     def penalty(self) -> torch.Tensor:
         """``strength/2 · Σ_layers vec(ΔW)ᵀ H vec(ΔW)`` (a differentiable scalar)."""
-        total = None
+        parts = []
+        for group in self._groups:
+            parts.append(self._group_quadratic(group))
         for term in self._terms:
-            q = self._quadratic(term)
-            total = q if total is None else total + q
-        if total is None:
+            if "group" not in term:
+                parts.append(self._term_quadratic(term))
+        if not parts:
             ref = next(iter(self.buffers()), None)
             return torch.zeros((), device=ref.device if ref is not None else None)
+        total = parts[0] if len(parts) == 1 else torch.stack([p.reshape(()) for p in parts]).sum()
         return 0.5 * self.strength * total
 
     def layer_penalties(self) -> dict[str, float]:
         """Unscaled ``vec(ΔW)ᵀ H vec(ΔW)`` per layer (for logging)."""
         with torch.no_grad():
-            return {t["name"]: float(self._quadratic(t)) for t in self._terms}
+            return {t["name"]: float(self._term_quadratic(t)) for t in self._terms}
 
-    def _buf(self, term: dict[str, Any], key: str) -> torch.Tensor:
+    def _tensor(self, term: dict[str, Any], key: str) -> torch.Tensor:
+        if "group" in term:
+            return getattr(self, term["group"]["buffers"][key])[term["index"]]
         return getattr(self, term["buffers"][key])
 
-    def _quadratic(self, term: dict[str, Any]) -> torch.Tensor:
+    def _group_quadratic(self, group: dict[str, Any]) -> torch.Tensor:
+        terms = group["terms"]
+        if any(active_adapters(t["layer"]) != [t["adapter"]] for t in terms):
+            # adapters switched, disabled or merged since construction: evaluate layer by layer
+            return torch.stack([self._term_quadratic(t).reshape(()) for t in terms]).sum()
+        b = torch.stack([t["layer"].lora_B[t["adapter"]].weight.reshape(group["key"][0], -1) for t in terms])
+        a = torch.stack([t["layer"].lora_A[t["adapter"]].weight.reshape(-1, group["key"][1]) for t in terms])
+        scale2 = torch.tensor(
+            [float(t["layer"].scaling[t["adapter"]]) ** 2 for t in terms], dtype=b.dtype, device=b.device
+        )
+        buf = {k: getattr(self, v) for k, v in group["buffers"].items()}
+        bt = b.transpose(1, 2)
+        if self.method == "l2sp":
+            q = ((bt @ b) * (a @ a.transpose(1, 2))).sum(dim=(1, 2))
+        elif self.method == "kfac":
+            q = ((bt @ (buf["G"].to(b) @ b)) * ((a @ buf["A"].to(a)) @ a.transpose(1, 2))).sum(dim=(1, 2))
+        elif self.method == "diag":
+            q = (buf["diag"].to(b) * (b @ a).square()).sum(dim=(1, 2))
+        else:
+            rot = (buf["QG"].to(b).transpose(1, 2) @ b) @ (a @ buf["QA"].to(a))
+            q = (buf["scale"].to(b) * rot.square()).sum(dim=(1, 2))
+        return (q * scale2).sum()
+
+    def _term_quadratic(self, term: dict[str, Any]) -> torch.Tensor:
         if self.mode == "lora":
             return self._lora_quadratic(term)
         return self._full_quadratic(term)
@@ -164,17 +235,19 @@ class LaplacePrior(nn.Module):
             ref = next(iter(term["layer"].parameters()))
             return torch.zeros((), device=ref.device, dtype=ref.dtype)
         method = self.method
+        if isinstance(term["layer"], LoraLSTM) and method != "l2sp":
+            raise ValueError(f"{term['name']}: only the l2sp prior is available for nn.LSTM layers")
         out = None
         for b, a in factors.values():
             if method == "l2sp":
                 q = ((b.T @ b) * (a @ a.T)).sum()
             elif method == "kfac":
-                g, af = self._buf(term, "G"), self._buf(term, "A")
+                g, af = self._tensor(term, "G"), self._tensor(term, "A")
                 q = ((b.T @ (g.to(b) @ b)) * ((a @ af.to(a)) @ a.T)).sum()
             elif method == "diag":
-                q = (self._buf(term, "diag").to(b) * (b @ a).square()).sum()
+                q = (self._tensor(term, "diag").to(b) * (b @ a).square()).sum()
             else:  # ekfac
-                qg, qa, s = self._buf(term, "QG"), self._buf(term, "QA"), self._buf(term, "scale")
+                qg, qa, s = self._tensor(term, "QG"), self._tensor(term, "QA"), self._tensor(term, "scale")
                 q = (s.to(b) * ((qg.to(b).T @ b) @ (a @ qa.to(a))).square()).sum()
             out = q if out is None else out + q
         return out
@@ -183,43 +256,38 @@ class LaplacePrior(nn.Module):
         spec = term["spec"]
         if spec.kind == "lstm":
             base = spec.module
-            return sum(((p - getattr(self, term["w0"][n])).square().sum() for n, p in base.named_parameters()))
+            return sum((p - getattr(self, term["w0"][n])).square().sum() for n, p in base.named_parameters())
         delta = spec.weight_matrix() - getattr(self, term["w0"])
+        return self._dense(term, delta)
+
+    def _dense(self, term: dict[str, Any], delta: torch.Tensor) -> torch.Tensor:
+        """``vec(ΔW)ᵀ H vec(ΔW)`` through the dense ``ΔW``."""
         method = self.method
         if method == "l2sp":
             return delta.square().sum()
         if method == "diag":
-            return (self._buf(term, "diag").to(delta) * delta.square()).sum()
+            return (self._tensor(term, "diag").to(delta) * delta.square()).sum()
         if method == "kfac":
-            g, a = self._buf(term, "G").to(delta), self._buf(term, "A").to(delta)
+            g, a = self._tensor(term, "G").to(delta), self._tensor(term, "A").to(delta)
             return (delta * (g @ delta @ a)).sum()
-        qg, qa, s = self._buf(term, "QG").to(delta), self._buf(term, "QA").to(delta), self._buf(term, "scale")
-        return (s.to(delta) * (qg.T @ delta @ qa).square()).sum()
+        qg, qa = self._tensor(term, "QG").to(delta), self._tensor(term, "QA").to(delta)
+        return (self._tensor(term, "scale").to(delta) * (qg.T @ delta @ qa).square()).sum()
 
     def dense_penalty(self) -> torch.Tensor:
         """The same penalty through the dense ``ΔW`` (``tr(G ΔW A ΔWᵀ)`` etc.), for checks and benchmarks."""
-        total = None
+        parts = []
         for term in self._terms:
             if self.mode == "full":
-                q = self._full_quadratic(term)
-            else:
-                q = None
-                for b, a in delta_factors(term["layer"]).values():
-                    dw = b @ a
-                    if self.method == "l2sp":
-                        qi = dw.square().sum()
-                    elif self.method == "kfac":
-                        qi = (dw * (self._buf(term, "G").to(dw) @ dw @ self._buf(term, "A").to(dw))).sum()
-                    elif self.method == "diag":
-                        qi = (self._buf(term, "diag").to(dw) * dw.square()).sum()
-                    else:
-                        rot = self._buf(term, "QG").to(dw).T @ dw @ self._buf(term, "QA").to(dw)
-                        qi = (self._buf(term, "scale").to(dw) * rot.square()).sum()
-                    q = qi if q is None else q + qi
-                if q is None:
-                    continue
-            total = q if total is None else total + q
-        return 0.5 * self.strength * (total if total is not None else torch.zeros(()))
+                parts.append(self._full_quadratic(term))
+                continue
+            for b, a in delta_factors(term["layer"]).values():
+                parts.append(self._dense(term, b @ a))
+        if not parts:
+            return torch.zeros(())
+        return 0.5 * self.strength * torch.stack([p.reshape(()) for p in parts]).sum()
 
     def extra_repr(self) -> str:
-        return f"method={self.method}, mode={self.mode}, strength={self.strength:g}, layers={len(self._terms)}"
+        return (
+            f"method={self.method}, mode={self.mode}, strength={self.strength:g}, layers={len(self._terms)}, "
+            f"shape_groups={len(self._groups)}"
+        )

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..adapters import apply_lora, count_parameters, default_targets, named_layers
@@ -104,14 +105,16 @@ def setup_method(model: nn.Module, cfg: TrainConfig) -> MethodSetup:
         for layer in (named_layers(model)[n] for n in default_targets(model, ("linear",))):
             layer.requires_grad_(True)
     elif base == "lora":
-        apply_lora(
-            model,
-            targets=cfg.lora_targets,
-            rank=cfg.lora_rank,
-            alpha=cfg.lora_alpha,
-            dropout=cfg.lora_dropout,
-            layer_types=cfg.lora_layer_types,
-        )
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)  # the random A matrices depend on the run's seed only
+            apply_lora(
+                model,
+                targets=cfg.lora_targets,
+                rank=cfg.lora_rank,
+                alpha=cfg.lora_alpha,
+                dropout=cfg.lora_dropout,
+                layer_types=cfg.lora_layer_types,
+            )
     else:  # validated earlier
         raise ValueError(f"unknown method {cfg.method!r}")
     if cfg.train_aligner:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
 from ..data.prepare import PreparedUtterance
+from ..utils.seed import seed_everything
 from .config import TrainConfig, validate
 from .distributed import DistInfo, all_reduce_sum, any_true, shard, sum_gradients
 from .methods import DISCRIMINATORS, MethodSetup, describe_counts, setup_method
@@ -307,8 +308,8 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------
     def run(self, resume: bool = True) -> dict[str, Any]:
         cfg = self.cfg
-        if resume:
-            self.resume()
+        if not (resume and self.resume()):
+            seed_everything(cfg.seed)  # dropout and other global draws start from the run's seed
         if self.dist.main:
             log.info("method %s: trainable parameters\n%s", cfg.method, describe_counts(self.setup.counts))
             self._open_writer()

@@ -1,0 +1,144 @@
+"""``tts-adapt curvature``: estimate the Laplace-prior curvature of a pre-trained StyleTTS 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "curvature",
+        help="estimate curvature (l2sp/diag/kfac/ekfac) of the pre-training loss for the Laplace prior",
+        description="One pass (two for ekfac) over pre-training data with the model's weights fixed. "
+        "Resumable: rerun the same command after an interruption. Multi-GPU: launch with torchrun.",
+    )
+    p.add_argument("--checkpoint", required=True, help="official second-stage checkpoint (epochs_2nd_*.pth)")
+    p.add_argument("--config", required=True, help="the config.yml shipped with the checkpoint")
+    p.add_argument(
+        "--data", help="pre-training corpus (LibriTTS folder, other corpus or StyleTTS 2 file list)"
+    )
+    p.add_argument("--method", default="kfac", choices=["l2sp", "diag", "kfac", "ekfac"])
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument(
+        "--max-utterances",
+        type=int,
+        default=1000,
+        help="random subset size (the paper uses 1000 LibriTTS utterances); 0 = all",
+    )
+    p.add_argument(
+        "--targets",
+        default=None,
+        help="comma-separated layer/module names or glob patterns (default: the paper's LoRA targets)",
+    )
+    p.add_argument(
+        "--layer-types",
+        default="linear",
+        help="layer types that module names and patterns expand to: linear,conv1d",
+    )
+    p.add_argument(
+        "--objective",
+        default="styletts2",
+        choices=["styletts2", "mel", "text"],
+        help="per-utterance loss: all official terms but adversarial ones; mel reconstruction only; or "
+        "the text-side terms only (durations + diffusion, no decoder: fast, decoder layers get none)",
+    )
+    p.add_argument("--crop-frames", type=int, default=300, help="decoder training crop in mel frames")
+    p.add_argument("--max-frames", type=int, default=4000, help="mel frames per batch (padded)")
+    p.add_argument("--max-batch-size", type=int, default=16)
+    p.add_argument("--min-seconds", type=float, default=1.1, help="skip shorter utterances")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="skip longer utterances")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--state", default=None, help="partial-state file for resuming (default: <out>.partial)")
+    p.add_argument("--checkpoint-every", type=int, default=20, help="batches between partial-state saves")
+    p.add_argument("--jobs", type=int, default=1, help="parallel jobs for data preparation")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _init_distributed(device: str) -> tuple[int, int, str]:
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    rank = dist.get_rank()
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", rank % max(torch.cuda.device_count(), 1)))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    return rank, dist.get_world_size(), device
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..curvature import estimate
+    from ..curvature.batches import DataSpec, corpus_batches
+    from ..curvature.objectives import get_objective
+    from ..models.styletts2 import load_official
+
+    out = Path(args.out)
+    for path, what in ((args.checkpoint, "checkpoint"), (args.config, "config")):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{what} not found: {path}")
+    if args.method != "l2sp" and not args.data:
+        raise ValueError(f"--data is required for method {args.method} (only l2sp needs no data)")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rank, world, device = _init_distributed(device)
+    targets = [t for t in args.targets.split(",") if t.strip()] if args.targets else None
+    layer_types = tuple(t.strip() for t in args.layer_types.split(",") if t.strip())
+
+    model = load_official(args.checkpoint, args.config).to(torch.device(device)).eval()
+    batches, description = [], {"data": None}
+    if args.method != "l2sp":
+        spec = DataSpec(
+            data=args.data,
+            max_utterances=args.max_utterances or None,
+            seed=args.seed,
+            max_frames=args.max_frames,
+            max_batch_size=args.max_batch_size,
+            min_seconds=args.min_seconds,
+            max_seconds=args.max_seconds,
+        )
+        batches, description = corpus_batches(
+            spec, progress=not args.no_progress and rank == 0, jobs=args.jobs
+        )
+        description.update(
+            objective=args.objective, crop_frames=args.crop_frames, checkpoint=Path(args.checkpoint).name
+        )
+    loss_fn = get_objective(args.objective, crop_frames=args.crop_frames)
+    curv = estimate(
+        model,
+        batches,
+        loss_fn,
+        args.method,
+        targets,
+        layer_types=layer_types,
+        seed=args.seed,
+        state_path=args.state or f"{out}.partial",
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+        total_utterances=getattr(batches, "num_utterances", None),
+        data_description=description,
+    )
+    if rank == 0:
+        curv.save(out)
+        print(
+            f"wrote {out}: {args.method} curvature of {len(curv.info)} layers from "
+            f"{curv.num_utterances} utterances"
+        )
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0

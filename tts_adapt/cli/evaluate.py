@@ -1,0 +1,394 @@
+"""Evaluation commands: ``evaluate``, ``report``, ``similarity``, ``wer``, ``per``, ``mos``, ``mcd``,
+``train-per``.
+
+The single-file tools print one number (or a JSON object with ``--json``) so scripts can use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("tts_adapt")
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a machine-readable JSON object instead")
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="torch device for neural evaluators (default cpu)")
+
+
+def register(sub) -> None:
+    from ..evaluation.asr import ASR_BACKENDS
+    from ..evaluation.protocol import ALL_METRICS
+    from ..evaluation.similarity import SPEAKER_BACKENDS
+
+    # ---- evaluate -------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "evaluate",
+        help="score a base model and adapted models on the target speaker and on held-out speakers",
+        description=(
+            "Synthesise a fixed, seeded test set with each system: (a) the target speaker's held-out texts, "
+            "(b) held-out speakers in zero-shot mode from their reference audio. Writes per-utterance "
+            "utterances.jsonl and aggregates.json (bootstrap 95%% intervals, retention = adapted / base)."
+        ),
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="output folder (audio, utterances.jsonl, aggregates.json)"
+    )
+    p.add_argument(
+        "--target", help="corpus with the target speaker's held-out recordings (folder or file list)"
+    )
+    p.add_argument(
+        "--target-speaker", help="the target speaker's id (needed if --target has several speakers)"
+    )
+    p.add_argument("--heldout", help="corpus of held-out speakers (folder or file list)")
+    p.add_argument("--heldout-speakers", help="comma-separated subset of held-out speakers")
+    p.add_argument("--n-target", type=int, default=20, help="target test sentences (default 20)")
+    p.add_argument("--n-heldout", type=int, default=5, help="test sentences per held-out speaker (default 5)")
+    p.add_argument("--base", help="the base system spec, e.g. styletts2:CKPT:CONFIG or espeak:en-us")
+    p.add_argument(
+        "--system",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="an adapted system (repeatable), e.g. lora=styletts2:CKPT:CONFIG:adapter=runs/lora",
+    )
+    p.add_argument(
+        "--systems",
+        type=Path,
+        help="YAML/JSON list of {name, spec, role: base|adapted|other, info: {method, lambda, "
+        "trainable_params}}",
+    )
+    p.add_argument("--no-ground-truth", action="store_true", help="skip the ground-truth (ceiling) row")
+    p.add_argument(
+        "--metrics",
+        default="sim,wer,mcd,dnsmos",
+        help=f"comma-separated subset of {','.join(ALL_METRICS)} (default sim,wer,mcd,dnsmos)",
+    )
+    p.add_argument("--speaker-backend", default="resemblyzer", choices=sorted(SPEAKER_BACKENDS))
+    p.add_argument("--speaker-model", help="local weights folder for wavlm-base-plus-sv / ecapa")
+    p.add_argument("--asr-backend", default="pocketsphinx", choices=sorted(ASR_BACKENDS))
+    p.add_argument("--asr-model", help="Whisper weights (folder, or .pt for openai-whisper)")
+    p.add_argument(
+        "--per-model", help="phoneme recogniser for PER (official ASR .pth or train-per .safetensors)"
+    )
+    p.add_argument("--no-heldout-dnsmos", action="store_true", help="score DNSMOS on the target set only")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="test-set, synthesis and bootstrap seed (default 0)")
+    _device(p)
+    _json_flag(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    # ---- report ---------------------------------------------------------------------------------
+    p = sub.add_parser("report", help="HTML + Markdown comparison report from evaluation folders")
+    p.add_argument("eval_dirs", nargs="+", type=Path, help="folders written by `tts-adapt evaluate`")
+    p.add_argument(
+        "-o", "--out", type=Path, default=Path("report.html"), help="output HTML (default report.html)"
+    )
+    p.add_argument("--title", default="Speaker adaptation: similarity and forgetting")
+    p.add_argument("--n-audio", type=int, default=3, help="audio examples per set (default 3)")
+    p.add_argument("--no-markdown", action="store_true", help="write only the HTML file")
+    p.set_defaults(func=cmd_report)
+
+    # ---- single-file tools ----------------------------------------------------------------------
+    p = sub.add_parser("similarity", help="cosine similarity of the speakers of two recordings")
+    p.add_argument("reference", help="reference recording")
+    p.add_argument("hypothesis", help="recording to compare")
+    p.add_argument("--backend", default="resemblyzer", choices=sorted(SPEAKER_BACKENDS))
+    p.add_argument("--model-path", help="local weights folder (wavlm-base-plus-sv, ecapa)")
+    _device(p)
+    _json_flag(p)
+    p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser("wer", help="word error rate of a recording against its text")
+    p.add_argument("audio")
+    p.add_argument("--text", required=True, help="the reference text")
+    p.add_argument("--backend", default="pocketsphinx", choices=sorted(ASR_BACKENDS))
+    p.add_argument("--model-path", help="Whisper weights (folder, or .pt for openai-whisper)")
+    _device(p)
+    _json_flag(p)
+    p.set_defaults(func=cmd_wer)
+
+    p = sub.add_parser("per", help="phoneme error rate of a recording (CTC phoneme recogniser)")
+    p.add_argument("audio")
+    text = p.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", help="reference text (phonemised with espeak-ng)")
+    text.add_argument("--phonemes", help="reference IPA")
+    p.add_argument(
+        "--model", required=True, help="official Utils/ASR/epoch_00080.pth or a train-per recogniser"
+    )
+    _device(p)
+    _json_flag(p)
+    p.set_defaults(func=cmd_per)
+
+    p = sub.add_parser("mos", help="DNSMOS (P.835 overall) of a recording; optionally UTMOS")
+    p.add_argument("audio")
+    p.add_argument("--utmos", action="store_true", help="also UTMOS (needs its code and weights on disk)")
+    p.add_argument("--utmos-repo", help="checkout of tarepan/SpeechMOS (folder with hubconf.py)")
+    p.add_argument("--utmos-weights", help="utmos22_strong_step7459_v1.pt (default: torch hub checkpoints)")
+    _device(p)
+    _json_flag(p)
+    p.set_defaults(func=cmd_mos)
+
+    p = sub.add_parser("mcd", help="mel-cepstral distortion (DTW-aligned) between two recordings of one text")
+    p.add_argument("reference", help="ground-truth recording")
+    p.add_argument("hypothesis", help="synthesised recording")
+    _json_flag(p)
+    p.set_defaults(func=cmd_mcd)
+
+    p = sub.add_parser(
+        "train-per",
+        help="train a CTC phoneme recogniser on an evaluation corpus (for PER)",
+        description="Train the StyleTTS 2 aligner architecture with CTC on real recordings that the model "
+        "under test never saw. Resumable; writes OUT/recognizer.safetensors.",
+    )
+    p.add_argument("data", help="corpus (folder or file list)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--speakers", help="comma-separated subset of speakers")
+    p.add_argument("--max-utterances", type=int, help="use at most this many utterances (seeded choice)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--hidden-dim", type=int, default=128)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    _json_flag(p)
+    p.set_defaults(func=cmd_train_per)
+
+
+def _print(args: argparse.Namespace, value: float, payload: dict, digits: int = 4) -> int:
+    print(json.dumps(payload, ensure_ascii=False) if args.json else f"{value:.{digits}f}")
+    return 0
+
+
+def cmd_similarity(args: argparse.Namespace) -> int:
+    from ..evaluation.similarity import get_speaker_encoder
+
+    enc = get_speaker_encoder(args.backend, device=args.device, model_path=args.model_path)
+    sim = enc.similarity(args.reference, args.hypothesis)
+    return _print(
+        args,
+        sim,
+        {
+            "similarity": sim,
+            "backend": args.backend,
+            "reference": args.reference,
+            "hypothesis": args.hypothesis,
+        },
+    )
+
+
+def cmd_wer(args: argparse.Namespace) -> int:
+    from ..evaluation.asr import get_transcriber
+    from ..evaluation.text_norm import normalize_text
+
+    r = get_transcriber(args.backend, args.model_path, args.device).score(args.audio, args.text)
+    return _print(
+        args,
+        r["wer"],
+        {
+            "wer": r["wer"],
+            "cer": r["cer"],
+            "hypothesis": r["hypothesis"],
+            "reference_normalized": normalize_text(args.text),
+            "hypothesis_normalized": normalize_text(r["hypothesis"]),
+            "backend": args.backend,
+            "audio": args.audio,
+        },
+    )
+
+
+def cmd_per(args: argparse.Namespace) -> int:
+    from ..evaluation.per import PhonemeRecognizer
+
+    ref = args.phonemes
+    if ref is None:
+        from ..text import Phonemizer
+
+        ref = Phonemizer()(args.text)
+    r = PhonemeRecognizer.load(args.model, args.device).per(args.audio, ref)
+    return _print(
+        args,
+        r["per"],
+        {
+            "per": r["per"],
+            "hypothesis": r["phonemes"],
+            "reference": ref,
+            "model": args.model,
+            "audio": args.audio,
+        },
+    )
+
+
+def cmd_mos(args: argparse.Namespace) -> int:
+    from ..evaluation.quality import DNSMOS, UTMOS
+
+    d = DNSMOS().score([args.audio])[0]
+    payload = {
+        "dnsmos_ovrl": d["ovrl"],
+        "dnsmos_sig": d["sig"],
+        "dnsmos_bak": d["bak"],
+        "dnsmos_p808": d["p808"],
+        "audio": args.audio,
+    }
+    if args.utmos:
+        payload["utmos"] = UTMOS(args.utmos_repo, args.utmos_weights, args.device).score([args.audio])[0]
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        print(f"{d['ovrl']:.4f}" + (f" utmos={payload['utmos']:.4f}" if args.utmos else ""))
+    return 0
+
+
+def cmd_mcd(args: argparse.Namespace) -> int:
+    from ..evaluation.audio_io import load_wave
+    from ..evaluation.mcd import MCD_SAMPLE_RATE, mcd_from_cepstra, mel_cepstrum
+
+    r = mcd_from_cepstra(
+        mel_cepstrum(load_wave(args.reference, MCD_SAMPLE_RATE)),
+        mel_cepstrum(load_wave(args.hypothesis, MCD_SAMPLE_RATE)),
+    )
+    return _print(args, r["mcd"], {**r, "reference": args.reference, "hypothesis": args.hypothesis}, digits=3)
+
+
+def _load(spec: str, speakers: str | None = None):
+    from ..data import load_corpus
+
+    utts = load_corpus(spec)
+    if speakers:
+        from ..data import select_speakers
+
+        utts = select_speakers(utts, [s.strip() for s in speakers.split(",") if s.strip()])
+    return utts
+
+
+def _systems(args: argparse.Namespace):
+    from ..evaluation.protocol import GROUND_TRUTH, SystemEntry
+    from ..evaluation.systems import make_system
+
+    entries = [] if args.no_ground_truth else [SystemEntry(GROUND_TRUTH, GROUND_TRUTH)]
+    if args.systems:
+        if not args.systems.is_file():
+            raise FileNotFoundError(f"systems file not found: {args.systems}")
+        import yaml
+
+        listed = yaml.safe_load(args.systems.read_text(encoding="utf-8"))
+        if not isinstance(listed, list):
+            raise ValueError(f"{args.systems}: expected a list of {{name, spec, role, info}} entries")
+        for n, d in enumerate(listed):
+            if not isinstance(d, dict) or "name" not in d or "spec" not in d:
+                raise ValueError(f"{args.systems}: entry {n} needs 'name' and 'spec'")
+            sys_ = make_system(str(d["spec"]), name=str(d["name"]), device=args.device)
+            info = {**getattr(sys_, "info", {}), **(d.get("info") or {})}
+            entries.append(SystemEntry(str(d["name"]), d.get("role", "adapted"), sys_, info))
+    if args.base:
+        sys_ = make_system(args.base, name="base", device=args.device)
+        entries.append(SystemEntry("base", "base", sys_, dict(getattr(sys_, "info", {}))))
+    for item in args.system:
+        name, sep, spec = item.partition("=")
+        if not sep or not name or not spec:
+            raise ValueError(f"--system expects NAME=SPEC, got {item!r}")
+        sys_ = make_system(spec, name=name, device=args.device)
+        entries.append(SystemEntry(name, "adapted", sys_, dict(getattr(sys_, "info", {}))))
+    if not entries:
+        raise ValueError("nothing to evaluate: give --base, --system or --systems")
+    return entries
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation.protocol import EvalConfig, run_evaluation
+    from ..evaluation.testset import build_test_set
+
+    if not args.target and not args.heldout:
+        raise ValueError("give --target (the adaptation speaker's held-out recordings), --heldout, or both")
+    cfg = EvalConfig(
+        metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
+        speaker_backend=args.speaker_backend,
+        speaker_model=args.speaker_model,
+        asr_backend=args.asr_backend,
+        asr_model=args.asr_model,
+        per_model=args.per_model,
+        heldout_dnsmos=not args.no_heldout_dnsmos,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        device=args.device,
+    )
+    entries = _systems(args)
+    target = _load(args.target) if args.target else None
+    heldout = _load(args.heldout, args.heldout_speakers) if args.heldout else None
+    cases = build_test_set(target, heldout, args.n_target, args.n_heldout, args.seed, args.target_speaker)
+    agg = run_evaluation(entries, cases, args.out, cfg, progress=not args.quiet)
+    summary = {
+        name: {st: {m: round(v["mean"], 4) for m, v in d.items()} for st, d in s["sets"].items()}
+        for name, s in agg["systems"].items()
+    }
+    for name, s in agg["systems"].items():
+        if "retention" in s:
+            summary[name]["retention"] = {m: round(v["mean"], 4) for m, v in s["retention"].items()}
+    if args.json:
+        print(json.dumps({"out": str(args.out), "summary": summary}))
+    else:
+        for name, d in summary.items():
+            print(
+                f"{name}: "
+                + "; ".join(
+                    f"{st}: "
+                    + ", ".join(
+                        f"{m}={v}" for m, v in vals.items() if m in ("sim", "wer", "per", "mcd", "dnsmos")
+                    )
+                    for st, vals in d.items()
+                )
+            )
+        print(f"wrote {args.out / 'utterances.jsonl'} and {args.out / 'aggregates.json'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..evaluation.report import write_report
+
+    html_path, md_path = write_report(
+        args.eval_dirs, args.out, args.title, args.n_audio, not args.no_markdown
+    )
+    print(f"wrote {html_path}" + (f" and {md_path}" if md_path else ""))
+    return 0
+
+
+def cmd_train_per(args: argparse.Namespace) -> int:
+    from ..data import random_subset
+    from ..evaluation.per_train import PERTrainConfig, train_per_recognizer
+    from ..text import Phonemizer
+
+    utts = _load(args.data, args.speakers)
+    if args.max_utterances:
+        utts = random_subset(utts, min(args.max_utterances, len(utts)), seed=args.seed)
+    todo = [u for u in utts if not u.phonemes]
+    ipa = dict(zip([u.id for u in todo], Phonemizer().phonemize([u.text for u in todo]), strict=True))
+    items = [(u.audio_path, u.phonemes or ipa[u.id]) for u in utts]
+    cfg = PERTrainConfig(
+        hidden_dim=args.hidden_dim,
+        n_layers=args.layers,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    _, summary = train_per_recognizer(items, args.out, cfg, progress=not args.quiet)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "recognizer": str(args.out / "recognizer.safetensors"),
+                    "val_per": summary["val_per"],
+                    "n_train": summary["n_train"],
+                    "n_val": summary["n_val"],
+                }
+            )
+        )
+    else:
+        print(f"wrote {args.out / 'recognizer.safetensors'} (validation PER {summary['val_per']})")
+    return 0

@@ -1,0 +1,99 @@
+"""Pre-training batches for a curvature pass: a seeded utterance subset, real-length batches, loaded lazily.
+
+The batches form a ``Sequence`` so that :func:`~tts_adapt.curvature.estimate` can skip to a resume
+point (or to a rank's share) without loading the audio of skipped batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class LazyBatches(Sequence):
+    """``batches[i]`` = ``collate([dataset[j] for j in index_batches[i]])``, built on demand."""
+
+    def __init__(self, dataset: Any, index_batches: list[list[int]]) -> None:
+        from ..data import collate
+
+        self.dataset = dataset
+        self.index_batches = [list(b) for b in index_batches]
+        self._collate = collate
+
+    def __len__(self) -> int:
+        return len(self.index_batches)
+
+    def __getitem__(self, i: int):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._collate([self.dataset[j] for j in self.index_batches[i]])
+
+    @property
+    def num_utterances(self) -> int:
+        return sum(len(b) for b in self.index_batches)
+
+
+@dataclass
+class DataSpec:
+    data: str
+    max_utterances: int | None = None
+    seed: int = 0
+    max_frames: int = 4000
+    max_batch_size: int | None = 16
+    min_seconds: float = 1.1
+    max_seconds: float = 30.0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "max_utterances": self.max_utterances,
+            "seed": self.seed,
+            "max_frames": self.max_frames,
+            "max_batch_size": self.max_batch_size,
+            "min_seconds": self.min_seconds,
+            "max_seconds": self.max_seconds,
+        }
+
+
+def corpus_batches(
+    spec: DataSpec, progress: bool = True, jobs: int = 1
+) -> tuple[LazyBatches, dict[str, Any]]:
+    """Load, subset, prepare (phonemise + cache features) and batch a corpus; ``(batches, description)``."""
+    from ..data import (
+        FrameBudgetBatchSampler,
+        TTSDataset,
+        filter_duration,
+        load_corpus,
+        prepare_corpus,
+        random_subset,
+    )
+
+    utts = load_corpus(spec.data)
+    utts = filter_duration(utts, min_seconds=spec.min_seconds, max_seconds=spec.max_seconds)
+    if not utts:
+        raise ValueError(f"{spec.data}: no utterance between {spec.min_seconds} and {spec.max_seconds} s")
+    if spec.max_utterances is not None:
+        if spec.max_utterances <= 0:
+            raise ValueError("--max-utterances must be positive")
+        utts = random_subset(utts, min(spec.max_utterances, len(utts)), seed=spec.seed)
+    prepared = prepare_corpus(utts, progress=progress, jobs=jobs, what="curvature data")
+    items = [p for p in prepared.items if p.num_frames - p.num_frames % 2 >= 2 * 41]
+    if not items:
+        raise ValueError(f"{spec.data}: no usable utterance of at least ~1 s after preparation")
+    dataset = TTSDataset(items, seed=spec.seed)
+    sampler = FrameBudgetBatchSampler(
+        dataset.frame_lengths,
+        spec.max_frames,
+        seed=spec.seed,
+        shuffle=True,
+        max_batch_size=spec.max_batch_size,
+    )
+    batches = LazyBatches(dataset, sampler.batches(0))
+    desc = {
+        **spec.describe(),
+        "utterances": len(items),
+        "batches": len(batches),
+        "ids_head": [p.id for p in items[:3]],
+    }
+    return batches, desc

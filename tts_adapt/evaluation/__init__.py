@@ -1,0 +1,30 @@
+"""Evaluation: speaker similarity, WER/CER, PER, MCD-DTW, DNSMOS/UTMOS, the protocol and reports.
+
+Modules (import what you need; heavy dependencies load lazily):
+
+* ``similarity``: speaker-embedding cosine similarity (Resemblyzer default; WavLM-SV, ECAPA optional)
+* ``asr`` + ``text_norm``: WER/CER with PocketSphinx (offline) or Whisper (local weights)
+* ``per`` + ``per_train``: phoneme error rate from a CTC phoneme recogniser (StyleTTS 2 aligner)
+* ``mcd``: mel-cepstral distortion with DTW against the ground-truth recording
+* ``quality``: DNSMOS (offline) and UTMOS (local weights)
+* ``systems``: the ``Synthesizer`` protocol and system specs (``espeak:``, ``styletts2:``)
+* ``testset`` + ``protocol``: the seeded target / held-out-speaker protocol with bootstrap intervals
+* ``report`` + ``plots``: HTML and Markdown comparison reports
+"""
+
+from .audio_io import AudioInput, load_wave
+from .cache import EmbeddingCache
+from .stats import Estimate, bootstrap_mean, bootstrap_ratio
+from .text_norm import cer, normalize_text, wer
+
+__all__ = [
+    "AudioInput",
+    "EmbeddingCache",
+    "Estimate",
+    "bootstrap_mean",
+    "bootstrap_ratio",
+    "cer",
+    "load_wave",
+    "normalize_text",
+    "wer",
+]

@@ -1,0 +1,107 @@
+"""Report figures (matplotlib, Agg backend): the Pareto plot and per-speaker similarity bars."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated in both coordinates (higher is better), sorted by x."""
+    idx = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            (x2 >= x and y2 >= y) and (x2 > x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i
+        )
+        if not dominated:
+            idx.append(i)
+    return sorted(idx, key=lambda i: points[i][0])
+
+
+def pareto_plot(systems: Sequence[dict[str, Any]], metric: str = "sim") -> bytes:
+    """Target vs held-out similarity, one point per system, with 95 % intervals and the Pareto front.
+
+    ``systems``: dicts with ``label``, ``role``, ``target`` and ``heldout`` estimates (``mean/low/high``).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    pts, usable = [], []
+    for s in systems:
+        t, h = s.get("target"), s.get("heldout")
+        if not t or not h:
+            continue
+        gt = s["role"] == "ground_truth"
+        ax.errorbar(
+            h["mean"],
+            t["mean"],
+            xerr=[[h["mean"] - h["low"]], [h["high"] - h["mean"]]],
+            yerr=[[t["mean"] - t["low"]], [t["high"] - t["mean"]]],
+            fmt="*" if gt else ("s" if s["role"] == "base" else "o"),
+            ms=11 if gt else 7,
+            capsize=3,
+            color="gold" if gt else None,
+            mec="black" if gt else None,
+            label=s["label"],
+        )
+        ax.annotate(s["label"], (h["mean"], t["mean"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        if not gt:
+            pts.append((h["mean"], t["mean"]))
+            usable.append(s)
+    front = pareto_front(pts)
+    if len(front) > 1:
+        ax.plot(
+            [pts[i][0] for i in front],
+            [pts[i][1] for i in front],
+            "--",
+            color="grey",
+            lw=1,
+            label="Pareto front",
+        )
+    ax.set_xlabel(f"held-out speakers: {metric} (zero-shot, retained ability)")
+    ax.set_ylabel(f"target speaker: {metric}")
+    ax.set_title("Adaptation vs forgetting")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return png_bytes(fig)
+
+
+def speaker_bars(per_speaker: dict[str, dict[str, float]], metric: str = "sim") -> bytes:
+    """Grouped bars: one group per speaker, one bar per system. ``per_speaker[system][speaker] = value``."""
+    plt = _pyplot()
+    systems = list(per_speaker)
+    speakers = sorted({spk for d in per_speaker.values() for spk in d})
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(speakers) * max(1, len(systems)) / 2 + 2), 4.2))
+    width = 0.8 / max(1, len(systems))
+    x = np.arange(len(speakers))
+    for k, name in enumerate(systems):
+        vals = [per_speaker[name].get(spk, np.nan) for spk in speakers]
+        ax.bar(x + (k - (len(systems) - 1) / 2) * width, vals, width, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(
+        speakers, rotation=45 if len(speakers) > 8 else 0, ha="right" if len(speakers) > 8 else "center"
+    )
+    ax.set_ylabel(metric)
+    ax.set_xlabel("speaker")
+    ax.set_title(f"Per-speaker {metric}")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=min(4, len(systems)))
+    return png_bytes(fig)

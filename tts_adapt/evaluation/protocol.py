@@ -1,0 +1,416 @@
+"""The evaluation protocol: synthesise the seeded test set with every system, score, aggregate.
+
+For each system (the base model, one or more adapted models, and the ground-truth recordings as the
+ceiling row) and each test case it writes the audio, then computes per utterance:
+
+* ``sim``: cosine similarity to the speaker's profile (unit mean embedding of that speaker's test
+  recordings, leaving out the case's own recording); ``sim_ref``: similarity to the reference prompt;
+* ``wer``/``cer`` from an ASR backend; ``per`` from a CTC phoneme recogniser;
+* ``mcd``: MCD-DTW against the ground-truth recording of the same text;
+* ``dnsmos`` (overall) with ``dnsmos_sig``/``dnsmos_bak``.
+
+Outputs in ``out_dir``: ``test_set.jsonl``, ``audio/<system>/<set>/<id>.wav``, ``utterances.jsonl`` (one
+row per system x case), ``aggregates.json`` (bootstrap 95 % intervals per system, set and metric;
+per-speaker means; retention = adapted / base on the held-out speakers, paired bootstrap). Synthesis
+resumes from the audio already written; rows are reused when audio and scoring settings are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio_io import write_wave
+from .stats import bootstrap_mean, bootstrap_ratio
+from .systems import Synthesizer
+from .testset import TestCase, write_test_set
+
+log = logging.getLogger(__name__)
+
+ALL_METRICS = ("sim", "wer", "per", "mcd", "dnsmos")
+METRIC_FIELDS = ("sim", "sim_ref", "wer", "cer", "per", "mcd", "dnsmos", "dnsmos_sig", "dnsmos_bak")
+HIGHER_IS_BETTER = {
+    "sim": True,
+    "sim_ref": True,
+    "wer": False,
+    "cer": False,
+    "per": False,
+    "mcd": False,
+    "dnsmos": True,
+    "dnsmos_sig": True,
+    "dnsmos_bak": True,
+}
+ROLES = ("base", "adapted", "ground_truth", "other")
+GROUND_TRUTH = "ground_truth"
+
+
+@dataclass
+class EvalConfig:
+    metrics: tuple[str, ...] = ("sim", "wer", "mcd", "dnsmos")
+    speaker_backend: str = "resemblyzer"
+    speaker_model: str | None = None
+    asr_backend: str = "pocketsphinx"
+    asr_model: str | None = None
+    per_model: str | None = None
+    heldout_dnsmos: bool = True
+    n_boot: int = 2000
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.metrics = tuple(self.metrics)
+        bad = set(self.metrics) - set(ALL_METRICS)
+        if bad:
+            raise ValueError(f"unknown metric(s) {sorted(bad)}; choose from {list(ALL_METRICS)}")
+        if "per" in self.metrics and not self.per_model:
+            raise ValueError(
+                "metric 'per' needs a phoneme recogniser (--per-model; see `tts-adapt train-per`)"
+            )
+
+    def scoring_key(self) -> str:
+        """Identifies everything that changes a row's numbers (not the bootstrap settings)."""
+        d = asdict(self)
+        for k in ("n_boot", "device"):
+            d.pop(k)
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class SystemEntry:
+    """One row of the comparison. ``system`` is ``None`` for the ground truth."""
+
+    name: str
+    role: str
+    system: Synthesizer | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"system {self.name!r}: role must be one of {ROLES}, got {self.role!r}")
+        if self.role != GROUND_TRUTH and self.system is None:
+            raise ValueError(f"system {self.name!r} has no synthesiser")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(
+                f"system name {self.name!r} must be non-empty, without '/' and not start with '.'"
+            )
+
+
+class Scorers:
+    """Builds each evaluator on first use and keeps it for every system."""
+
+    def __init__(self, cfg: EvalConfig, cache_dir: str | os.PathLike | None) -> None:
+        self.cfg = cfg
+        self.cache_dir = cache_dir
+        self._speaker = self._asr = self._per = self._dnsmos = None
+
+    @property
+    def speaker(self):
+        if self._speaker is None:
+            from .cache import EmbeddingCache
+            from .similarity import get_speaker_encoder
+
+            self._speaker = get_speaker_encoder(
+                self.cfg.speaker_backend,
+                EmbeddingCache(self.cache_dir),
+                self.cfg.device,
+                self.cfg.speaker_model,
+            )
+        return self._speaker
+
+    @property
+    def asr(self):
+        if self._asr is None:
+            from .asr import get_transcriber
+
+            self._asr = get_transcriber(self.cfg.asr_backend, self.cfg.asr_model, self.cfg.device)
+        return self._asr
+
+    @property
+    def per(self):
+        if self._per is None:
+            from .per import PhonemeRecognizer
+
+            self._per = PhonemeRecognizer.load(self.cfg.per_model, self.cfg.device)
+        return self._per
+
+    @property
+    def dnsmos(self):
+        if self._dnsmos is None:
+            from .quality import DNSMOS
+
+            self._dnsmos = DNSMOS()
+        return self._dnsmos
+
+
+def _file_sha1(path: str | os.PathLike) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    log.warning("ignoring a damaged line in %s", path)
+    return rows
+
+
+def _write_rows(path: Path, rows: Sequence[dict]) -> None:
+    from ..utils.io import write_text
+
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=_json_num) + "\n" for r in rows))
+
+
+def _json_num(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def _nan_to_none(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+class SpeakerProfiles:
+    """Leave-one-out speaker centroids from the test set's ground-truth recordings."""
+
+    def __init__(self, cases: Sequence[TestCase], scorers: Scorers) -> None:
+        from .similarity import centroid
+
+        paths = sorted({c.audio_path for c in cases} | {c.prompt_path for c in cases})
+        embs = scorers.speaker.embed(paths)
+        self.emb = dict(zip(paths, embs, strict=True))
+        self.profile: dict[str, np.ndarray] = {}
+        for c in cases:
+            own = [x.audio_path for x in cases if x.speaker == c.speaker and x.audio_path != c.audio_path]
+            own = sorted(set(own))
+            self.profile[c.key] = (
+                centroid(np.stack([self.emb[p] for p in own])) if own else self.emb[c.prompt_path]
+            )
+
+
+def synthesize_all(
+    entry: SystemEntry, cases: Sequence[TestCase], out_dir: Path, progress: bool = True
+) -> list[str]:
+    """Audio path per case: the recording itself for ground truth, else synthesised (resumable)."""
+    from tqdm.auto import tqdm
+
+    if entry.role == GROUND_TRUTH:
+        return [c.audio_path for c in cases]
+    paths = []
+    for c in tqdm(cases, desc=f"synthesising {entry.name}", disable=not progress, unit="utt"):
+        p = out_dir / "audio" / entry.name / c.set / f"{_safe(c.id)}.wav"
+        if not p.exists():
+            wave, sr = entry.system.synthesize(c.text, Path(c.prompt_path), c.seed)
+            wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+            if wave.size == 0 or not np.all(np.isfinite(wave)):
+                raise RuntimeError(f"system {entry.name} produced empty or non-finite audio for case {c.key}")
+            write_wave(p, wave, sr)
+        paths.append(str(p))
+    return paths
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def score_cases(
+    entry: SystemEntry,
+    cases: Sequence[TestCase],
+    audio: Sequence[str],
+    scorers: Scorers,
+    profiles: SpeakerProfiles | None,
+    progress: bool = True,
+) -> list[dict]:
+    """One row of metrics per case (metrics that do not apply are ``None``)."""
+    from tqdm.auto import tqdm
+
+    from .mcd import mcd_dtw
+
+    cfg = scorers.cfg
+    rows = [
+        {
+            "system": entry.name,
+            "role": entry.role,
+            "set": c.set,
+            "id": c.id,
+            "speaker": c.speaker,
+            "text": c.text,
+            "prompt_id": c.prompt_id,
+            "seed": c.seed,
+            "audio": a,
+        }
+        for c, a in zip(cases, audio, strict=True)
+    ]
+    if "sim" in cfg.metrics and profiles is not None:
+        embs = scorers.speaker.embed(list(audio))
+        for r, c, e in zip(rows, cases, embs, strict=True):
+            r["sim"] = float(e @ profiles.profile[c.key])
+            r["sim_ref"] = float(e @ profiles.emb[c.prompt_path])
+    for r, c, a in tqdm(
+        list(zip(rows, cases, audio, strict=True)),
+        desc=f"scoring {entry.name}",
+        disable=not progress,
+        unit="utt",
+    ):
+        if "wer" in cfg.metrics:
+            s = scorers.asr.score(a, c.text)
+            r.update(wer=s["wer"], cer=s["cer"], asr_text=s["hypothesis"])
+        if "per" in cfg.metrics:
+            s = scorers.per.per(a, c.phonemes or "")
+            r.update(per=s["per"], asr_phonemes=s["phonemes"])
+        if "mcd" in cfg.metrics and entry.role != GROUND_TRUTH:
+            r["mcd"] = mcd_dtw(c.audio_path, a)
+        if "dnsmos" in cfg.metrics and (c.set == "target" or cfg.heldout_dnsmos):
+            d = scorers.dnsmos.score([a])[0]
+            r.update(dnsmos=d["ovrl"], dnsmos_sig=d["sig"], dnsmos_bak=d["bak"])
+    return rows
+
+
+def _add_phonemes(cases: list[TestCase]) -> list[TestCase]:
+    from dataclasses import replace
+
+    from ..text import Phonemizer
+
+    todo = [c for c in cases if not c.phonemes]
+    if not todo:
+        return cases
+    ipa = dict(zip([c.key for c in todo], Phonemizer().phonemize([c.text for c in todo]), strict=True))
+    return [replace(c, phonemes=ipa[c.key]) if c.key in ipa else c for c in cases]
+
+
+def run_evaluation(
+    entries: Sequence[SystemEntry],
+    cases: Sequence[TestCase],
+    out_dir: str | os.PathLike,
+    cfg: EvalConfig | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run the protocol (see module docstring); returns the aggregates also written to disk."""
+    from ..utils.io import write_json
+
+    cfg = cfg or EvalConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"system names must be unique, got {names}")
+    if sum(e.role == "base" for e in entries) > 1:
+        raise ValueError("at most one system can have the role 'base'")
+    cases = list(cases)
+    if "per" in cfg.metrics:
+        cases = _add_phonemes(cases)
+    write_test_set(out / "test_set.jsonl", cases)
+    scorers = Scorers(cfg, out / "cache")
+    profiles = SpeakerProfiles(cases, scorers) if "sim" in cfg.metrics else None
+
+    rows_path = out / "utterances.jsonl"
+    key = cfg.scoring_key()
+    old = {
+        (r.get("system"), r.get("set"), r.get("id")): r
+        for r in _read_rows(rows_path)
+        if r.get("scoring_key") == key
+    }
+    all_rows: list[dict] = []
+    for entry in entries:
+        audio = synthesize_all(entry, cases, out, progress)
+        shas = [_file_sha1(a) for a in audio]
+        reuse, todo = {}, []
+        for i, (c, sha) in enumerate(zip(cases, shas, strict=True)):
+            prev = old.get((entry.name, c.set, c.id))
+            if prev is not None and prev.get("audio_sha1") == sha:
+                reuse[i] = prev
+            else:
+                todo.append(i)
+        fresh = score_cases(
+            entry, [cases[i] for i in todo], [audio[i] for i in todo], scorers, profiles, progress
+        )
+        for i, r in zip(todo, fresh, strict=True):
+            r["audio_sha1"] = shas[i]
+            r["scoring_key"] = key
+            reuse[i] = r
+        all_rows += [reuse[i] for i in range(len(cases))]
+        kept = [r for r in _read_rows(rows_path) if r.get("system") not in {e.name for e in entries}]
+        _write_rows(rows_path, kept + all_rows)  # progress survives an interruption in a later system
+    agg = aggregate(all_rows, entries, cfg)
+    agg["test_set"] = {
+        "n_cases": len(cases),
+        "sets": sorted({c.set for c in cases}),
+        "speakers": {s: sorted({c.speaker for c in cases if c.set == s}) for s in ("target", "heldout")},
+    }
+    write_json(out / "aggregates.json", agg)
+    return agg
+
+
+def aggregate(rows: Sequence[dict], entries: Sequence[SystemEntry], cfg: EvalConfig) -> dict:
+    """Bootstrap means per system/set/metric, per-speaker means, and held-out retention vs the base."""
+    by_system: dict[str, list[dict]] = {}
+    for r in rows:
+        by_system.setdefault(r["system"], []).append(r)
+    systems: dict[str, Any] = {}
+    for e in entries:
+        mine = by_system.get(e.name, [])
+        sets: dict[str, dict] = {}
+        per_speaker: dict[str, dict] = {}
+        for set_name in sorted({r["set"] for r in mine}):
+            sub = [r for r in mine if r["set"] == set_name]
+            sets[set_name] = {}
+            for m in METRIC_FIELDS:
+                vals = [r[m] for r in sub if r.get(m) is not None]
+                if vals:
+                    sets[set_name][m] = bootstrap_mean(vals, cfg.n_boot, cfg.seed).to_dict()
+            per_speaker[set_name] = {}
+            for spk in sorted({r["speaker"] for r in sub}):
+                srows = [r for r in sub if r["speaker"] == spk]
+                per_speaker[set_name][spk] = {
+                    m: float(np.mean([r[m] for r in srows if r.get(m) is not None]))
+                    for m in METRIC_FIELDS
+                    if any(r.get(m) is not None for r in srows)
+                }
+        systems[e.name] = {"role": e.role, "info": e.info, "sets": sets, "per_speaker": per_speaker}
+
+    base = next((e.name for e in entries if e.role == "base"), None)
+    if base is not None:
+        base_rows = {(r["set"], r["id"]): r for r in by_system.get(base, [])}
+        for e in entries:
+            if e.role != "adapted":
+                continue
+            retention = {}
+            pairs = [
+                (r, base_rows.get((r["set"], r["id"])))
+                for r in by_system.get(e.name, [])
+                if r["set"] == "heldout"
+            ]
+            pairs = [(a, b) for a, b in pairs if b is not None]
+            for m in METRIC_FIELDS:
+                ab = [(a.get(m), b.get(m)) for a, b in pairs if a.get(m) is not None and b.get(m) is not None]
+                if ab:
+                    num, den = zip(*ab, strict=True)
+                    retention[m] = bootstrap_ratio(num, den, cfg.n_boot, cfg.seed).to_dict()
+            systems[e.name]["retention"] = retention
+    return {
+        "config": asdict(cfg),
+        "base": base,
+        "systems": systems,
+        "higher_is_better": HIGHER_IS_BETTER,
+        "interval": "bootstrap 95% (percentile)",
+    }
