@@ -39,6 +39,7 @@ class TrainConfig:
     joint_start: int | None = None
     slm_min_len: int = 400
     slm_max_len: int = 500
+    slmadv_params: dict[str, Any] = field(default_factory=dict)  # the official slmadv_params
     lora_rank: int = 16
     lora_alpha: float = 32.0
     lora_dropout: float = 0.0
@@ -158,6 +159,8 @@ def from_official(
         kw["slm_min_len"] = int(slm["min_len"])
     if "max_len" in slm:
         kw["slm_max_len"] = int(slm["max_len"])
+    if slm:
+        kw["slmadv_params"] = dict(slm)
     if "estimate_sigma_data" in dist:
         kw["estimate_sigma_data"] = bool(dist["estimate_sigma_data"])
     if steps_per_epoch:

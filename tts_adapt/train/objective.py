@@ -69,6 +69,8 @@ class GeneratorPass:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
     sigma_data: float | None = None
     crop_frames: int = 0
+    s_trg: torch.Tensor | None = None  # whole-utterance styles (targets of the diffusion)
+    ref: torch.Tensor | None = None  # reference styles from the same speaker (diffusion features)
 
 
 def utterance_generator(seed: int, step: int, uid: str) -> torch.Generator:
@@ -140,7 +142,7 @@ class FineTuneObjective(nn.Module):
         bert_dur: torch.Tensor,
         s_trg: torch.Tensor,
         batch_mean: Callable[[torch.Tensor], torch.Tensor],
-    ) -> tuple[dict[str, torch.Tensor], float]:
+    ) -> tuple[dict[str, torch.Tensor], float, torch.Tensor]:
         m = self.model
         with torch.no_grad():
             ref = m.compute_style(batch.ref_mels)
@@ -180,7 +182,7 @@ class FineTuneObjective(nn.Module):
             reduction="none",
         )
         sty = (s_preds - s_trg).abs().mean(dim=-1)
-        return {"sty": sty, "diff": diff}, sigma
+        return {"sty": sty, "diff": diff}, sigma, ref
 
     def _f0_targets(self, batch: Batch, gt: torch.Tensor, starts: list[int], crop: int) -> torch.Tensor:
         if self.f0_source == "jdc":
@@ -226,9 +228,9 @@ class FineTuneObjective(nn.Module):
         d_en = m.bert_encoder(bert_dur).transpose(-1, -2)
 
         terms: dict[str, torch.Tensor] = {}
-        sigma = None
+        sigma = ref = None
         if diffusion:
-            diff_terms, sigma = self._diffusion_terms(batch, gens, step, bert_dur, s_trg, batch_mean)
+            diff_terms, sigma, ref = self._diffusion_terms(batch, gens, step, bert_dur, s_trg, batch_mean)
             terms.update(diff_terms)
 
         dur_logits, p = m.predictor(d_en, prosodic, lengths, hard, text_mask)
@@ -265,7 +267,15 @@ class FineTuneObjective(nn.Module):
             ]
         )
         terms["mono"] = (attn - hard).abs().flatten(1).mean(-1) * 10
-        return GeneratorPass(real=real, generated=generated, terms=terms, sigma_data=sigma, crop_frames=crop)
+        return GeneratorPass(
+            real=real,
+            generated=generated,
+            terms=terms,
+            sigma_data=sigma,
+            crop_frames=crop,
+            s_trg=s_trg,
+            ref=ref,
+        )
 
     @staticmethod
     def _duration_terms(

@@ -31,12 +31,15 @@ from .distributed import DistInfo, all_reduce_sum, any_true, shard, sum_gradient
 from .methods import DISCRIMINATORS, MethodSetup, describe_counts, setup_method
 from .objective import FineTuneObjective, LossWeights, decoder_crop_frames
 from .optim import build_optimizer
+from .slm_adversarial import SLMAdversarial, SLMAdversarialSettings, scale_predictor_gradients
 from .state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 # Modules the official loop keeps in training mode; everything else runs in eval mode.
 TRAIN_MODE = ("text_aligner", "text_encoder", "predictor", "bert_encoder", "bert", "msd", "mpd")
+# Modules the SLM-adversarial generator update steps (the official choice).
+SLM_UPDATED = ("bert_encoder", "bert", "predictor", "diffusion")
 # Settings that may change between a run and its resumption.
 EPHEMERAL = ("steps", "log_every", "save_every", "sample_every", "keep_checkpoints", "device", "nan_patience")
 
@@ -108,6 +111,19 @@ class Trainer:
             torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and self.device.type == "cuda" else None
         )
         self.writer = None
+        self.slm_adv = None
+        if cfg.joint_start is not None and cfg.joint_start < cfg.steps:
+            if slm is None:
+                log.warning(
+                    "SLM-adversarial joint stage (from step %d) is off: no WavLM model was given or found "
+                    "locally (pass --wavlm)",
+                    cfg.joint_start,
+                )
+            else:
+                settings = SLMAdversarialSettings.from_config(
+                    {**cfg.slmadv_params, "min_len": cfg.slm_min_len, "max_len": cfg.slm_max_len}
+                )
+                self.slm_adv = SLMAdversarial(model, slm, settings, seed=cfg.seed)
 
     # -- identity and resumption -----------------------------------------------------------------
     def _fingerprint(self) -> str:
@@ -284,12 +300,48 @@ class Trainer:
             return StepResult(self.step, skipped=msg)
         self._opt_step(self.gen_opt)
         self.nan_streak = 0
+        if self.slm_adv is not None and self.step >= cfg.joint_start and p is not None and p.ref is not None:
+            for name, value in self._slm_step(batch, p).items():
+                sums[name] = torch.tensor(value * n_utt / info.world)
         keys = sorted(sums)
         totals = all_reduce_sum(torch.stack([sums[k].to(self.device) for k in keys]), info) / n_utt
         losses = {k: float(v) for k, v in zip(keys, totals)}
         if prior_value is not None:
             losses["prior"] = prior_value
         return StepResult(self.step, losses, utterances=n_utt)
+
+    def _slm_step(self, batch: Batch, p) -> dict[str, float]:
+        """Joint stage: SLM-adversarial generator update (bert, bert_encoder, predictor, diffusion) and,
+        every ``iter`` steps, a WavLM-discriminator update; the official gradient control in between."""
+        model, info = self.model, self.dist
+        self.gen_opt.zero_grad(set_to_none=True)
+        model.wd.requires_grad_(False)
+        try:
+            out = self.slm_adv.step(batch, self.step, p.s_trg.detach(), p.ref)
+            if out is None:
+                return {}
+            self._backward(out.generator_loss / info.world)
+        finally:
+            model.wd.requires_grad_(True)
+        sum_gradients(self.gen_params, info)
+        scale_predictor_gradients(model, self.slm_adv.settings)
+        for group in self.gen_opt.param_groups:
+            if group["name"] not in SLM_UPDATED:
+                for param in group["params"]:
+                    param.grad = None
+        metrics = {"slm_gen": float(out.generator_loss.detach())}
+        if self._grads_finite(self.gen_params):
+            self._opt_step(self.gen_opt)
+        if self.slm_adv.discriminator_due(self.step) and self.disc_opt is not None:
+            self.disc_opt.zero_grad(set_to_none=True)
+            d_loss = self.slm_adv.discriminator_loss(out)
+            self._backward(d_loss / info.world)
+            wd_params = list(model.wd.parameters())
+            sum_gradients(wd_params, info)
+            if self._grads_finite(wd_params):
+                self._opt_step(self.disc_opt)
+            metrics["slm_disc"] = float(d_loss.detach())
+        return metrics
 
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
