@@ -126,3 +126,30 @@ def test_missing_base_checkpoint_is_clear(adapted, tmp_path):
     out, _, _ = adapted
     with pytest.raises(FileNotFoundError, match="base checkpoint"):
         load_adapted_model(out, checkpoint=tmp_path / "gone.pth")
+
+
+def test_synth_with_the_adapted_folder(adapted, golden_a, tmp_path):
+    import soundfile as sf
+
+    out, ckpt, _ = adapted
+    ref = tmp_path / "ref.wav"
+    sf.write(ref, golden_a["ref_wav"].numpy(), 24000)
+    wav = tmp_path / "adapted.wav"
+    argv = [
+        "synth",
+        "--checkpoint",
+        str(ckpt),
+        "--config",
+        str(MICRO_CONFIG),
+        "--adapter",
+        str(out),
+        "--phonemes",
+        "hˈaɪ",
+        "--reference",
+        str(ref),
+        "--out",
+        str(wav),
+    ]
+    assert main(argv) == 0
+    audio, sr = sf.read(wav)
+    assert sr == 24000 and len(audio) > 600

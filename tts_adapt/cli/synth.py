@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="synthesise speech in the voice of a reference recording")
     p.add_argument("--checkpoint", required=True, help="official second-stage checkpoint (epochs_2nd_*.pth)")
     p.add_argument("--config", required=True, help="the config.yml shipped with the checkpoint")
-    p.add_argument("--adapter", help="an adapted model directory written by 'tts-adapt adapt' (optional)")
+    p.add_argument("--adapter", help="an adapted-model folder written by 'tts-adapt adapt' (optional)")
     text = p.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="English text to speak")
     text.add_argument("--phonemes", help="IPA phonemes to speak (skips espeak-ng)")
@@ -46,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from ..models.styletts2 import load_official
     from ..utils.io import atomic_path
 
-    model = load_official(args.checkpoint, args.config, modules=INFERENCE_MODULES)
     if args.adapter:
-        from ..adapters import load_adapted
+        from ..train import load_adapted_model
 
-        model = load_adapted(model, args.adapter)
+        # the adapted folder carries its own resolved config (e.g. the adapted sigma_data)
+        model = load_adapted_model(args.adapter, checkpoint=args.checkpoint)
+    else:
+        model = load_official(args.checkpoint, args.config, modules=INFERENCE_MODULES)
     model = model.to(torch.device(args.device))
     wave, sr = model.synthesize(
         args.text or "",
