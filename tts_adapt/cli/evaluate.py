@@ -56,7 +56,7 @@ def register(sub) -> None:
         action="append",
         default=[],
         metavar="NAME=SPEC",
-        help="an adapted system (repeatable), e.g. lora=styletts2:CKPT:CONFIG:adapter=runs/lora",
+        help="an adapted system (repeatable), e.g. lora=adapted:runs/lora (a tts-adapt adapt folder)",
     )
     p.add_argument(
         "--systems",

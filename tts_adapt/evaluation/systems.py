@@ -7,7 +7,9 @@ later without touching the protocol:
   ignores the reference, so it has no zero-shot ability at all);
 * ``styletts2:CHECKPOINT:CONFIG[:adapter=DIR,alpha=0.3,beta=0.7,diffusion_steps=5,embedding_scale=1.0]``:
   an official-format StyleTTS 2 checkpoint through ``tts_adapt.models.styletts2.load_official``,
-  optionally with an adapted-model folder (``tts_adapt.adapters.load_adapted``) on top.
+  optionally with a LoRA adapter folder (``tts_adapt.adapters.load_adapted``) on top;
+* ``adapted:ADAPTED_DIR[:BASE_CHECKPOINT][:alpha=..,...]``: a folder written by ``tts-adapt adapt`` (any
+  method), with method, λ and trainable-parameter count read from its manifest for the report.
 
 ``register_system(kind, factory)`` adds a kind; ``make_system(spec, name=...)`` builds one.
 """
@@ -148,12 +150,68 @@ class StyleTTS2System:
         model = model.to(torch.device(device)).eval()
         return cls(model, name=name, info=info, **settings)
 
+    @classmethod
+    def from_adapted(
+        cls,
+        adapted_dir: str | os.PathLike,
+        checkpoint: str | os.PathLike | None = None,
+        name: str = "adapted",
+        device: str = "cpu",
+        **settings: Any,
+    ) -> StyleTTS2System:
+        """An adapted-model folder (``tts-adapt adapt``); method, λ and trainable parameters come from its
+        manifest, the base checkpoint from the manifest unless ``checkpoint`` is given."""
+        import torch
+
+        from ..train.artifacts import load_adapted_model, read_manifest
+
+        manifest = read_manifest(adapted_dir)
+        model = load_adapted_model(adapted_dir, checkpoint, modules=INFERENCE_MODULES)
+        prior = manifest.get("prior") or {}
+        info: dict[str, Any] = {
+            "method": manifest.get("method"),
+            "lambda": prior.get("strength"),
+            "curvature": prior.get("curvature"),
+            "trainable_params": (manifest.get("parameters") or {}).get("adapted_trainable"),
+            "adapted_dir": str(adapted_dir),
+        }
+        info = {k: v for k, v in info.items() if v is not None}
+        return cls(model.to(torch.device(device)).eval(), name=name, info=info, **settings)
+
     def synthesize(self, text: str, reference: Reference, seed: int) -> tuple[np.ndarray, int]:
         ref = str(reference) if isinstance(reference, Path) else reference
         wave, sr = self.model.synthesize(text, reference=ref, seed=seed, **self.settings)
         if hasattr(wave, "detach"):
             wave = wave.detach().cpu().numpy()
         return np.asarray(wave, dtype=np.float32).reshape(-1), int(sr)
+
+
+def _adapted_factory(args: list[str], name: str | None, device: str) -> Synthesizer:
+    """``adapted:DIR[:BASE_CHECKPOINT][:alpha=..,...]``: a folder written by ``tts-adapt adapt``."""
+    opts_text = args[-1] if args and "=" in args[-1] else ""
+    paths = [a for a in (args[:-1] if opts_text else args) if a]
+    if not 1 <= len(paths) <= 2:
+        raise ValueError(
+            "adapted spec: adapted:ADAPTED_DIR[:BASE_CHECKPOINT][:alpha=..,beta=..,diffusion_steps=..]"
+        )
+    settings = _styletts2_settings(_parse_options(opts_text), "adapted")
+    return StyleTTS2System.from_adapted(
+        paths[0], paths[1] if len(paths) > 1 else None, name=name or "adapted", device=device, **settings
+    )
+
+
+def _styletts2_settings(opts: dict[str, str], kind: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    allowed: dict[str, Any] = {
+        "alpha": float,
+        "beta": float,
+        "diffusion_steps": int,
+        "embedding_scale": float,
+    }
+    allowed.update({k: str for k in extra})
+    unknown = set(opts) - set(allowed)
+    if unknown:
+        raise ValueError(f"{kind} spec: unknown options {sorted(unknown)}; expected {sorted(allowed)}")
+    return {k: allowed[k](v) for k, v in opts.items()}
 
 
 def _espeak_factory(args: list[str], name: str | None, device: str) -> Synthesizer:
@@ -169,20 +227,11 @@ def _espeak_factory(args: list[str], name: str | None, device: str) -> Synthesiz
 
 
 def _styletts2_factory(args: list[str], name: str | None, device: str) -> Synthesizer:
-    if len(args) < 2:
+    if not 2 <= len(args) <= 3:
         raise ValueError("styletts2 spec: styletts2:CHECKPOINT:CONFIG[:alpha=..,beta=..,diffusion_steps=..]")
-    opts = _parse_options(args[2]) if len(args) > 2 else {}
-    allowed = {
-        "alpha": float,
-        "beta": float,
-        "diffusion_steps": int,
-        "embedding_scale": float,
-        "adapter": str,
-    }
-    unknown = set(opts) - set(allowed)
-    if unknown:
-        raise ValueError(f"styletts2 spec: unknown options {sorted(unknown)}; expected {sorted(allowed)}")
-    settings = {k: allowed[k](v) for k, v in opts.items()}
+    settings = _styletts2_settings(
+        _parse_options(args[2]) if len(args) > 2 else {}, "styletts2", ("adapter",)
+    )
     return StyleTTS2System.from_checkpoint(
         args[0], args[1], name=name or "styletts2", device=device, **settings
     )
@@ -191,6 +240,7 @@ def _styletts2_factory(args: list[str], name: str | None, device: str) -> Synthe
 SYSTEM_FACTORIES: dict[str, Callable[[list[str], str | None, str], Synthesizer]] = {
     "espeak": _espeak_factory,
     "styletts2": _styletts2_factory,
+    "adapted": _adapted_factory,
 }
 
 

@@ -1,0 +1,77 @@
+"""The report renders, and in a real browser its table, figures and audio players load."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from tts_adapt.evaluation.plots import pareto_front
+from tts_adapt.evaluation.report import write_report
+
+from .conftest import needs_espeak
+
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+)
+
+PROBE = """
+<script>
+window.addEventListener('load', async () => {
+  const audios = [...document.querySelectorAll('audio')];
+  await Promise.all(audios.map(a => a.readyState >= 1 ? null : new Promise(r => {
+    a.addEventListener('loadedmetadata', r); a.addEventListener('error', r); a.load(); })));
+  const imgs = [...document.querySelectorAll('img')];
+  const out = {
+    rows: document.querySelectorAll('#summary tbody tr').length,
+    imgs: imgs.length, imgs_ok: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
+    audios: audios.length, audios_ok: audios.filter(a => a.readyState >= 1 && a.duration > 0.2).length,
+  };
+  const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+
+def test_pareto_front():
+    pts = [(0.5, 0.9), (0.8, 0.6), (0.4, 0.4), (0.7, 0.7), (0.6, 0.6)]
+    assert pareto_front(pts) == [0, 3, 1]
+
+
+@needs_espeak
+def test_report_files(eval_dir, tmp_path):
+    html_path, md_path = write_report([eval_dir], tmp_path / "r.html", n_audio=2)
+    html = html_path.read_text()
+    assert html.count("<audio") == 4 * 3  # 2 target + 2 held-out sentences x 3 systems
+    assert html.count("data:image/png;base64,") == 2
+    assert "adapted" in html and "0.5" in html and "1,000" in html
+    md = md_path.read_text()
+    assert "| System |" in md and "![Target vs held-out similarity](r_files/pareto.png)" in md
+    assert (tmp_path / "r_files" / "pareto.png").stat().st_size > 1000
+    with pytest.raises(FileNotFoundError, match="aggregates.json"):
+        write_report([tmp_path / "nothing"], tmp_path / "x.html")
+
+
+@needs_espeak
+@pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (Debian package 'chromium')")
+def test_report_loads_in_headless_chromium(eval_dir, tmp_path):
+    html_path, _ = write_report([eval_dir], tmp_path / "r.html", n_audio=1, markdown=False)
+    probe = tmp_path / "probe.html"
+    probe.write_text(html_path.read_text().replace("</body>", PROBE + "</body>"))
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--autoplay-policy=no-user-gesture-required",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+        probe.as_uri(),
+    ]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    assert 'id="probe"' in dom, "the page did not finish loading"
+    result = json.loads(dom.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0])
+    assert result["rows"] == 3
+    assert result["imgs"] == result["imgs_ok"] == 2
+    assert result["audios"] == result["audios_ok"] == 2 * 3
