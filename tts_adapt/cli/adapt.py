@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         bert_lr=args.bert_lr,
         ft_lr=args.ft_lr,
         diff_start=args.diff_start,
+        joint_start=args.joint_start,
         lora_rank=args.rank,
         lora_alpha=args.alpha,
         lora_dropout=args.lora_dropout,

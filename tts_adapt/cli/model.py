@@ -1,0 +1,68 @@
+"""``tts-adapt init-model`` and ``tts-adapt export``: official-format checkpoints in and out."""
+
+from __future__ import annotations
+
+import argparse
+
+NAMED_CONFIGS = ("libritts", "micro")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "init-model",
+        help="write a randomly initialised model as an official-format checkpoint (tests, smoke runs)",
+    )
+    bundled = ", ".join(NAMED_CONFIGS)
+    p.add_argument("--config", required=True, help=f"config.yml, or a bundled one: {bundled}")
+    p.add_argument("--out", required=True, help="output .pth (official second-stage layout)")
+    p.add_argument("--config-out", help="also copy the config here (checkpoint and config travel together)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_init)
+
+    p = sub.add_parser(
+        "export",
+        help="write an adapted model (merged) as an official-format checkpoint for the official tools",
+    )
+    p.add_argument("--adapted", required=True, help="folder written by 'tts-adapt adapt'")
+    p.add_argument("--checkpoint", help="the base checkpoint (default: the one recorded in the folder)")
+    p.add_argument("--out", required=True, help="output .pth; its config.yml is written beside it")
+    p.set_defaults(func=run_export)
+
+
+def resolve_config(name: str):
+    from ..models.styletts2.config import LIBRITTS_CONFIG, MICRO_CONFIG
+
+    return {"libritts": LIBRITTS_CONFIG, "micro": MICRO_CONFIG}.get(name, name)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    import shutil
+
+    import torch
+
+    from ..models.styletts2 import build_model, save_official
+
+    config = resolve_config(args.config)
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    save_official(model, args.out)
+    if args.config_out:
+        shutil.copyfile(config, args.config_out)
+    count = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.out}: random weights (seed {args.seed}), {count / 1e6:.1f} M parameters")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..models.styletts2 import save_official
+    from ..train import load_adapted_model
+
+    model = load_adapted_model(args.adapted, checkpoint=args.checkpoint, modules=None)
+    out = save_official(model, args.out)
+    config = Path(args.adapted) / "config.yml"
+    target = out.with_name("config.yml") if out.name != "config.yml" else out.with_suffix(".yml")
+    target.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    print(f"wrote {out} and {target}")
+    return 0

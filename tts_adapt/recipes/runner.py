@@ -1,0 +1,102 @@
+"""Run a recipe's stages in order, skipping the finished ones (ESPnet-style ``--stage/--stop-stage``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..utils.io import write_json
+from .recipe import Recipe, RecipeError, Stage
+
+log = logging.getLogger(__name__)
+
+
+class StageFailed(RuntimeError):
+    """A stage's command exited with an error."""
+
+
+def stamp_path(out: Path, stage: Stage) -> Path:
+    return out / "stages" / f"{stage.tag}.done.json"
+
+
+def is_done(out: Path, stage: Stage, argv: list[str]) -> bool:
+    """Finished before with the same command (a changed command runs again)."""
+    path = stamp_path(out, stage)
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("argv") == argv
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def select(recipe: Recipe, start: int | None, stop: int | None, only: list[str] | None) -> list[Stage]:
+    names = {s.name for s in recipe.stages}
+    bad = sorted(set(only or []) - names)
+    if bad:
+        raise RecipeError(
+            f"{recipe.path}: no stage named {', '.join(bad)} (stages: {', '.join(sorted(names))})"
+        )
+    chosen = [
+        s for s in recipe.stages if (start is None or s.index >= start) and (stop is None or s.index <= stop)
+    ]
+    return [s for s in chosen if not only or s.name in only]
+
+
+def run_recipe(
+    recipe: Recipe,
+    out: str | os.PathLike,
+    overrides: dict[str, str] | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    only: list[str] | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+) -> list[str]:
+    """Run the selected stages; returns the tags of the stages that ran (or would run, dry)."""
+    out = Path(out)
+    values = recipe.resolve(out, overrides)
+    ran = []
+    for stage in select(recipe, start, stop, only):
+        argv = recipe.command(stage, values)
+        launcher = recipe.launcher(stage, values)
+        if not force and is_done(out, stage, argv):
+            log.info("stage %s: done before, skipping", stage.tag)
+            continue
+        # a launcher (e.g. ``torchrun --nproc-per-node 4``) takes ``-m tts_adapt`` like python does
+        full = [*(launcher or [sys.executable]), "-m", "tts_adapt", *argv]
+        ran.append(stage.tag)
+        if dry_run:
+            print(f"[{stage.tag}] {' '.join(full)}")
+            continue
+        _execute(out, stage, full, argv)
+    return ran
+
+
+def _execute(out: Path, stage: Stage, full: list[str], argv: list[str]) -> None:
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{stage.tag}.log"
+    print(f"==> stage {stage.tag}: tts-adapt {' '.join(argv)}", flush=True)
+    t0 = time.time()
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        log_file.write(f"\n$ {' '.join(full)}\n")
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            log_file.write(line)
+        code = proc.wait()
+    seconds = time.time() - t0
+    if code != 0:
+        raise StageFailed(
+            f"stage {stage.tag} failed (exit {code}); see {log_path}. Fix it and run the recipe again "
+            f"to continue from this stage."
+        )
+    write_json(stamp_path(out, stage), {"argv": argv, "seconds": round(seconds, 2), "finished": time.time()})
+    print(f"<== stage {stage.tag} done in {seconds:.1f} s", flush=True)
