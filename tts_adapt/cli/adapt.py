@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--diff-start", type=int, default=d.diff_start, help="step at which style diffusion trains"
     )
+    p.add_argument(
+        "--joint-start", type=int, help="step at which the SLM-adversarial stage starts (needs WavLM weights)"
+    )
     p.add_argument("--rank", type=int, default=d.lora_rank, help="LoRA rank")
     p.add_argument("--alpha", type=float, default=d.lora_alpha, help="LoRA alpha")
     p.add_argument("--lora-dropout", type=float, default=d.lora_dropout)
