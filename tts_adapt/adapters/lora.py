@@ -58,8 +58,8 @@ def apply_lora(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if adapter_name in (getattr(model, "peft_config", None) or {}):
         raise ValueError(
-            f"the model already has a LoRA adapter named {adapter_name!r}; give every layer its adapter in one "
-            "apply_lora call, or use another adapter_name"
+            f"the model already has a LoRA adapter named {adapter_name!r}; give every layer its adapter in "
+            "one apply_lora call, or use another adapter_name"
         )
     names = resolve_targets(model, targets, layer_types)
     layers = named_layers(model)

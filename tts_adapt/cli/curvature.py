@@ -43,9 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--objective",
         default="styletts2",
-        choices=["styletts2", "mel", "text"],
-        help="per-utterance loss: all official terms but adversarial ones; mel reconstruction only; or "
-        "the text-side terms only (durations + diffusion, no decoder: fast, decoder layers get none)",
+        choices=["styletts2", "mel", "text", "finetune"],
+        help="per-utterance loss: all official terms but adversarial ones; mel reconstruction only; the "
+        "text-side terms only (durations + diffusion, no decoder: fast, decoder layers get none); or the "
+        "adaptation trainer's loss (finetune)",
     )
     p.add_argument("--crop-frames", type=int, default=300, help="decoder training crop in mel frames")
     p.add_argument("--max-frames", type=int, default=4000, help="mel frames per batch (padded)")
@@ -109,9 +110,13 @@ def run(args: argparse.Namespace) -> int:
             min_seconds=args.min_seconds,
             max_seconds=args.max_seconds,
         )
+        if world > 1 and rank != 0:
+            torch.distributed.barrier()  # rank 0 prepares (phonemises, caches features) first
         batches, description = corpus_batches(
             spec, progress=not args.no_progress and rank == 0, jobs=args.jobs
         )
+        if world > 1 and rank == 0:
+            torch.distributed.barrier()
         description.update(
             objective=args.objective, crop_frames=args.crop_frames, checkpoint=Path(args.checkpoint).name
         )

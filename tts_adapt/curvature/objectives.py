@@ -287,16 +287,38 @@ class StyleTTS2Objective:
         return torch.stack(dur), torch.stack(ce)
 
 
+class TrainerObjective:
+    """The adaptation trainer's generator loss per utterance (``FineTuneObjective.per_utterance_loss``:
+    multi-resolution mel, adversarial and all other official terms), built for the model on first use."""
+
+    def __init__(self, crop_frames: int = 300) -> None:
+        self.crop_frames = int(crop_frames)
+        self._objective = None
+        self._model_id: int | None = None
+
+    def __call__(self, model: nn.Module, batch) -> torch.Tensor:
+        from ..train import FineTuneObjective
+
+        dev = next(model.parameters()).device
+        if self._objective is None or self._model_id != id(model):
+            self._objective = FineTuneObjective(model, max_len=self.crop_frames, estimate_sigma_data=False)
+            self._model_id = id(model)
+        self._objective.to(dev)
+        return self._objective.per_utterance_loss(batch.to(dev))
+
+
 OBJECTIVES: dict[str, Callable[..., Callable[[nn.Module, object], torch.Tensor]]] = {
     "styletts2": StyleTTS2Objective,
     "mel": lambda **kw: StyleTTS2Objective(weights={"mel": 5.0}, **kw),
     "text": lambda **kw: StyleTTS2Objective(weights={"dur": 1.0, "ce": 20.0, "diff": 1.0}, **kw),
+    "finetune": lambda **kw: TrainerObjective(**kw),
 }
 
 
 def get_objective(name: str, **kwargs) -> Callable[[nn.Module, object], torch.Tensor]:
-    """An objective by name: ``styletts2`` (all terms), ``mel`` (mel reconstruction only) or ``text``
-    (duration + diffusion terms only: no decoder pass, so decoder layers get no curvature; fast)."""
+    """An objective by name: ``styletts2`` (all terms but adversarial ones), ``mel`` (mel reconstruction
+    only), ``text`` (duration + diffusion terms only: no decoder pass, so decoder layers get no
+    curvature; fast) or ``finetune`` (the adaptation trainer's own per-utterance loss)."""
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; expected one of {sorted(OBJECTIVES)}")
     return OBJECTIVES[name](**kwargs)

@@ -40,7 +40,8 @@ TENSOR_KEYS = {"l2sp": (), "diag": ("diag",), "kfac": ("A", "G"), "ekfac": ("QA"
 
 
 def fingerprint(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
-    """``structure``: hash of target names, types and parameter shapes; ``weights``: hash of their values."""
+    """``structure``: hash of target names, types and parameter shapes; ``weights``: hash of their values
+    (as float32, so a float64 copy of the same weights matches; another checkpoint does not)."""
     layers = named_layers(model)
     missing = [n for n in names if n not in layers]
     if missing:
@@ -52,7 +53,10 @@ def fingerprint(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
         for key, t in sorted(base.state_dict().items()):
             s.update(f"{key}{tuple(t.shape)};".encode())
             w.update(key.encode())
-            w.update(t.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+            t = t.detach().to("cpu")
+            if t.is_floating_point():  # float32 bytes: the same weights hash alike in float32 or float64
+                t = t.float()
+            w.update(t.contiguous().view(torch.uint8).numpy().tobytes())
     return {"structure": s.hexdigest(), "weights": w.hexdigest()}
 
 

@@ -32,6 +32,30 @@ from ..curvature.store import Curvature
 log = logging.getLogger(__name__)
 
 
+class _KFACLowRank(torch.autograd.Function):
+    """``s_i² tr((B_iᵀ G_i B_i)(A_i A_f,i A_iᵀ))`` for a stack of layers ``i``, with a hand-written backward.
+
+    With symmetric ``G`` and ``A_f`` the gradients are ``2 s² (G B) M_A`` and ``2 s² M_B (A A_f)``: they
+    reuse the forward's ``G B`` and ``A A_f``, so the backward costs r×r products instead of repeating
+    the O(r·d²) ones autograd would.
+    """
+
+    @staticmethod
+    def forward(ctx, b, a, g, a_f, scale2):  # type: ignore[override]
+        gb = g @ b  # [n, d_out, r]
+        aa = a @ a_f  # [n, r, d_in]
+        m_b = b.transpose(1, 2) @ gb  # [n, r, r]
+        m_a = aa @ a.transpose(1, 2)  # [n, r, r]
+        ctx.save_for_backward(gb, aa, m_b, m_a, scale2)
+        return (m_b * m_a).sum(dim=(1, 2)) * scale2  # [n]
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        gb, aa, m_b, m_a, scale2 = ctx.saved_tensors
+        w = (2 * grad * scale2).view(-1, 1, 1)
+        return w * (gb @ m_a), w * (m_b @ aa), None, None, None
+
+
 class LaplacePrior(nn.Module):
     """``LaplacePrior(model, curvature, strength)``; add :meth:`penalty` to the loss of every step.
 
@@ -74,6 +98,7 @@ class LaplacePrior(nn.Module):
             curvature.check(model, check_weights=check_weights)
         self.strength = float(strength)
         self.mode = mode
+        self.always_batch = False  # diag/EKFAC groups run batched on GPUs only, unless this is set
         self.method = curvature.method
         # plain lists/dicts: the model's layers must not become submodules of the prior
         self._terms: list[dict[str, Any]] = []
@@ -113,7 +138,7 @@ class LaplacePrior(nn.Module):
             if len(adapters) == 1:
                 adapter = adapters[0]
                 rank = layer.lora_A[adapter].weight.shape[0]
-                key = (spec.d_out, spec.d_in, rank)
+                key = (spec.d_out, spec.d_in, spec.bias, rank)  # EKFAC's QA/scale include the bias column
                 group = next((g for g in self._groups if g["key"] == key), None)
                 if group is None:
                     group = {"key": key, "terms": []}
@@ -179,20 +204,28 @@ class LaplacePrior(nn.Module):
     # ---- evaluation ---------------------------------------------------------------------------
     def penalty(self) -> torch.Tensor:
         """``strength/2 · Σ_layers vec(ΔW)ᵀ H vec(ΔW)`` (a differentiable scalar)."""
-        parts = []
-        for group in self._groups:
-            parts.append(self._group_quadratic(group))
-        for term in self._terms:
-            if "group" not in term:
-                parts.append(self._term_quadratic(term))
+        parts = [self._group_quadratics(g).sum() for g in self._groups]
+        parts += [self._term_quadratic(t).reshape(()) for t in self._terms if "group" not in t]
         if not parts:
             ref = next(iter(self.buffers()), None)
             return torch.zeros((), device=ref.device if ref is not None else None)
-        total = parts[0] if len(parts) == 1 else torch.stack([p.reshape(()) for p in parts]).sum()
+        total = parts[0] if len(parts) == 1 else torch.stack(parts).sum()
         return 0.5 * self.strength * total
 
+    def quadratic_terms(self) -> list[torch.Tensor]:
+        """Unscaled, differentiable ``vec(ΔW)ᵀ H vec(ΔW)`` per layer, in :attr:`layer_names` order
+        (e.g. to weight components differently: ``Σ λ_l/2 · q_l``)."""
+        per_group = [self._group_quadratics(g) for g in self._groups]
+        out = []
+        for term in self._terms:
+            if "group" in term:
+                out.append(per_group[self._groups.index(term["group"])][term["index"]])
+            else:
+                out.append(self._term_quadratic(term).reshape(()))
+        return out
+
     def layer_penalties(self) -> dict[str, float]:
-        """Unscaled ``vec(ΔW)ᵀ H vec(ΔW)`` per layer (for logging)."""
+        """Unscaled ``vec(ΔW)ᵀ H vec(ΔW)`` per layer as floats (for logging)."""
         with torch.no_grad():
             return {t["name"]: float(self._term_quadratic(t)) for t in self._terms}
 
@@ -201,11 +234,21 @@ class LaplacePrior(nn.Module):
             return getattr(self, term["group"]["buffers"][key])[term["index"]]
         return getattr(self, term["buffers"][key])
 
-    def _group_quadratic(self, group: dict[str, Any]) -> torch.Tensor:
+    def _group_quadratics(self, group: dict[str, Any]) -> torch.Tensor:
+        """``[n]`` quadratic forms of a group of equal-shape LoRA layers, evaluated batched."""
         terms = group["terms"]
-        if any(active_adapters(t["layer"]) != [t["adapter"]] for t in terms):
-            # adapters switched, disabled or merged since construction: evaluate layer by layer
-            return torch.stack([self._term_quadratic(t).reshape(()) for t in terms]).sum()
+        switched = any(active_adapters(t["layer"]) != [t["adapter"]] for t in terms)
+        # diag/EKFAC form a d_out×d_in product per layer: batching pays where kernel launches cost (GPU);
+        # on a CPU that product is bandwidth-bound and the stacked copies only slow it down
+        key = {"diag": "diag", "ekfac": "scale"}.get(self.method)
+        unbatched = (
+            key is not None
+            and not self.always_batch
+            and getattr(self, group["buffers"][key]).device.type == "cpu"
+        )
+        if switched or unbatched:
+            # (switched: adapters disabled, merged or changed since construction) evaluate layer by layer
+            return torch.stack([self._term_quadratic(t).reshape(()) for t in terms])
         b = torch.stack([t["layer"].lora_B[t["adapter"]].weight.reshape(group["key"][0], -1) for t in terms])
         a = torch.stack([t["layer"].lora_A[t["adapter"]].weight.reshape(-1, group["key"][1]) for t in terms])
         scale2 = torch.tensor(
@@ -213,16 +256,16 @@ class LaplacePrior(nn.Module):
         )
         buf = {k: getattr(self, v) for k, v in group["buffers"].items()}
         bt = b.transpose(1, 2)
+        if self.method == "kfac":
+            return _KFACLowRank.apply(b, a, buf["G"].to(b), buf["A"].to(a), scale2)
         if self.method == "l2sp":
             q = ((bt @ b) * (a @ a.transpose(1, 2))).sum(dim=(1, 2))
-        elif self.method == "kfac":
-            q = ((bt @ (buf["G"].to(b) @ b)) * ((a @ buf["A"].to(a)) @ a.transpose(1, 2))).sum(dim=(1, 2))
         elif self.method == "diag":
             q = (buf["diag"].to(b) * (b @ a).square()).sum(dim=(1, 2))
         else:
             rot = (buf["QG"].to(b).transpose(1, 2) @ b) @ (a @ buf["QA"].to(a))
             q = (buf["scale"].to(b) * rot.square()).sum(dim=(1, 2))
-        return (q * scale2).sum()
+        return q * scale2
 
     def _term_quadratic(self, term: dict[str, Any]) -> torch.Tensor:
         if self.mode == "lora":
