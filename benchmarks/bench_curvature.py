@@ -39,19 +39,10 @@ from tts_adapt.curvature import estimate, make_spec
 from tts_adapt.curvature.accumulate import Accumulator
 from tts_adapt.curvature.objectives import StyleTTS2Objective
 from tts_adapt.data import Batch
-from tts_adapt.models.styletts2 import build_model
+from tts_adapt.models.styletts2 import INFERENCE_MODULES, build_model
 from tts_adapt.models.styletts2.config import LIBRITTS_CONFIG
 
-SYNTHESIS = (
-    "bert",
-    "bert_encoder",
-    "predictor",
-    "decoder",
-    "text_encoder",
-    "predictor_encoder",
-    "style_encoder",
-    "diffusion",
-)
+SYNTHESIS = INFERENCE_MODULES
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FILELIST = Path(
     os.environ.get("TTS_ADAPT_PAPER_SPLITS", REPO.parent / "shared" / "data" / "paper_splits")

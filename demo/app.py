@@ -40,21 +40,11 @@ class Voices:
         references: list[str],
         device: str = "cpu",
     ) -> Voices:
-        from tts_adapt.models.styletts2 import load_official
+        from tts_adapt.models.styletts2 import INFERENCE_MODULES, load_official
         from tts_adapt.train import load_adapted_model, read_manifest
 
-        inference = (
-            "bert",
-            "bert_encoder",
-            "predictor",
-            "decoder",
-            "text_encoder",
-            "predictor_encoder",
-            "style_encoder",
-            "diffusion",
-        )
         voices = cls()
-        voices.models["base"] = load_official(checkpoint, config, modules=inference).to(device)
+        voices.models["base"] = load_official(checkpoint, config, modules=INFERENCE_MODULES).to(device)
         for folder in adapted:
             manifest = read_manifest(folder)
             name = f"{Path(folder).name} ({manifest['method']})"

@@ -111,3 +111,8 @@ def reference_mel(
         raise ValueError("reference audio is empty")
     wave = trim_silence(wave)
     return log_mel(wave)
+
+
+def log_energy(mel: torch.Tensor, mean: float = LOG_MEL_MEAN, std: float = LOG_MEL_STD) -> torch.Tensor:
+    """StyleTTS 2's energy target: ``log ||mel||_2`` per frame of a normalised log-mel ``[B, 80, T]``."""
+    return torch.log(torch.exp(mel * std + mean).norm(dim=1))

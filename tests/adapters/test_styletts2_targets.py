@@ -37,11 +37,14 @@ def test_default_targets_are_the_papers(tiny):
     assert all(type(layers[n]) is nn.Linear for n in targets)
     assert {n.split(".")[0] for n in targets} == set(PAPER_MODULES)
     assert "bert_encoder" in targets  # the module is itself a Linear
-    # every Linear of the paper's modules, each once, the diffusion transformer under its canonical name
+    # every Linear of the paper's modules that StyleTTS 2 runs, each once, the diffusion transformer
+    # under its canonical name; PL-BERT's pooler is not on the path
     expected = {
         id(m) for top in PAPER_MODULES for m in getattr(tiny, top).modules() if type(m) is nn.Linear
     } | {id(tiny.bert_encoder)}
+    expected -= {id(tiny.bert.pooler)}
     assert {id(layers[n]) for n in targets} == expected
+    assert "bert.pooler" not in targets
     assert not any(".unet." in n for n in targets)
     assert any(n.startswith("diffusion.diffusion.net.blocks.0.") for n in targets)
 

@@ -116,14 +116,19 @@ def _check_kinds(layer_types: Iterable[str]) -> tuple[str, ...]:
     return kinds
 
 
+#: Layers inside the paper's modules that StyleTTS 2 never runs (PL-BERT's pooler: the official
+#: ``CustomAlbert`` returns the last hidden state only). Adapters there would never train.
+OFF_PATH_LAYERS: tuple[str, ...] = ("bert.pooler",)
+
+
 def default_targets(model: nn.Module, layer_types: Iterable[str] = ("linear",)) -> list[str]:
     """The paper's targets: every layer of ``layer_types`` inside :data:`PAPER_MODULES` of a StyleTTS 2
-    model; for any other model, every layer of those types."""
+    model that the model actually runs; for any other model, every layer of those types."""
     kinds = _check_kinds(layer_types)
     layers = named_layers(model, kinds)
     if not is_styletts2(model):
         return list(layers)
-    return [n for n in layers if n.split(".")[0] in PAPER_MODULES]
+    return [n for n in layers if n.split(".")[0] in PAPER_MODULES and n not in OFF_PATH_LAYERS]
 
 
 def resolve_targets(

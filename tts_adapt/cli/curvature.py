@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data", help="pre-training corpus (LibriTTS folder, other corpus or StyleTTS 2 file list)"
     )
+    p.add_argument("--subsets", help="LibriTTS subsets to read, comma-separated (default: all present)")
+    p.add_argument("--speakers", help="only these speakers, comma-separated")
+    p.add_argument("--audio-root", help="audio root for a file list (or give it after '::' in --data)")
+    p.add_argument("--mic", default="mic1", choices=("mic1", "mic2"), help="VCTK microphone")
     p.add_argument("--method", default="kfac", choices=["l2sp", "diag", "kfac", "ekfac"])
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.add_argument(
@@ -60,6 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="parallel jobs for data preparation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
 def _init_distributed(device: str) -> tuple[int, int, str]:
@@ -103,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     if args.method != "l2sp":
         spec = DataSpec(
             data=args.data,
+            subsets=_split(args.subsets),
+            speakers=_split(args.speakers),
+            audio_root=args.audio_root,
+            mic=args.mic,
             max_utterances=args.max_utterances or None,
             seed=args.seed,
             max_frames=args.max_frames,

@@ -8,17 +8,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-INFERENCE_MODULES = (
-    "bert",
-    "bert_encoder",
-    "predictor",
-    "decoder",
-    "text_encoder",
-    "predictor_encoder",
-    "style_encoder",
-    "diffusion",
-)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="synthesise speech in the voice of a reference recording")
@@ -43,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import soundfile as sf
     import torch
 
-    from ..models.styletts2 import load_official
+    from ..models.styletts2 import INFERENCE_MODULES, load_official
     from ..utils.io import atomic_path
 
     if args.adapter:

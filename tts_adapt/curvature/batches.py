@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -37,6 +38,10 @@ class LazyBatches(Sequence):
 @dataclass
 class DataSpec:
     data: str
+    subsets: list[str] | None = None  # LibriTTS subsets
+    speakers: list[str] | None = None
+    audio_root: str | None = None  # for a file list
+    mic: str = "mic1"  # VCTK
     max_utterances: int | None = None
     seed: int = 0
     max_frames: int = 4000
@@ -47,6 +52,8 @@ class DataSpec:
     def describe(self) -> dict[str, Any]:
         return {
             "data": self.data,
+            "subsets": self.subsets,
+            "speakers": self.speakers,
             "max_utterances": self.max_utterances,
             "seed": self.seed,
             "max_frames": self.max_frames,
@@ -67,9 +74,20 @@ def corpus_batches(
         load_corpus,
         prepare_corpus,
         random_subset,
+        select_speakers,
     )
+    from ..data.corpus import detect_layout
 
-    utts = load_corpus(spec.data)
+    path = spec.data.split("::", 1)[0] if "::" in spec.data and not Path(spec.data).exists() else spec.data
+    layout = detect_layout(path)
+    options: dict[str, Any] = {}
+    if layout == "libritts" and spec.subsets:
+        options["subsets"] = spec.subsets
+    if layout == "vctk":
+        options["mic"] = spec.mic
+    utts = load_corpus(spec.data, audio_root=spec.audio_root, layout=layout, **options)
+    if spec.speakers:
+        utts = select_speakers(utts, spec.speakers)
     utts = filter_duration(utts, min_seconds=spec.min_seconds, max_seconds=spec.max_seconds)
     if not utts:
         raise ValueError(f"{spec.data}: no utterance between {spec.min_seconds} and {spec.max_seconds} s")

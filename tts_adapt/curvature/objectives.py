@@ -34,62 +34,18 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio import HOP_LENGTH, log_mel
+from ..audio import HOP_LENGTH, log_energy, log_mel
+from ..models.styletts2.alignment import monotonic_alignment
 from .masking import frame_mask
 
 log = logging.getLogger(__name__)
 
 MIN_CROP_FRAMES = 80  # official training skips crops shorter than this (the style encoders need >= 65)
 OFFICIAL_WEIGHTS = {"mel": 5.0, "F0": 1.0, "norm": 1.0, "dur": 1.0, "ce": 20.0, "diff": 1.0}
-
-
-def monotonic_alignment(
-    attn: torch.Tensor, text_lengths: torch.Tensor, frame_lengths: torch.Tensor
-) -> torch.Tensor:
-    """Hard monotonic alignment ``[B, T_text, T_frames]`` maximising the summed attention.
-
-    Every frame goes to one token, every token gets at least one frame, tokens advance by at most one
-    per frame (monotonic alignment search, Glow-TTS). Utterances with fewer frames than tokens get a
-    proportional alignment instead (and a warning).
-    """
-    value = attn.detach().double().cpu().numpy()
-    out = np.zeros(value.shape, dtype=np.float32)
-    for b in range(value.shape[0]):
-        tx, ty = int(text_lengths[b]), int(frame_lengths[b])
-        if tx == 0 or ty == 0:
-            continue
-        if ty < tx:
-            log.warning("utterance %d: %d frames for %d tokens; using a proportional alignment", b, ty, tx)
-            idx = np.minimum((np.arange(ty) * tx) // ty, tx - 1)
-            out[b, idx, np.arange(ty)] = 1.0
-            continue
-        v = value[b, :tx, :ty]
-        q = np.full((tx, ty), -np.inf)
-        q[0, 0] = v[0, 0]
-        for y in range(1, ty):
-            stay = q[:, y - 1]
-            move = np.concatenate([[-np.inf], q[:-1, y - 1]])
-            q[:, y] = np.maximum(stay, move) + v[:, y]
-            # a token x needs at least x frames before it and tx - x after it
-            lo = max(0, tx - (ty - y))
-            q[:lo, y] = -np.inf
-            q[min(tx, y + 1) :, y] = -np.inf
-        x = tx - 1
-        for y in range(ty - 1, -1, -1):
-            out[b, x, y] = 1.0
-            if y > 0 and x > 0 and (x == y or q[x - 1, y - 1] > q[x, y - 1]):
-                x -= 1
-    return torch.from_numpy(out).to(attn.device)
-
-
-def log_norm(mel: torch.Tensor, mean: float = -4.0, std: float = 4.0) -> torch.Tensor:
-    """Official energy target: log of the L2 norm over mel bins of the de-normalised mel ``[B, 80, T]``."""
-    return torch.log(torch.exp(mel * std + mean).norm(dim=1))
 
 
 @dataclass
@@ -199,7 +155,7 @@ class StyleTTS2Objective:
         s_pr = model.predictor_encoder(gt.unsqueeze(1))
         with torch.no_grad():
             f0_real = model.pitch_extractor(gt.unsqueeze(1))[0].reshape(n, -1)
-            n_real = log_norm(gt)
+            n_real = log_energy(gt)
         f0_fake, n_fake = model.predictor.F0Ntrain(p_en, s_pr)
         out["F0"] = F.smooth_l1_loss(f0_fake, f0_real, reduction="none").mean(-1) / 10
         out["norm"] = F.smooth_l1_loss(n_fake, n_real, reduction="none").mean(-1)

@@ -27,17 +27,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 Reference = str | Path | np.ndarray
-# the parts of a StyleTTS 2 checkpoint that inference needs (training-only modules may be absent)
-INFERENCE_MODULES = (
-    "bert",
-    "bert_encoder",
-    "predictor",
-    "decoder",
-    "text_encoder",
-    "predictor_encoder",
-    "style_encoder",
-    "diffusion",
-)
 
 
 @runtime_checkable
@@ -138,7 +127,7 @@ class StyleTTS2System:
                 raise FileNotFoundError(f"StyleTTS 2 {what} not found: {p}")
         import torch
 
-        from ..models.styletts2 import load_official
+        from ..models.styletts2 import INFERENCE_MODULES, load_official
 
         model = load_official(checkpoint, config, modules=INFERENCE_MODULES)
         info: dict[str, Any] = {"checkpoint": str(checkpoint)}
@@ -166,6 +155,8 @@ class StyleTTS2System:
         from ..train.artifacts import load_adapted_model, read_manifest
 
         manifest = read_manifest(adapted_dir)
+        from ..models.styletts2 import INFERENCE_MODULES
+
         model = load_adapted_model(adapted_dir, checkpoint, modules=INFERENCE_MODULES)
         prior = manifest.get("prior") or {}
         info: dict[str, Any] = {

@@ -21,20 +21,12 @@ import torch
 from torch import nn
 
 from ..adapters import apply_lora, count_parameters, default_targets, named_layers
+from ..models.styletts2.model import INFERENCE_MODULES
 from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-GENERATOR_MODULES = (
-    "bert",
-    "bert_encoder",
-    "predictor",
-    "decoder",
-    "text_encoder",
-    "predictor_encoder",
-    "style_encoder",
-    "diffusion",
-)
+GENERATOR_MODULES = INFERENCE_MODULES  # the modules an adaptation may change
 DISCRIMINATORS = ("mpd", "msd", "wd")
 
 

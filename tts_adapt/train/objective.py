@@ -25,11 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..audio import log_energy
 from ..data.dataset import Batch
+from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
 from ..text.tokenizer import length_to_mask
 from .adversarial import discriminator_loss_from_outputs, generator_loss_from_outputs
-from .alignment import length_mask_2d, monotonic_alignment
-from .pitch import PyinTracker, jdc_f0, log_norm
+from .pitch import PyinTracker, jdc_f0
 from .spectral import MultiResolutionMelLoss
 
 SAMPLES_PER_MEL_FRAME = 300
@@ -251,7 +252,7 @@ class FineTuneObjective(nn.Module):
         s = m.style_encoder(gt.unsqueeze(1))
         s_dur = m.predictor_encoder(gt.unsqueeze(1))
         f0_real = self._f0_targets(batch, gt, starts, crop)
-        n_real = log_norm(gt).detach()
+        n_real = log_energy(gt).detach()
         f0_fake, n_fake = m.predictor.F0Ntrain(p_en, s_dur)
         sources = [utterance_generator(self.seed, step, f"{uid}/source") for uid in batch.ids]
         generated = m.decoder(en, f0_fake, n_fake, s, generators=sources)

@@ -56,8 +56,3 @@ class PyinTracker:
         piece = f0[start_frame : start_frame + frames]
         out[: len(piece)] = piece
         return out
-
-
-def log_norm(mel: torch.Tensor, mean: float = -4.0, std: float = 4.0) -> torch.Tensor:
-    """Energy target: ``log ||mel||_2`` per frame of a normalised log-mel ``[B, 80, T]`` -> ``[B, T]``."""
-    return torch.log(torch.exp(mel * std + mean).norm(dim=1))

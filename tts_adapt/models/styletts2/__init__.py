@@ -5,9 +5,10 @@ Public API: :func:`build_model` (random init from an official ``config.yml``), :
 """
 
 from .checkpoint import CheckpointMismatchError, load_official, save_official
-from .model import MODULE_NAMES, StyleTTS2, build_model
+from .model import INFERENCE_MODULES, MODULE_NAMES, StyleTTS2, build_model
 
 __all__ = [
+    "INFERENCE_MODULES",
     "MODULE_NAMES",
     "CheckpointMismatchError",
     "StyleTTS2",

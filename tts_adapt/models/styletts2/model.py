@@ -36,6 +36,8 @@ MODULE_NAMES = (
 )
 # Modules only needed for training (losses, alignment targets), not for synthesis.
 TRAINING_ONLY = ("text_aligner", "pitch_extractor", "mpd", "msd", "wd")
+# What synthesis needs; a checkpoint for inference may lack the training-only modules.
+INFERENCE_MODULES = tuple(n for n in MODULE_NAMES if n not in TRAINING_ONLY)
 
 
 class StyleTTS2(nn.Module):

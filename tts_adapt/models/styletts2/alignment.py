@@ -2,14 +2,20 @@
 
 StyleTTS 2 turns the text aligner's soft attention into a hard alignment with MAS; its column sums are
 the duration targets. Each frame is assigned exactly one token, tokens advance by at most one per frame
-and every token gets at least one frame (which needs ``frames >= tokens``).
+and every token gets at least one frame. An utterance with fewer frames than tokens (a wrong transcript,
+very fast speech) cannot satisfy that; it gets a proportional alignment and a warning instead of
+stopping a long job.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numba
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 _NEG = -1e9
 
@@ -39,12 +45,16 @@ def monotonic_alignment(
     attn: torch.Tensor, token_lengths: torch.Tensor, frame_lengths: torch.Tensor
 ) -> torch.Tensor:
     """Hard 0/1 alignments ``[B, tokens, frames]`` (dtype of ``attn``) maximising the summed attention."""
-    if bool((frame_lengths < token_lengths).any()):
-        raise ValueError("monotonic alignment needs at least as many frames as tokens in every utterance")
     values = attn.detach().to(torch.float32).cpu().numpy()
     out = np.zeros(values.shape, dtype=np.float32)
     for b in range(values.shape[0]):
         t, f = int(token_lengths[b]), int(frame_lengths[b])
+        if t == 0 or f == 0:
+            continue
+        if f < t:
+            log.warning("utterance %d: %d frames for %d tokens; using a proportional alignment", b, f, t)
+            out[b, np.minimum((np.arange(f) * t) // f, t - 1), np.arange(f)] = 1.0
+            continue
         out[b, :t, :f] = _best_path(np.ascontiguousarray(values[b, :t, :f]), t, f)
     return torch.from_numpy(out).to(device=attn.device, dtype=attn.dtype)
 
