@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import numpy as np
@@ -20,15 +19,7 @@ import torch
 from tts_adapt.models.styletts2 import build_model
 from tts_adapt.models.styletts2.config import LIBRITTS_CONFIG
 from tts_adapt.models.styletts2.inference import infer_tokens
-
-
-def fix_durations(model, frames_per_token: float) -> None:
-    """Make ``sigmoid(logits).sum(-1) == frames_per_token`` for every token."""
-    proj = model.predictor.duration_proj.linear_layer
-    p = frames_per_token / proj.out_features
-    with torch.no_grad():
-        proj.weight.zero_()
-        proj.bias.fill_(math.log(p / (1 - p)))
+from tts_adapt.models.styletts2.model import set_uniform_durations
 
 
 def main() -> None:
@@ -44,7 +35,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     model = build_model(LIBRITTS_CONFIG).eval().to(device)
-    fix_durations(model, args.frames_per_token)
+    set_uniform_durations(model, args.frames_per_token)
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(1, 178, (1, args.tokens), generator=g)
     tokens[0, 0] = 0

@@ -135,3 +135,18 @@ def test_cli_synth_reports_missing_checkpoint(set_a, tmp_path, capsys):
     )
     assert code == 1
     assert "nope.pth" in capsys.readouterr().err
+
+
+def test_uniform_durations_set_the_speaking_rate():
+    from tts_adapt.models.styletts2 import build_model
+    from tts_adapt.models.styletts2.config import MICRO_CONFIG
+    from tts_adapt.models.styletts2.model import set_uniform_durations
+
+    torch.manual_seed(0)
+    model = build_model(MICRO_CONFIG)
+    set_uniform_durations(model, 3)
+    ids = torch.tensor([Tokenizer().encode(PHONEMES)])
+    r = infer_tokens(model, ids, torch.zeros(1, 2 * model.style_dim))
+    assert r.pred_dur.tolist() == [3.0] * ids.shape[1]
+    with pytest.raises(ValueError, match="frames_per_token"):
+        set_uniform_durations(model, 0)

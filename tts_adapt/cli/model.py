@@ -17,6 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output .pth (official second-stage layout)")
     p.add_argument("--config-out", help="also copy the config here (checkpoint and config travel together)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--frames-per-token",
+        type=float,
+        help="make the random duration head speak at this rate (3 = natural; default: leave it random, "
+        "about 25 frames = 0.6 s per phoneme)",
+    )
     p.set_defaults(func=run_init)
 
     p = sub.add_parser(
@@ -45,6 +51,10 @@ def run_init(args: argparse.Namespace) -> int:
     config = resolve_config(args.config)
     torch.manual_seed(args.seed)
     model = build_model(config)
+    if args.frames_per_token:
+        from ..models.styletts2.model import set_uniform_durations
+
+        set_uniform_durations(model, args.frames_per_token)
     save_official(model, args.out)
     if args.config_out:
         shutil.copyfile(config, args.config_out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -147,6 +148,22 @@ class StyleTTS2(nn.Module):
 
     def modules_by_name(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in MODULE_NAMES}
+
+
+def set_uniform_durations(model: StyleTTS2, frames_per_token: float) -> None:
+    """Make the duration head predict ``frames_per_token`` frames (25 ms each) for every token.
+
+    Random weights otherwise predict about 25 frames per token (sigmoid(random) summed over 50 bins):
+    a minute of audio per sentence. A random-weight model meant for benchmarks or smoke runs speaks
+    at a natural rate with about 3 (≈ 13 symbols per second).
+    """
+    proj = model.predictor.duration_proj.linear_layer
+    p = frames_per_token / proj.out_features
+    if not 0 < p < 1:
+        raise ValueError(f"frames_per_token must be in (0, {proj.out_features}), got {frames_per_token}")
+    with torch.no_grad():
+        proj.weight.zero_()
+        proj.bias.fill_(math.log(p / (1 - p)))
 
 
 def build_model(config: str | os.PathLike | dict[str, Any]) -> StyleTTS2:
