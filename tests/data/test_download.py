@@ -293,8 +293,12 @@ def test_known_corpora():
 
 def test_checkpoint_offline_without_cache_is_a_clear_error(tmp_path, monkeypatch):
     pytest.importorskip("huggingface_hub")
+    from huggingface_hub import constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # the hub reads HF_HUB_OFFLINE once, at import; another test may have imported it already
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     from tts_adapt.data.download import download_checkpoint
 
     with pytest.raises(FileNotFoundError, match="offline|cache|HF_HUB_OFFLINE"):

@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--amp", default=d.amp, choices=("none", "bf16", "fp16"))
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--sample-every", type=int, default=d.sample_every)
@@ -80,20 +80,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:  # pragma: no cover
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ..data import SkipReport, prepare_corpus
     from ..models.styletts2.config import load_config
     from ..train import TrainConfig, from_official, run_adaptation, validate
 
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(args.out)
     if (out / "manifest.json").exists():
         print(f"{out} already holds a finished adaptation (manifest.json); use another --out to train again")
