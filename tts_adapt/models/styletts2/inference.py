@@ -1,8 +1,8 @@
 """Text -> waveform, following the LibriTTS inference notebook step by step.
 
 Durations come from ``sigmoid(duration_logits).sum(-1)``, rounded and clamped to at least one frame.
-For the HiFi-GAN decoder the frame-aligned features are shifted right by one frame and the output's last
-50 samples are dropped (the original model leaves a click there).
+For the HiFi-GAN decoder the frame-aligned features are shifted right by one frame; the output's last
+50 samples are dropped for either decoder, as the notebook does (the original model leaves a click there).
 """
 
 from __future__ import annotations
@@ -138,8 +138,7 @@ def infer_tokens(
         F0, N = model.predictor.F0Ntrain(en, s)
     with _stage(timings, "decoder"):
         wave = model.decoder(asr, F0, N, ref, deterministic=deterministic).squeeze()
-    if model.decoder_type == "hifigan":
-        wave = wave[..., :-TRIM_SAMPLES]
+    wave = wave[..., :-TRIM_SAMPLES]
     return SynthesisResult(wave, s_pred, ref, s, durations, pred_dur, aln, F0, N)
 
 

@@ -24,7 +24,11 @@ class ISTFT(nn.Module):
     def __init__(self, n_fft: int, hop_length: int, win_length: int) -> None:
         super().__init__()
         self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
-        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        # Periodic Hann computed in float64 then rounded, bit-identical to the original's scipy window:
+        # iSTFTNet feeds the source's STFT *phase* to the network, and in near-silent bins the last bit
+        # of the window decides the angle.
+        window = torch.hann_window(win_length, periodic=True, dtype=torch.float64).float()
+        self.register_buffer("window", window, persistent=False)
 
     def transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         spec = torch.stft(
