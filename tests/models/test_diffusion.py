@@ -96,8 +96,10 @@ def test_libritts_keys_shapes_aliases_and_param_count(fixtures_dir: Path) -> Non
 def test_builder_rejects_bad_config() -> None:
     transformer = {"num_layers": 1, "num_heads": 2, "head_features": 8, "multiplier": 2}
     dist = {"sigma_data": 0.2, "mean": -3.0, "std": 1.0}
-    with pytest.raises(NotImplementedError, match="multispeaker"):
-        build_diffusion(8, 16, 32, transformer, dist, 0.1, multispeaker=False)
+    from tts_adapt.models.styletts2.diffusion import Transformer1d
+
+    single = build_diffusion(8, 16, 32, transformer, dist, 0.1, multispeaker=False)
+    assert isinstance(single.unet, Transformer1d) and single.unet is single.diffusion.net
     with pytest.raises(ValueError, match="dist is missing"):
         build_diffusion(8, 16, 32, transformer, {"mean": -3.0, "std": 1.0}, 0.1)
     with pytest.raises(ValueError, match="unsupported keys"):

@@ -146,7 +146,7 @@ class FineTuneObjective(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], float, torch.Tensor]:
         m = self.model
         with torch.no_grad():
-            ref = m.compute_style(batch.ref_mels)
+            ref = m.compute_style(batch.ref_mels) if getattr(m, "multispeaker", True) else None
         sigma = None
         if self.estimate_sigma_data:
             # the official per-batch estimate, as a mean of per-utterance values so processes can agree

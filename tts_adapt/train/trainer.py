@@ -300,7 +300,8 @@ class Trainer:
             return StepResult(self.step, skipped=msg)
         self._opt_step(self.gen_opt)
         self.nan_streak = 0
-        if self.slm_adv is not None and self.step >= cfg.joint_start and p is not None and p.ref is not None:
+        diffused = p is not None and "diff" in p.terms
+        if self.slm_adv is not None and self.step >= cfg.joint_start and diffused:
             for name, value in self._slm_step(batch, p).items():
                 sums[name] = torch.tensor(value * n_utt / info.world)
         keys = sorted(sums)

@@ -94,7 +94,7 @@ def style_from_reference(model: StyleTTS2, reference: Any) -> torch.Tensor:
 def infer_tokens(
     model: StyleTTS2,
     tokens: torch.Tensor,
-    ref_s: torch.Tensor,
+    ref_s: torch.Tensor | None,
     alpha: float = 0.3,
     beta: float = 0.7,
     diffusion_steps: int = 5,
@@ -106,10 +106,14 @@ def infer_tokens(
 ) -> SynthesisResult:
     """The notebook's ``inference()`` body for one utterance of ids ``[1, T]`` (start token included).
 
+    ``ref_s`` is the reference style; without one (a single-speaker model, as in the LJSpeech notebook)
+    the sampled style is used as is.
+
     ``timings``, if given, receives seconds per stage (text, bert, sampler, predictor, decoder).
     """
     sd = model.style_dim
-    device = ref_s.device
+    param = next(model.parameters())
+    device = param.device
     tokens = tokens.to(device)
     input_lengths = torch.tensor([tokens.shape[-1]], device=device)
     text_mask = length_to_mask(input_lengths)
@@ -122,10 +126,13 @@ def infer_tokens(
         if noise is None:
             noise = torch.randn((1, 2 * sd)).unsqueeze(1).to(device)
         s_pred = model.sample_style(
-            noise.to(ref_s), bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises
+            noise.to(param), bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises
         )
-    ref = alpha * s_pred[:, :sd] + (1 - alpha) * ref_s[:, :sd]
-    s = beta * s_pred[:, sd:] + (1 - beta) * ref_s[:, sd:]
+    if ref_s is None:
+        ref, s = s_pred[:, :sd], s_pred[:, sd:]
+    else:
+        ref = alpha * s_pred[:, :sd] + (1 - alpha) * ref_s[:, :sd]
+        s = beta * s_pred[:, sd:] + (1 - beta) * ref_s[:, sd:]
     with _stage(timings, "predictor"):
         d = model.predictor.text_encoder(d_en, s, input_lengths, text_mask)
         durations = model.predictor.durations(d)
@@ -184,9 +191,13 @@ def synthesize(
     was_training = model.training
     model.eval()
     try:
-        ref_s = style_from_reference(model, reference)
+        if reference is None and not model.multispeaker:
+            ref_s = None  # a single-speaker model samples its style from the text alone
+        else:
+            ref_s = style_from_reference(model, reference)
         tokens = torch.tensor([ids], dtype=torch.long)
-        with torch.random.fork_rng(devices=[ref_s.device] if ref_s.device.type == "cuda" else []):
+        device = next(model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
             result = infer_tokens(

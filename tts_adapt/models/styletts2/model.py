@@ -94,8 +94,7 @@ class StyleTTS2(nn.Module):
         self.style_encoder = StyleEncoder(
             dim_in=mp["dim_in"], style_dim=mp["style_dim"], max_conv_dim=mp["hidden_dim"]
         )
-        if not mp.get("multispeaker", True):
-            raise NotImplementedError("single-speaker StyleTTS 2 (multispeaker: false) is not supported")
+        self.multispeaker = bool(mp.get("multispeaker", True))
         diff = mp["diffusion"]
         self.diffusion = build_diffusion(
             style_dim=mp["style_dim"],
@@ -104,6 +103,7 @@ class StyleTTS2(nn.Module):
             transformer=dict(diff["transformer"]),
             dist=dict(diff["dist"]),
             embedding_mask_proba=diff.get("embedding_mask_proba", 0.1),
+            multispeaker=self.multispeaker,
         )
         self.text_aligner = ASRCNN(**C.asr_params(cfg))
         self.pitch_extractor = JDCNet(**C.jdc_params(cfg))
@@ -122,18 +122,22 @@ class StyleTTS2(nn.Module):
         self,
         noise: torch.Tensor,
         bert_dur: torch.Tensor,
-        ref_s: torch.Tensor,
+        ref_s: torch.Tensor | None,
         num_steps: int = 5,
         embedding_scale: float = 1.0,
         step_noises: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Style diffusion sampler -> ``[B, 2*style_dim]``; per-step noise from torch's RNG unless given."""
+        """Style diffusion sampler -> ``[B, 2*style_dim]``; per-step noise from torch's RNG unless given.
+
+        ``ref_s`` conditions a multi-speaker model on the reference speaker; a single-speaker model
+        ignores it.
+        """
         if noise.dim() == 2:
             noise = noise.unsqueeze(1)
         out = self.diffusion.sample(
             noise=noise,
             embedding=bert_dur,
-            features=ref_s,
+            features=ref_s if self.multispeaker else None,
             num_steps=num_steps,
             embedding_scale=embedding_scale,
             step_noises=step_noises,

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .kdiffusion import KDiffusion, LogNormalDistribution
 from .sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
-from .transformer import StyleTransformer1d
+from .transformer import StyleTransformer1d, Transformer1d
 
 __all__ = [
     "ADPM2Sampler",
@@ -25,6 +25,7 @@ __all__ = [
     "LogNormalDistribution",
     "StyleDiffusion",
     "StyleTransformer1d",
+    "Transformer1d",
     "build_diffusion",
 ]
 
@@ -40,7 +41,7 @@ class StyleDiffusion(nn.Module):
 
     def __init__(
         self,
-        net: StyleTransformer1d,
+        net: nn.Module,
         sigma_data: float,
         dist_mean: float,
         dist_std: float,
@@ -75,7 +76,7 @@ class StyleDiffusion(nn.Module):
         self,
         styles: Tensor,
         embedding: Tensor,
-        features: Tensor,
+        features: Tensor | None,
         *,
         noise: Tensor | None = None,
         sigmas: Tensor | None = None,
@@ -104,7 +105,7 @@ class StyleDiffusion(nn.Module):
             reduction=reduction,
         )
 
-    def forward(self, styles: Tensor, embedding: Tensor, features: Tensor, **kwargs) -> Tensor:
+    def forward(self, styles: Tensor, embedding: Tensor, features: Tensor | None, **kwargs) -> Tensor:
         """Same as :meth:`loss`, like the official module's call."""
         return self.loss(styles, embedding, features, **kwargs)
 
@@ -112,7 +113,7 @@ class StyleDiffusion(nn.Module):
         self,
         noise: Tensor,
         embedding: Tensor,
-        features: Tensor,
+        features: Tensor | None,
         num_steps: int = 5,
         embedding_scale: float = 1.0,
         step_noises: Tensor | Sequence[Tensor] | None = None,
@@ -124,7 +125,8 @@ class StyleDiffusion(nn.Module):
     ) -> Tensor:
         """Sample styles ``[B, 1, C]`` from ``noise`` ``[B, 1, C]`` (the official inference call).
 
-        ``embedding``: PL-BERT hidden states ``[B, T, E]``; ``features``: reference style ``[B, C]``.
+        ``embedding``: PL-BERT hidden states ``[B, T, E]``;
+        ``features``: reference style ``[B, C]`` (``None`` for a single-speaker model).
         ``step_noises`` (``[num_steps - 1, B, 1, C]`` or a list) replaces the per-step
         ``torch.randn_like`` draws; without it they come from the global RNG in the official order.
         ``embedding_mask_proba`` > 0 reproduces the official training-time sampler call (0.1 there).
@@ -155,6 +157,10 @@ def _section(section: Mapping, keys: Sequence[str], name: str) -> dict:
     return dict(section)
 
 
+# The official builder leaves StyleTransformer1d/Transformer1d at their default table size.
+FIXED_EMBEDDING_ROWS = 512
+
+
 def build_diffusion(
     style_dim: int,
     bert_hidden: int,
@@ -165,12 +171,11 @@ def build_diffusion(
     multispeaker: bool = True,
 ) -> StyleDiffusion:
     """Build the diffusion module from ``model_params.diffusion`` (``transformer``, ``dist``,
-    ``embedding_mask_proba``), ``model_params.style_dim`` and the PL-BERT hidden size / max positions."""
-    if not multispeaker:
-        raise NotImplementedError(
-            "single-speaker style diffusion (model_params.multispeaker: false, official Transformer1d) "
-            "is not implemented; only the multi-speaker StyleTransformer1d is supported"
-        )
+    ``embedding_mask_proba``), ``model_params.style_dim`` and the PL-BERT hidden size.
+
+    ``bert_max_positions`` is accepted for symmetry but not used: the official builder never passes the
+    table size to the transformer, so its fixed (unconditional) embedding always has 512 rows.
+    """
     t = _section(transformer, _TRANSFORMER_KEYS, "transformer")
     unknown = sorted(set(t) - set(_TRANSFORMER_KEYS))
     if unknown:
@@ -180,16 +185,19 @@ def build_diffusion(
         )
     d = _section(dist, _DIST_KEYS, "dist")
     channels = 2 * int(style_dim)
-    net = StyleTransformer1d(
+    common = dict(
         num_layers=int(t["num_layers"]),
         channels=channels,
         num_heads=int(t["num_heads"]),
         head_features=int(t["head_features"]),
         multiplier=int(t["multiplier"]),
         context_embedding_features=int(bert_hidden),
-        context_features=channels,
-        embedding_max_length=int(bert_max_positions),
+        embedding_max_length=FIXED_EMBEDDING_ROWS,
     )
+    if multispeaker:
+        net: nn.Module = StyleTransformer1d(**common, context_features=channels)
+    else:
+        net = Transformer1d(**common)
     return StyleDiffusion(
         net,
         sigma_data=float(d["sigma_data"]),

@@ -244,3 +244,102 @@ class StyleTransformer1d(nn.Module):
         out = self.run(x, time, embedding, features)
         out_uncond = self.run(x, time, fixed, features)
         return out_uncond + (out - out_uncond) * embedding_scale
+
+
+class SelfAttention(nn.Module):
+    """Self-attention with ordinary (affine) layer norms on the query and key/value paths."""
+
+    def __init__(self, features: int, num_heads: int, head_features: int) -> None:
+        super().__init__()
+        mid = num_heads * head_features
+        self.norm = nn.LayerNorm(features)
+        self.norm_context = nn.LayerNorm(features)
+        self.to_q = nn.Linear(features, mid, bias=False)
+        self.to_kv = nn.Linear(features, 2 * mid, bias=False)
+        self.attention = MultiHeadOutput(features, num_heads, head_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        q = self.to_q(self.norm(x))
+        k, v = self.to_kv(self.norm_context(x)).chunk(2, dim=-1)
+        return self.attention(q, k, v)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, features: int, num_heads: int, head_features: int, multiplier: int) -> None:
+        super().__init__()
+        self.attention = SelfAttention(features, num_heads, head_features)
+        self.feed_forward = nn.Sequential(
+            nn.Linear(features, features * multiplier),
+            nn.GELU(),
+            nn.Linear(features * multiplier, features),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attention(x)
+        return x + self.feed_forward(x)
+
+
+class Transformer1d(nn.Module):
+    """Single-speaker denoiser (``multispeaker: false``, e.g. the LJSpeech model): as
+    :class:`StyleTransformer1d` without a reference style (plain layer norms, time-only mapping)."""
+
+    def __init__(
+        self,
+        num_layers: int,
+        channels: int,
+        num_heads: int,
+        head_features: int,
+        multiplier: int,
+        context_embedding_features: int,
+        embedding_max_length: int = 512,
+    ) -> None:
+        super().__init__()
+        width = channels + context_embedding_features
+        self.channels = channels
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, num_heads, head_features, multiplier) for _ in range(num_layers)
+        )
+        self.to_out = nn.Sequential(_ChannelsFirst(), nn.Conv1d(width, channels, kernel_size=1))
+        self.to_mapping = nn.Sequential(
+            nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU()
+        )
+        self.to_time = nn.Sequential(
+            nn.Sequential(LearnedFourierTime(channels), nn.Linear(channels + 1, width)),
+            nn.GELU(),
+        )
+        self.fixed_embedding = FixedEmbedding(embedding_max_length, context_embedding_features)
+
+    def run(self, x: Tensor, time: Tensor, embedding: Tensor) -> Tensor:
+        length = embedding.shape[1]
+        mapping = self.to_mapping(self.to_time(time)).unsqueeze(1).expand(-1, length, -1)
+        h = torch.cat([x.expand(-1, length, -1), embedding], dim=-1)
+        for block in self.blocks:
+            h = block(h + mapping)
+        h = h.mean(dim=1, keepdim=True)
+        return self.to_out(h).transpose(1, 2)
+
+    def forward(
+        self,
+        x: Tensor,
+        time: Tensor,
+        *,
+        embedding: Tensor,
+        features: Tensor | None = None,
+        embedding_mask_proba: float = 0.0,
+        embedding_scale: float = 1.0,
+        embedding_mask: Tensor | None = None,
+    ) -> Tensor:
+        """As :meth:`StyleTransformer1d.forward`; ``features`` is accepted and ignored (no reference)."""
+        if x.dim() != 3 or x.shape[1] != 1 or x.shape[2] != self.channels:
+            raise ValueError(f"diffusion input must be [B, 1, {self.channels}], got {list(x.shape)}")
+        fixed = self.fixed_embedding(embedding).to(embedding.dtype)
+        if embedding_mask is not None:
+            embedding = torch.where(embedding_mask.to(torch.bool).view(-1, 1, 1), fixed, embedding)
+        elif embedding_mask_proba > 0.0:
+            mask = random_batch_mask(embedding.shape[0], embedding_mask_proba, embedding.device)
+            embedding = torch.where(mask, fixed, embedding)
+        if embedding_scale == 1.0:
+            return self.run(x, time, embedding)
+        out = self.run(x, time, embedding)
+        out_uncond = self.run(x, time, fixed)
+        return out_uncond + (out - out_uncond) * embedding_scale
