@@ -42,11 +42,12 @@ def resolve_config(name: str):
 
 
 def run_init(args: argparse.Namespace) -> int:
-    import shutil
+    from pathlib import Path
 
     import torch
 
     from ..models.styletts2 import build_model, save_official
+    from ..utils.io import write_text
 
     config = resolve_config(args.config)
     torch.manual_seed(args.seed)
@@ -57,7 +58,7 @@ def run_init(args: argparse.Namespace) -> int:
         set_uniform_durations(model, args.frames_per_token)
     save_official(model, args.out)
     if args.config_out:
-        shutil.copyfile(config, args.config_out)
+        write_text(args.config_out, Path(config).read_text(encoding="utf-8"))
     count = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out}: random weights (seed {args.seed}), {count / 1e6:.1f} M parameters")
     return 0
@@ -68,11 +69,12 @@ def run_export(args: argparse.Namespace) -> int:
 
     from ..models.styletts2 import save_official
     from ..train import load_adapted_model
+    from ..utils.io import write_text
 
     model = load_adapted_model(args.adapted, checkpoint=args.checkpoint, modules=None)
     out = save_official(model, args.out)
     config = Path(args.adapted) / "config.yml"
     target = out.with_name("config.yml") if out.name != "config.yml" else out.with_suffix(".yml")
-    target.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    write_text(target, config.read_text(encoding="utf-8"))
     print(f"wrote {out} and {target}")
     return 0
