@@ -150,3 +150,24 @@ def test_uniform_durations_set_the_speaking_rate():
     assert r.pred_dur.tolist() == [3.0] * ids.shape[1]
     with pytest.raises(ValueError, match="frames_per_token"):
         set_uniform_durations(model, 0)
+
+
+def test_cli_init_model(tmp_path):
+    """``init-model`` writes a strict-loading official checkpoint; the seed decides the weights."""
+    from tts_adapt.models.styletts2 import load_official
+    from tts_adapt.models.styletts2.config import MICRO_CONFIG
+
+    def init(name: str, seed: int) -> torch.nn.Module:
+        out, cfg = tmp_path / f"{name}.pth", tmp_path / name / "config.yml"
+        argv = ["init-model", "--config", "micro", "--out", str(out), "--config-out", str(cfg)]
+        assert main([*argv, "--seed", str(seed), "--frames-per-token", "3"]) == 0
+        assert cfg.read_text() == MICRO_CONFIG.read_text()
+        return load_official(out, cfg)
+
+    a, b, c = init("a", 0), init("b", 0), init("c", 1)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa)
+    ids = torch.tensor([Tokenizer().encode(PHONEMES)])
+    r = infer_tokens(a, ids, torch.zeros(1, 2 * a.style_dim))
+    assert r.pred_dur.tolist() == [3.0] * ids.shape[1]

@@ -153,3 +153,23 @@ def test_synth_with_the_adapted_folder(adapted, golden_a, tmp_path):
     assert main(argv) == 0
     audio, sr = sf.read(wav)
     assert sr == 24000 and len(audio) > 600
+
+
+def test_export_loads_back_as_the_adapted_model(adapted, tmp_path):
+    """``export`` merges the adapter into an official checkpoint that loads strictly to the same weights."""
+    from tts_adapt.models.styletts2 import load_official
+
+    out, ckpt, _ = adapted
+    exported = tmp_path / "exported" / "model.pth"
+    assert main(["export", "--adapted", str(out), "--out", str(exported)]) == 0
+    config = exported.with_name("config.yml")
+    assert config.read_text() == (out / "config.yml").read_text()
+    reloaded = load_official(exported, config)
+    merged = load_adapted_model(out, merge=True, modules=None)
+    base = load_official(ckpt, MICRO_CONFIG)
+    got, want, orig = reloaded.state_dict(), merged.state_dict(), base.state_dict()
+    assert list(got) == list(want)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    # and the adaptation is really in it: some weight moved away from the base
+    assert any(not torch.equal(got[k], orig[k]) for k in orig)
