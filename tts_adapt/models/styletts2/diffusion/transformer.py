@@ -13,6 +13,7 @@ Module and parameter names follow the official ones (``blocks.N.attention.norm.f
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -148,6 +149,28 @@ def random_batch_mask(batch: int, proba: float, device: torch.device) -> Tensor:
     return torch.bernoulli(torch.full(shape, proba, device=device)).to(torch.bool)
 
 
+def masked_and_guided(
+    run: Callable[[Tensor], Tensor],
+    embedding: Tensor,
+    fixed: Tensor,
+    embedding_mask: Tensor | None,
+    embedding_mask_proba: float,
+    embedding_scale: float,
+) -> Tensor:
+    """The text-conditioning rules both denoisers share: replace the text features of masked items by
+    the fixed embedding (training), then apply classifier-free guidance (sampling)."""
+    if embedding_mask is not None:
+        embedding = torch.where(embedding_mask.to(torch.bool).view(-1, 1, 1), fixed, embedding)
+    elif embedding_mask_proba > 0.0:
+        mask = random_batch_mask(embedding.shape[0], embedding_mask_proba, embedding.device)
+        embedding = torch.where(mask, fixed, embedding)
+    if embedding_scale == 1.0:
+        return run(embedding)
+    out = run(embedding)
+    out_uncond = run(fixed)
+    return out_uncond + (out - out_uncond) * embedding_scale
+
+
 class StyleTransformer1d(nn.Module):
     """Multi-speaker denoiser conditioned on PL-BERT features (``embedding``) and a reference style.
 
@@ -233,17 +256,14 @@ class StyleTransformer1d(nn.Module):
                 f"diffusion features must be reference styles [{batch}, "
                 f"{self.to_features[0].in_features}], got {list(features.shape)}"
             )
-        fixed = self.fixed_embedding(embedding).to(embedding.dtype)
-        if embedding_mask is not None:
-            embedding = torch.where(embedding_mask.to(torch.bool).view(-1, 1, 1), fixed, embedding)
-        elif embedding_mask_proba > 0.0:
-            mask = random_batch_mask(embedding.shape[0], embedding_mask_proba, embedding.device)
-            embedding = torch.where(mask, fixed, embedding)
-        if embedding_scale == 1.0:
-            return self.run(x, time, embedding, features)
-        out = self.run(x, time, embedding, features)
-        out_uncond = self.run(x, time, fixed, features)
-        return out_uncond + (out - out_uncond) * embedding_scale
+        return masked_and_guided(
+            lambda emb: self.run(x, time, emb, features),
+            embedding,
+            self.fixed_embedding(embedding).to(embedding.dtype),
+            embedding_mask,
+            embedding_mask_proba,
+            embedding_scale,
+        )
 
 
 class SelfAttention(nn.Module):
@@ -332,14 +352,11 @@ class Transformer1d(nn.Module):
         """As :meth:`StyleTransformer1d.forward`; ``features`` is accepted and ignored (no reference)."""
         if x.dim() != 3 or x.shape[1] != 1 or x.shape[2] != self.channels:
             raise ValueError(f"diffusion input must be [B, 1, {self.channels}], got {list(x.shape)}")
-        fixed = self.fixed_embedding(embedding).to(embedding.dtype)
-        if embedding_mask is not None:
-            embedding = torch.where(embedding_mask.to(torch.bool).view(-1, 1, 1), fixed, embedding)
-        elif embedding_mask_proba > 0.0:
-            mask = random_batch_mask(embedding.shape[0], embedding_mask_proba, embedding.device)
-            embedding = torch.where(mask, fixed, embedding)
-        if embedding_scale == 1.0:
-            return self.run(x, time, embedding)
-        out = self.run(x, time, embedding)
-        out_uncond = self.run(x, time, fixed)
-        return out_uncond + (out - out_uncond) * embedding_scale
+        return masked_and_guided(
+            lambda emb: self.run(x, time, emb),
+            embedding,
+            self.fixed_embedding(embedding).to(embedding.dtype),
+            embedding_mask,
+            embedding_mask_proba,
+            embedding_scale,
+        )
