@@ -156,6 +156,24 @@ def test_write_filelist_round_trip(tmp_path):
         write_filelist([Utterance("x", root / "take1.wav", "a|b", "s")], out, use_phonemes=False)
 
 
+
+def test_write_filelist_reads_back_from_any_directory(tmp_path, monkeypatch):
+    """Audio named relative to the working directory must not be written as if relative to the list."""
+    build_folder(tmp_path / "corpus" / "voice")
+    monkeypatch.chdir(tmp_path)
+    utts = read_folder(Path("corpus") / "voice")  # relative paths, as a CLI user types them
+    assert not utts[0].audio_path.is_absolute()
+    elsewhere = tmp_path / "run" / "target" / "train.txt"
+    write_filelist(utts, elsewhere, use_phonemes=False)
+    below = tmp_path / "corpus" / "all.txt"
+    write_filelist(utts, below, use_phonemes=False)
+    assert below.read_text(encoding="utf-8").startswith("voice/take1.wav|")  # portable with its corpus
+    monkeypatch.chdir(tmp_path / "run")
+    for lst in (elsewhere, below):
+        back = read_filelist(lst)
+        assert [u.audio_path.resolve() for u in back] == [(tmp_path / u.audio_path).resolve() for u in utts]
+        assert all(u.duration is not None for u in back)  # the audio was found
+
 def test_detect_layout_and_load_corpus(tmp_path):
     lib = build_libritts(tmp_path / "LibriTTS")
     vctk = build_vctk(tmp_path / "vctk" / "VCTK-Corpus-0.92")

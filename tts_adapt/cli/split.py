@@ -33,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
     train = [u for u in utts if u.id not in test_ids]
     if not train:
         raise ValueError(f"--test {args.test} leaves no utterance for training in {args.data}")
-    # absolute audio paths: the lists are read from wherever the run folder is
     write_filelist(train, args.train_out, use_phonemes=False)
     write_filelist(test, args.test_out, use_phonemes=False)
     print(f"{len(train)} train / {len(test)} test utterances -> {args.train_out}, {args.test_out}")

@@ -126,16 +126,18 @@ def write_filelist(
     audio_root: str | os.PathLike | None = None,
     use_phonemes: bool = True,
 ) -> None:
-    """Write a StyleTTS 2 list (atomically); paths are made relative to ``audio_root`` when possible."""
+    """Write a StyleTTS 2 list (atomically).
+
+    Paths are made relative to ``audio_root`` (default: the list's folder, which is where
+    :func:`read_filelist` looks) when the audio lies below it, and absolute otherwise, so the list reads
+    back the same from any working directory.
+    """
     lines = []
-    root = Path(audio_root).resolve() if audio_root is not None else None
+    root = Path(audio_root if audio_root is not None else Path(path).parent).resolve()
     for u in utterances:
-        audio = Path(u.audio_path)
-        if root is not None:
-            try:
-                audio = audio.resolve().relative_to(root)
-            except ValueError:
-                audio = audio.resolve()
+        audio = Path(u.audio_path).resolve()
+        if audio.is_relative_to(root):
+            audio = audio.relative_to(root)
         text = u.phonemes if use_phonemes and u.phonemes is not None else u.text
         if "|" in text or "\n" in text or "|" in u.speaker:
             raise ValueError(
