@@ -156,7 +156,6 @@ def test_write_filelist_round_trip(tmp_path):
         write_filelist([Utterance("x", root / "take1.wav", "a|b", "s")], out, use_phonemes=False)
 
 
-
 def test_write_filelist_reads_back_from_any_directory(tmp_path, monkeypatch):
     """Audio named relative to the working directory must not be written as if relative to the list."""
     build_folder(tmp_path / "corpus" / "voice")
@@ -173,6 +172,7 @@ def test_write_filelist_reads_back_from_any_directory(tmp_path, monkeypatch):
         back = read_filelist(lst)
         assert [u.audio_path.resolve() for u in back] == [(tmp_path / u.audio_path).resolve() for u in utts]
         assert all(u.duration is not None for u in back)  # the audio was found
+
 
 def test_detect_layout_and_load_corpus(tmp_path):
     lib = build_libritts(tmp_path / "LibriTTS")
