@@ -57,6 +57,31 @@ def test_runs_resumes_and_reruns_changed_stages(tmp_path, capsys):
     assert run_recipe(recipe, out, {"speaker": "9001"}, only=["corpus"], force=True) == ["01-corpus"]
 
 
+
+def test_relative_out_folder(tmp_path, monkeypatch):
+    """``--out exp/x`` as typed in a shell: the lists a stage writes are read by later stages."""
+    from tts_adapt.data import read_filelist
+
+    monkeypatch.chdir(tmp_path)
+    assert run_recipe(load_recipe(write(tmp_path, RECIPE)), "exp/run", {"speaker": "9000"})
+    (utt,) = read_filelist(tmp_path / "exp" / "run" / "test.txt")
+    assert utt.audio_path.is_file() and utt.duration
+
+
+@pytest.mark.slow
+def test_smoke_recipe_as_the_readme_runs_it(tmp_path, monkeypatch):
+    """The README's first run, whole (about 3 minutes on 2 cores): every stage, then the report."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["recipe", "run", "smoke", "--out", "exp/smoke"]) == 0
+    out = tmp_path / "exp" / "smoke"
+    aggregates = json.loads((out / "eval" / "aggregates.json").read_text())
+    assert {"base", "lora", "lora-kfac"} <= set(aggregates["systems"])
+    html = (out / "report.html").read_text()
+    assert "lora-kfac" in html and "<audio" in html
+    assert main(["recipe", "run", "smoke", "--out", "exp/smoke"]) == 0  # finished: nothing runs again
+
 def test_failed_stage_leaves_no_stamp(tmp_path):
     recipe = load_recipe(write(tmp_path, RECIPE))
     out = tmp_path / "run"
