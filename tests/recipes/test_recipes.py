@@ -57,7 +57,6 @@ def test_runs_resumes_and_reruns_changed_stages(tmp_path, capsys):
     assert run_recipe(recipe, out, {"speaker": "9001"}, only=["corpus"], force=True) == ["01-corpus"]
 
 
-
 def test_relative_out_folder(tmp_path, monkeypatch):
     """``--out exp/x`` as typed in a shell: the lists a stage writes are read by later stages."""
     from tts_adapt.data import read_filelist
@@ -81,6 +80,7 @@ def test_smoke_recipe_as_the_readme_runs_it(tmp_path, monkeypatch):
     html = (out / "report.html").read_text()
     assert "lora-kfac" in html and "<audio" in html
     assert main(["recipe", "run", "smoke", "--out", "exp/smoke"]) == 0  # finished: nothing runs again
+
 
 def test_failed_stage_leaves_no_stamp(tmp_path):
     recipe = load_recipe(write(tmp_path, RECIPE))
