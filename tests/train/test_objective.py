@@ -94,6 +94,21 @@ def test_objective_decomposes_over_utterances(micro_base, target_items):
     assert set(together.terms) >= {"mel", "gen", "F0", "norm", "dur", "ce", "s2s", "mono", "sty", "diff"}
 
 
+def test_reconstruction_from_ground_truth_prosody(micro_base, target_items):
+    """The lazy reconstruction (the SLM discriminator's "real" on half its steps) is the decoder on
+    ground-truth F0/energy: the crops' shape, no graph, repeatable, and not the predicted-F0 output."""
+    from tts_adapt.models.styletts2 import load_official
+
+    path, config = micro_base
+    obj = FineTuneObjective(load_official(path, config).eval(), max_len=80, seed=3, estimate_sigma_data=False)
+    batch = collate([TTSDataset(target_items, seed=0)[i] for i in range(2)])
+    p = obj.generator_pass(batch, step=5, crop_frames=decoder_crop_frames(batch.mel_lengths, 80))
+    rec = p.reconstruct()
+    assert rec.shape == p.real.shape and not rec.requires_grad and p.generated.requires_grad
+    torch.testing.assert_close(rec, p.reconstruct())
+    assert not torch.allclose(rec, p.generated.detach(), atol=1e-3)
+
+
 def test_too_short_batches_are_skipped(micro_base, target_items):
     from tts_adapt.models.styletts2 import load_official
 

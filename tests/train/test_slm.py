@@ -58,7 +58,7 @@ def test_joint_stage_trains_with_a_speech_lm(fresh_model, target_items, tmp_path
     slm = SpeechLM(tiny_wavlm())  # 2 layers + embeddings = 3 hidden states of 32: the micro wd's input
     cfg = quick_config(
         method="lora",
-        steps=1,
+        steps=2,
         joint_start=0,
         slm_min_len=80,
         slm_max_len=100,
@@ -68,6 +68,70 @@ def test_joint_stage_trains_with_a_speech_lm(fresh_model, target_items, tmp_path
     trainer = Trainer(model, cfg, target_items, tmp_path, slm=slm, progress=False)
     summary = trainer.run(resume=False)
     losses = summary["final_losses"]
-    assert {"slm", "slm_gen", "slm_disc"} <= set(losses), losses
+    assert {"slm", "slm_gen", "slm_disc", "slm_disc_reg"} <= set(losses), losses
+    assert losses["slm_disc_reg"] > 0  # the last step's discriminator update used the regularisers
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     assert any(not torch.equal(a, b.detach()) for a, b in zip(wd_before, model.wd.parameters()))
+
+
+def _scores(adv, wave):
+    from tts_adapt.train.adversarial import slm_discriminator_scores
+
+    with torch.no_grad():
+        hidden = adv.slm.hidden_states(wave)
+    return slm_discriminator_scores(adv.model.wd, hidden)
+
+
+def _lsgan(real_scores, fake_scores):
+    return torch.mean((1 - real_scores) ** 2) + torch.mean(fake_scores**2)
+
+
+@pytest.mark.parametrize("rec_samples, fake_samples", [(14400, 9600), (9600, 14400)])
+def test_slm_discriminator_regularisers(fresh_model, rec_samples, fake_samples):
+    """The official discriminator update: plain on half the steps; on the other half reconstructions as
+    "real", the longer side cropped or not, plus the length and reconstruction-artifact L1 terms."""
+    from tts_adapt.train.slm_adversarial import SLMAdversarial, SLMAdversarialSettings, SLMStepOutput
+
+    torch.manual_seed(0)
+    adv = SLMAdversarial(fresh_model(), SpeechLM(tiny_wavlm()), SLMAdversarialSettings(), seed=3)
+    out = SLMStepOutput(
+        torch.tensor(0.0), torch.randn(2, 1, 9600) * 0.1, torch.randn(2, 1, fake_samples) * 0.1, 2
+    )
+    real, rec = torch.randn(3, 1, rec_samples) * 0.1, torch.randn(3, 1, rec_samples) * 0.1
+    calls = []
+
+    def reconstruct():
+        calls.append(1)
+        return rec
+
+    plain = _lsgan(_scores(adv, out.real), _scores(adv, out.fake))
+    crop = min(rec_samples, fake_samples)
+    longer = rec if rec_samples > fake_samples else out.fake
+    full_s, crop_s = _scores(adv, longer), _scores(adv, longer[..., :crop])
+    length_reg = torch.nn.functional.l1_loss(crop_s, full_s[..., : crop_s.shape[-1]])
+    artifact_reg = torch.nn.functional.l1_loss(_scores(adv, real), _scores(adv, rec))
+    assert length_reg > 0 and artifact_reg > 0
+    if longer is rec:
+        options = [_lsgan(s, _scores(adv, out.fake)) for s in (crop_s, full_s)]
+    else:
+        options = [_lsgan(_scores(adv, rec), s) for s in (crop_s, full_s)]
+    regularised = [o + length_reg + artifact_reg for o in options]
+
+    seen = set()
+    for step in range(12):
+        calls.clear()
+        adv.model.wd.zero_grad(set_to_none=True)
+        loss, reg = adv.discriminator_loss(out, step, real, reconstruct)
+        loss.backward()  # the discriminator learns in both branches
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in adv.model.wd.parameters())
+        if calls:
+            assert any(torch.allclose(loss, r, rtol=1e-5) for r in regularised)
+            torch.testing.assert_close(reg, (length_reg + artifact_reg).detach(), rtol=1e-5, atol=1e-7)
+            seen.add("regularised")
+        else:
+            assert reg is None
+            torch.testing.assert_close(loss, plain, rtol=1e-5, atol=1e-7)
+            seen.add("plain")
+    assert seen == {"plain", "regularised"}
+    # without the main step's crops there is nothing to regularise with: always plain
+    torch.testing.assert_close(adv.discriminator_loss(out, 0)[0], plain, rtol=1e-5, atol=1e-7)

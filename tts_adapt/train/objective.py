@@ -72,6 +72,8 @@ class GeneratorPass:
     crop_frames: int = 0
     s_trg: torch.Tensor | None = None  # whole-utterance styles (targets of the diffusion)
     ref: torch.Tensor | None = None  # reference styles from the same speaker (diffusion features)
+    # decoder output on ground-truth F0/energy, computed only when asked (SLM discriminator regularisers)
+    reconstruct: Callable[[], torch.Tensor] | None = None
 
 
 def utterance_generator(seed: int, step: int, uid: str) -> torch.Generator:
@@ -268,6 +270,13 @@ class FineTuneObjective(nn.Module):
             ]
         )
         terms["mono"] = (attn - hard).abs().flatten(1).mean(-1) * 10
+        rec_inputs = (en.detach(), f0_real.detach(), n_real, s.detach())
+
+        def reconstruct() -> torch.Tensor:
+            with torch.no_grad():
+                gens = [utterance_generator(self.seed, step, f"{uid}/source-rec") for uid in batch.ids]
+                return m.decoder(*rec_inputs, generators=gens)
+
         return GeneratorPass(
             real=real,
             generated=generated,
@@ -276,6 +285,7 @@ class FineTuneObjective(nn.Module):
             crop_frames=crop,
             s_trg=s_trg,
             ref=ref,
+            reconstruct=reconstruct,
         )
 
     @staticmethod

@@ -5,22 +5,24 @@ durations: each token's duration probabilities are turned into a soft alignment 
 so the WavLM discriminator's verdict on the generated clip reaches the duration predictor, the style
 diffusion and PL-BERT. The discriminator (``wd``) sees WavLM hidden states of real and generated clips.
 
-Compared with the official loop this keeps the generator term and the plain discriminator update on
-real vs. generated clips, and leaves out the two discriminator regularisers (length-variation and
-reconstruction-artifact L1 terms), which only matter for very long training.
+The discriminator update follows the official loop: on half of its steps it compares ground-truth clips
+with generated ones; on the other half it takes the decoder's reconstructions of the ground truth as
+"real" and adds two L1 regularisers that teach it to ignore clip length and reconstruction artifacts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import Batch
 from ..models.styletts2.layers import run_lstm
 from ..text.tokenizer import length_to_mask
-from .adversarial import slm_discriminator_loss, slm_generator_loss
+from .adversarial import slm_discriminator_loss, slm_discriminator_scores, slm_generator_loss
 from .objective import SAMPLES_PER_MEL_FRAME, utterance_generator
 
 
@@ -146,12 +148,49 @@ class SLMAdversarial(nn.Module):
     def discriminator_due(self, step: int) -> bool:
         return (step + 1) % self.settings.discriminator_every == 0
 
-    def discriminator_loss(self, out: SLMStepOutput) -> torch.Tensor:
-        """WavLM-discriminator loss on real vs. generated clips (hidden states without gradient)."""
+    def discriminator_loss(
+        self,
+        out: SLMStepOutput,
+        step: int = 0,
+        real: torch.Tensor | None = None,
+        reconstruct: Callable[[], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """WavLM-discriminator loss (hidden states without gradient, as officially), and the sum of the
+        two regularisers when this step used them (``None`` otherwise).
+
+        ``real`` are the main step's ground-truth crops and ``reconstruct`` gives the decoder's
+        reconstructions of them from ground-truth F0/energy. With both, a coin decides (per step, the
+        same on every process) between the plain loss on ground-truth vs. generated SLM clips and the
+        regularised one: reconstructions as "real", the longer side cropped to the shorter (or not, by a
+        second coin), plus ``L1(D(crop), D(full)[:crop])`` (length invariance) and
+        ``L1(D(ground truth), D(reconstruction))`` (artifact invariance). Without them: the plain loss.
+        """
+        wd, hidden = self.model.wd, self.slm.hidden_states
+        g = utterance_generator(self.seed, step, "slm-discriminator")
+        use_rec = real is not None and reconstruct is not None and bool(torch.rand(1, generator=g) < 0.5)
+        if not use_rec:
+            with torch.no_grad():
+                real_h, fake_h = hidden(out.real), hidden(out.fake)
+            return slm_discriminator_loss(wd, real_h, fake_h), None
         with torch.no_grad():
-            real_h = self.slm.hidden_states(out.real)
-            fake_h = self.slm.hidden_states(out.fake)
-        return slm_discriminator_loss(self.model.wd, real_h, fake_h)
+            rec = reconstruct().detach()
+            fake = out.fake
+            crop = min(rec.shape[-1], fake.shape[-1])
+            longer = rec if rec.shape[-1] > fake.shape[-1] else fake
+            full_h, crop_h = hidden(longer), hidden(longer[..., :crop])
+            rec_h = full_h if longer is rec else hidden(rec)
+            fake_h = full_h if longer is fake else hidden(fake)
+            gt_h = hidden(real)
+        crop_scores = slm_discriminator_scores(wd, crop_h)
+        full_scores = slm_discriminator_scores(wd, full_h)
+        length_reg = F.l1_loss(crop_scores, full_scores[..., : crop_scores.shape[-1]])
+        chosen_h = crop_h if bool(torch.rand(1, generator=g) < 0.5) else full_h
+        if longer is rec:
+            loss = slm_discriminator_loss(wd, chosen_h, fake_h)
+        else:
+            loss = slm_discriminator_loss(wd, rec_h, chosen_h)
+        artifact_reg = F.l1_loss(slm_discriminator_scores(wd, gt_h), slm_discriminator_scores(wd, rec_h))
+        return loss + length_reg + artifact_reg, (length_reg + artifact_reg).detach()
 
 
 def scale_predictor_gradients(model: nn.Module, settings: SLMAdversarialSettings) -> float:

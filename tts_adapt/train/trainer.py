@@ -335,13 +335,15 @@ class Trainer:
             self._opt_step(self.gen_opt)
         if self.slm_adv.discriminator_due(self.step) and self.disc_opt is not None:
             self.disc_opt.zero_grad(set_to_none=True)
-            d_loss = self.slm_adv.discriminator_loss(out)
+            d_loss, d_reg = self.slm_adv.discriminator_loss(out, self.step, p.real, p.reconstruct)
             self._backward(d_loss / info.world)
             wd_params = list(model.wd.parameters())
             sum_gradients(wd_params, info)
             if self._grads_finite(wd_params):
                 self._opt_step(self.disc_opt)
             metrics["slm_disc"] = float(d_loss.detach())
+            if d_reg is not None:
+                metrics["slm_disc_reg"] = float(d_reg)
         return metrics
 
     def _backward(self, loss: torch.Tensor) -> None:
