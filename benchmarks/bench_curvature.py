@@ -130,11 +130,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plain_step(model, batch, loss_fn, device, trainable) -> float:
-    """One training forward+backward (``trainable`` modules get weight gradients)."""
-    model.requires_grad_(False)
-    for name in trainable:
-        getattr(model, name).requires_grad_(True)
+def timed_backward(model, batch, loss_fn, device) -> float:
+    """Seconds for one seeded forward+backward of the summed loss; gradients are dropped afterwards."""
     torch.manual_seed(0)
     sync(device)
     t0 = time.perf_counter()
@@ -143,6 +140,14 @@ def plain_step(model, batch, loss_fn, device, trainable) -> float:
     dt = time.perf_counter() - t0
     model.zero_grad(set_to_none=True)
     return dt
+
+
+def plain_step(model, batch, loss_fn, device, trainable) -> float:
+    """One training forward+backward (``trainable`` modules get weight gradients)."""
+    model.requires_grad_(False)
+    for name in trainable:
+        getattr(model, name).requires_grad_(True)
+    return timed_backward(model, batch, loss_fn, device)
 
 
 def target_grad_step(model, batch, loss_fn, device, targets) -> float:
@@ -152,14 +157,7 @@ def target_grad_step(model, batch, loss_fn, device, targets) -> float:
     model.requires_grad_(False)
     for name in targets:
         layers[name].weight.requires_grad_(True)
-    torch.manual_seed(0)
-    sync(device)
-    t0 = time.perf_counter()
-    loss_fn(model, batch).sum().backward()
-    sync(device)
-    dt = time.perf_counter() - t0
-    model.zero_grad(set_to_none=True)
-    return dt
+    return timed_backward(model, batch, loss_fn, device)
 
 
 def our_step(model, batch, loss_fn, acc: Accumulator, device) -> float:

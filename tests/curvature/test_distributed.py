@@ -25,6 +25,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _estimate(method: str):
+    """The same estimate in every process (and in the single-process reference)."""
+    return estimate(
+        make_toy(dtype=torch.float64),
+        toy_batches(5),
+        noisy_loss,
+        method,
+        TARGETS,
+        layer_types=TYPES,
+        progress=False,
+    )
+
+
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     import torch.distributed as dist
 
@@ -33,15 +46,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=world)
         for method in METHODS:
-            curv = estimate(
-                make_toy(dtype=torch.float64),
-                toy_batches(5),
-                noisy_loss,
-                method,
-                TARGETS,
-                layer_types=TYPES,
-                progress=False,
-            )
+            curv = _estimate(method)
             if rank == 0:
                 curv.save(os.path.join(out_dir, f"{method}.safetensors"))
         dist.barrier()
@@ -70,15 +75,7 @@ def test_two_gloo_processes_equal_one(tmp_path):
     assert not alive, "distributed estimation timed out"
     assert not errors and all(p.exitcode == 0 for p in procs), "\n".join(errors)
     for method in METHODS:
-        single = estimate(
-            make_toy(dtype=torch.float64),
-            toy_batches(5),
-            noisy_loss,
-            method,
-            TARGETS,
-            layer_types=TYPES,
-            progress=False,
-        )
+        single = _estimate(method)
         dist = Curvature.load(tmp_path / f"{method}.safetensors")
         assert dist.num_utterances == single.num_utterances == 15
         assert dist.extra["world_size"] == 2
