@@ -66,7 +66,7 @@ class GeneratorPass:
     """What one forward computes; ``terms`` maps a loss name to per-utterance values ``[B]``."""
 
     real: torch.Tensor  # [B, 1, S] ground-truth crops
-    generated: torch.Tensor  # [B, 1, S] decoder output on predicted F0/energy
+    generated: torch.Tensor | None  # [B, 1, S] decoder output on predicted F0/energy (None: no decoder)
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
     sigma_data: float | None = None
     crop_frames: int = 0
@@ -97,10 +97,18 @@ class FineTuneObjective(nn.Module):
         slm: nn.Module | None = None,
         estimate_sigma_data: bool = True,
         embedding_mask_proba: float | None = None,
+        f0_table: Callable[[str, int, int], np.ndarray] | None = None,
+        alignments: Callable[[Batch], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if f0_source not in ("jdc", "pyin"):
-            raise ValueError(f"f0_source must be 'jdc' or 'pyin', got {f0_source!r}")
+        if f0_source not in ("jdc", "pyin", "table"):
+            raise ValueError(f"f0_source must be 'jdc', 'pyin' or 'table', got {f0_source!r}")
+        if (f0_source == "table") != (f0_table is not None):
+            raise ValueError("f0_source 'table' and f0_table go together")
+        self.f0_table = f0_table
+        # cached monotonic paths of a frozen aligner (pre-training's second stage): no aligner pass,
+        # no s2s/mono terms
+        self.alignments = alignments
         self.model = model
         self.weights = weights or LossWeights()
         self.max_len = int(max_len)
@@ -190,6 +198,9 @@ class FineTuneObjective(nn.Module):
     def _f0_targets(self, batch: Batch, gt: torch.Tensor, starts: list[int], crop: int) -> torch.Tensor:
         if self.f0_source == "jdc":
             return jdc_f0(self.model.pitch_extractor, gt)
+        if self.f0_table is not None:
+            rows = [self.f0_table(uid, 2 * start, 2 * crop) for uid, start in zip(batch.ids, starts)]
+            return torch.from_numpy(np.stack(rows)).to(gt)
         rows = []
         for b, start in enumerate(starts):
             wave = batch.waves[b, : int(batch.wave_lengths[b])].detach().cpu().numpy()
@@ -204,8 +215,12 @@ class FineTuneObjective(nn.Module):
         crop_frames: int | None = None,
         diffusion: bool = True,
         batch_mean: Callable[[torch.Tensor], torch.Tensor] = lambda t: t.detach().mean(),
+        decoder: bool = True,
     ) -> GeneratorPass | None:
         """Forward through every generator-side module; ``None`` when the batch is too short to crop.
+
+        ``decoder=False`` stops before the waveform (no ``mel`` term, ``generated`` is ``None``): the
+        prosody-only second stage of pre-training, where the decoder is frozen from the first stage.
 
         When a global batch is split across processes, ``crop_frames`` must be computed on the global
         batch (:func:`decoder_crop_frames`) and ``batch_mean`` must average per-utterance values over it.
@@ -219,7 +234,11 @@ class FineTuneObjective(nn.Module):
         gens = [utterance_generator(self.seed, step, uid) for uid in batch.ids]
         tokens, lengths, text_mask = batch.tokens, batch.token_lengths, batch.text_mask
 
-        attn, hard, s2s_logits, _ = self._align(batch)
+        if self.alignments is not None:
+            attn = hard = self.alignments(batch).to(batch.mels)
+            s2s_logits = None
+        else:
+            attn, hard, s2s_logits, _ = self._align(batch)
         t_en = m.text_encoder(tokens, lengths, text_mask)
         use_soft = torch.tensor([bool(torch.randint(2, (1,), generator=g)) for g in gens], device=attn.device)
         asr = t_en @ torch.where(use_soft.view(-1, 1, 1), attn, hard)
@@ -256,20 +275,24 @@ class FineTuneObjective(nn.Module):
         f0_real = self._f0_targets(batch, gt, starts, crop)
         n_real = log_energy(gt).detach()
         f0_fake, n_fake = m.predictor.F0Ntrain(p_en, s_dur)
-        sources = [utterance_generator(self.seed, step, f"{uid}/source") for uid in batch.ids]
-        generated = m.decoder(en, f0_fake, n_fake, s, generators=sources)
+        generated = None
+        if decoder:
+            sources = [utterance_generator(self.seed, step, f"{uid}/source") for uid in batch.ids]
+            generated = m.decoder(en, f0_fake, n_fake, s, generators=sources)
 
         terms["F0"] = F.smooth_l1_loss(f0_fake, f0_real, reduction="none").mean(-1) / 10
         terms["norm"] = F.smooth_l1_loss(n_fake, n_real, reduction="none").mean(-1)
-        terms["mel"] = self.mel_loss(generated, real)
+        if generated is not None:
+            terms["mel"] = self.mel_loss(generated, real)
         terms["ce"], terms["dur"] = self._duration_terms(dur_logits, d_gt, lengths)
-        terms["s2s"] = torch.stack(
-            [
-                F.cross_entropy(s2s_logits[b, : int(lengths[b])], tokens[b, : int(lengths[b])])
-                for b in range(len(batch))
-            ]
-        )
-        terms["mono"] = (attn - hard).abs().flatten(1).mean(-1) * 10
+        if s2s_logits is not None:
+            terms["s2s"] = torch.stack(
+                [
+                    F.cross_entropy(s2s_logits[b, : int(lengths[b])], tokens[b, : int(lengths[b])])
+                    for b in range(len(batch))
+                ]
+            )
+            terms["mono"] = (attn - hard).abs().flatten(1).mean(-1) * 10
         rec_inputs = (en.detach(), f0_real.detach(), n_real, s.detach())
 
         def reconstruct() -> torch.Tensor:

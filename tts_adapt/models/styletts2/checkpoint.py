@@ -75,8 +75,23 @@ def load_module_state(module: nn.Module, state: Mapping[str, torch.Tensor], name
 
 
 def read_net(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
-    """The ``net`` mapping of an official checkpoint (path or an already loaded dict)."""
+    """The ``net`` mapping of an official checkpoint (path or an already loaded dict).
+
+    A ``.safetensors`` file holds our own layout, ``<module>.<official key>`` (the shipped base model);
+    half-precision tensors are widened to float32.
+    """
     source = str(checkpoint) if not isinstance(checkpoint, Mapping) else "checkpoint"
+    if not isinstance(checkpoint, Mapping) and str(checkpoint).endswith(".safetensors"):
+        from ...utils.io import load_tensors
+
+        tensors, _ = load_tensors(checkpoint)
+        net: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            module, _, rest = key.partition(".")
+            if value.dtype in (torch.float16, torch.bfloat16):
+                value = value.float()
+            net.setdefault(module, {})[rest] = value
+        return net
     data = safe_torch_load(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
     if not isinstance(data, Mapping) or "net" not in data or not isinstance(data["net"], Mapping):
         keys = list(data.keys())[:8] if isinstance(data, Mapping) else type(data).__name__
@@ -171,7 +186,9 @@ def load_official(
     unknown = sorted(set(net) - set(MODULE_NAMES))
     if unknown:
         raise CheckpointMismatchError(f"{source}: unknown module(s) in 'net': {', '.join(unknown)}")
-    required = set(modules or MODULE_NAMES)
+    # modules a checkpoint's own config declares it never trained (the shipped base model has no JDC)
+    untrained = set(model.config.get("untrained_modules") or ())
+    required = set(modules or MODULE_NAMES) - untrained
     provided = {"bert": plbert, "text_aligner": asr, "pitch_extractor": jdc}
     absent = sorted(n for n in required if n not in net and provided.get(n) is None)
     if absent:

@@ -33,6 +33,8 @@ DEFAULT_JDC = {"num_class": 1, "seq_len": 192}
 LIBRITTS_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "libritts_config.yml"
 # A few-million-parameter model of the same structure, for tests and CPU smoke runs.
 MICRO_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "micro_config.yml"
+# The architecture of the shipped base model: small enough to pre-train on a CPU (iSTFTNet decoder).
+BASE_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "base_config.yml"
 
 REQUIRED_MODEL_PARAMS = (
     "hidden_dim",

@@ -1,0 +1,117 @@
+"""The pre-training losses: aligner CTC/s2s and the first-stage reconstruction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tts_adapt.data import TTSDataset, collate
+from tts_adapt.models.styletts2 import build_model
+from tts_adapt.models.styletts2.config import MICRO_CONFIG
+from tts_adapt.objective.first_stage import (
+    AlignerObjective,
+    FirstStageObjective,
+    ctc_alignment_scores,
+    per_utterance_ctc,
+)
+from tts_adapt.pretrain.alignments import AlignmentTable, align_batch
+
+
+@pytest.fixture(scope="module")
+def micro():
+    torch.manual_seed(0)
+    return build_model(MICRO_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def batch(prepared_synthetic):
+    items = prepared_synthetic.items[:3]
+    ds = TTSDataset(items, seed=0)
+    return items, collate([ds[i] for i in range(3)])
+
+
+def test_per_utterance_ctc_equals_one_utterance_at_a_time():
+    """Batched per-utterance CTC must equal torch's CTC on each utterance alone (no padding leak)."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 20, 10)
+    tokens = torch.tensor([[0, 3, 4, 5, 0, 0], [0, 7, 7, 2, 1, 0], [0, 9, 0, 0, 0, 0]])
+    lengths = torch.tensor([5, 6, 3])
+    mel_lengths = torch.tensor([40, 36, 22])
+    got = per_utterance_ctc(logits, tokens, lengths, mel_lengths)
+    for b in range(3):
+        t = (int(mel_lengths[b]) + 1) // 2
+        target = tokens[b, 1 : int(lengths[b]) - 1]
+        logp = logits[b : b + 1, :t].log_softmax(-1).transpose(0, 1)
+        ref = F.ctc_loss(logp, target[None], torch.tensor([t]), torch.tensor([len(target)]), reduction="sum")
+        assert got[b].item() == pytest.approx(ref.item() / len(target), rel=1e-5)
+
+
+def test_ctc_scores_are_token_posteriors():
+    logits = torch.randn(2, 7, 5)
+    tokens = torch.tensor([[0, 2, 4], [1, 1, 3]])
+    scores = ctc_alignment_scores(logits, tokens)
+    post = logits.softmax(-1)
+    for b in range(2):
+        for i in range(3):
+            assert torch.allclose(scores[b, i], post[b, :, tokens[b, i]])
+
+
+def test_aligner_terms_train_the_aligner(micro, batch):
+    """A few steps on one batch must lower CTC + s2s (a loss wired to nothing would not move)."""
+    _, b = batch
+    model = build_model(MICRO_CONFIG)
+    obj = AlignerObjective(model)
+    opt = torch.optim.Adam(model.text_aligner.parameters(), lr=2e-3)
+    model.text_aligner.train()
+    first = None
+    for _ in range(8):
+        terms = obj.terms(b)
+        loss = (terms["ctc"] + terms["s2s"]).mean()
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.8 * first
+
+
+def test_alignment_table_reproduces_the_monotonic_path(micro, batch):
+    items, b = batch
+    table = AlignmentTable.build(
+        micro, items, batch_path := __import__("tempfile").mktemp(suffix=".st"), progress=False
+    )
+    hard = table(b)
+    direct = align_batch(micro, b)
+    # the table is built one length-sorted chunk at a time; the aligner sees the same frames per item
+    for i in range(len(b)):
+        n, f = int(b.token_lengths[i]), int(b.mel_lengths[i]) // 2
+        assert hard[i, :n].sum(0)[:f].eq(1).all()  # every frame belongs to exactly one token
+        assert (hard[i, :n].sum(-1) >= 1).all()  # every token gets a frame
+        assert torch.equal(hard[i, :n, :f], direct[i, :n, :f])
+    del batch_path
+
+
+def test_first_stage_crops_never_run_past_the_wave(micro, batch):
+    """Regression: ``mel frames × hop`` can exceed the samples of a shorter wave in the batch."""
+    items, b = batch
+    b.wave_lengths = b.wave_lengths.clone()
+    b.wave_lengths[-1] -= 700  # a wave shorter than its mel frames claim
+    obj = FirstStageObjective(micro, lambda uid, s, n: np.full(n, 120.0, np.float32), max_len=60)
+    p = obj.generator_pass(b, step=0, tma=True)
+    assert p.real.shape == p.generated.shape
+    assert set(p.terms) == {"mel", "s2s", "mono"}
+    assert torch.isfinite(obj.total(p, True)).all()
+
+
+def test_first_stage_is_reproducible_and_per_utterance(micro, batch):
+    """Same (seed, step, ids) gives the same loss; one utterance's loss does not depend on its batch."""
+    items, b = batch
+    f0 = lambda uid, s, n: np.full(n, 150.0, np.float32)  # noqa: E731
+    micro.eval()
+    obj = FirstStageObjective(micro, f0, max_len=60, seed=3)
+    with torch.no_grad():
+        a = obj.generator_pass(b, step=5, tma=False)
+        c = obj.generator_pass(b, step=5, tma=False)
+    assert torch.equal(a.terms["mel"], c.terms["mel"])
+    assert "s2s" not in a.terms  # before TMA only the reconstruction trains

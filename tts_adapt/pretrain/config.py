@@ -1,0 +1,85 @@
+"""Pre-training settings: three stages, each a number of optimiser steps.
+
+The official recipe is ``train_first.py`` (reconstruction; the aligner and pitch extractor come
+pre-trained) then ``train_second.py`` (durations, prosody, style diffusion, joint adversarial). Training
+from nothing adds a stage in front, the aligner's own CTC + s2s training, and replaces the pitch
+extractor with a DSP F0 tracker computed once per utterance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .f0 import TRACKERS
+
+STAGES = ("aligner", "first", "second")
+
+
+class PretrainConfigError(ValueError):
+    """A pre-training setting that cannot work, named with the fix."""
+
+
+@dataclass
+class PretrainConfig:
+    aligner_steps: int = 400
+    first_steps: int = 2000
+    second_steps: int = 1000
+    tma_start: int = 200  # first-stage step from which the aligner trains through the reconstruction
+    adv_start: int | None = None  # first-stage step from which MPD/MSD train (None: reconstruction only)
+    diff_start: int = 0  # second-stage step from which the style diffusion trains
+    second_decoder: bool = False  # train the decoder on predicted prosody in the second stage too
+    batch_size: int = 8
+    max_len: int = 48  # first-stage decoder crop in mel frames (12.5 ms each)
+    second_max_len: int = 120  # second-stage prosody crop (the style encoders see it: >= 80 frames)
+    lr: float = 2e-4
+    aligner_lr: float = 5e-4
+    bert_lr: float = 1e-4
+    betas: tuple[float, float] = (0.85, 0.99)
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    f0: str = "yin"
+    alignment: str = "attention"
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 200
+    sample_every: int = 500
+    keep_checkpoints: int = 2
+    device: str = "cpu"
+
+    def stage_steps(self, stage: str) -> int:
+        return {"aligner": self.aligner_steps, "first": self.first_steps, "second": self.second_steps}[stage]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+def validate(cfg: PretrainConfig) -> None:
+    for name in ("aligner_steps", "first_steps", "second_steps", "tma_start", "diff_start"):
+        if getattr(cfg, name) < 0:
+            raise PretrainConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    for name in ("batch_size", "log_every", "save_every", "sample_every", "keep_checkpoints"):
+        if getattr(cfg, name) < 1:
+            raise PretrainConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.batch_size < 2:
+        raise PretrainConfigError("batch_size must be >= 2 (the diffusion's sigma_data estimate needs two)")
+    if cfg.max_len < 8:
+        raise PretrainConfigError(f"max_len {cfg.max_len} mel frames is too short a decoder crop; use >= 24")
+    if cfg.second_max_len < 80:
+        raise PretrainConfigError(
+            f"second_max_len {cfg.second_max_len} is below the 80-frame crop the second stage's style "
+            "encoders need (official); use >= 80"
+        )
+    if cfg.f0 not in TRACKERS:
+        raise PretrainConfigError(f"f0 must be one of {', '.join(TRACKERS)}, got {cfg.f0!r}")
+    if cfg.alignment not in ("attention", "ctc"):
+        raise PretrainConfigError(f"alignment must be 'attention' or 'ctc', got {cfg.alignment!r}")
+    if cfg.adv_start is not None and cfg.adv_start < cfg.tma_start:
+        raise PretrainConfigError(
+            f"adv_start {cfg.adv_start} < tma_start {cfg.tma_start}: the official first stage adds the "
+            "adversarial terms together with TMA, never before"
+        )
+    if not (0 <= cfg.betas[0] < 1 and 0 <= cfg.betas[1] < 1):
+        raise PretrainConfigError(f"betas must be in [0, 1), got {cfg.betas}")

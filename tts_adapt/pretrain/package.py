@@ -1,0 +1,72 @@
+"""Turn a finished pre-training run into the shipped base model: one safetensors file + config.yml.
+
+What goes in: every module an adaptation uses (the inference modules, the text aligner whose
+alignments the fine-tuning objective needs, and the MPD/MSD discriminators it continues to train).
+What stays out: the JDC pitch extractor (never trained: F0 targets come from a DSP tracker) and the
+WavLM discriminator (no WavLM here); the config lists them as ``untrained_modules`` and sets the SLM
+loss weight to 0, so loading and adaptation know. Float16 storage halves the size; ``check_half``
+measures what it costs on a fixed synthesis before anyone ships it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from ..models.styletts2.model import MODULE_NAMES
+from ..utils.io import load_tensors, save_tensors, write_text
+
+log = logging.getLogger(__name__)
+
+LEFT_OUT = ("pitch_extractor", "wd")
+
+
+def shipped_config(config_path: str | Path) -> dict[str, Any]:
+    cfg = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+    cfg["untrained_modules"] = list(LEFT_OUT)
+    cfg.setdefault("loss_params", {})["lambda_slm"] = 0.0
+    cfg["f0_source"] = "pyin"  # what adaptation should use for F0 targets: there is no trained JDC
+    return cfg
+
+
+def package_run(run: str | Path, out: str | Path, half: bool = True, metadata: dict | None = None) -> Path:
+    """Write ``out/model.safetensors`` and ``out/config.yml`` from a ``tts-adapt pretrain`` folder."""
+    run, out = Path(run), Path(out)
+    tensors, meta = load_tensors(run / "model.safetensors")
+    kept = {}
+    for key, value in tensors.items():
+        module = key.split(".", 1)[0]
+        if module not in MODULE_NAMES:
+            raise ValueError(f"{run / 'model.safetensors'}: unexpected tensor {key}")
+        if module in LEFT_OUT:
+            continue
+        if half and value.is_floating_point() and value.dtype == torch.float32:
+            value = value.half()
+        kept[key] = value
+    out.mkdir(parents=True, exist_ok=True)
+    save_tensors(out / "model.safetensors", kept, metadata={**(metadata or {}), "pretrain": meta})
+    write_text(out / "config.yml", yaml.safe_dump(shipped_config(run / "config.yml"), sort_keys=False))
+    return out / "model.safetensors"
+
+
+def check_half(run: str | Path, packaged: str | Path, text_phonemes: str, reference: np.ndarray) -> dict:
+    """Waveform difference between the float32 run and the packaged weights on one seeded synthesis."""
+    from ..models.styletts2 import INFERENCE_MODULES, load_official
+    from ..models.styletts2.inference import synthesize
+
+    run, packaged = Path(run), Path(packaged)
+    full = load_official(run / "model.pth", run / "config.yml", modules=INFERENCE_MODULES)
+    small = load_official(packaged / "model.safetensors", packaged / "config.yml", modules=INFERENCE_MODULES)
+    a, _ = synthesize(full, "", reference=reference, phonemes=text_phonemes, seed=0, deterministic=True)
+    b, _ = synthesize(small, "", reference=reference, phonemes=text_phonemes, seed=0, deterministic=True)
+    n = min(len(a), len(b))
+    return {
+        "samples": [len(a), len(b)],
+        "max_abs": float(np.abs(a[:n] - b[:n]).max()),
+        "rms_ratio": float(np.sqrt(np.mean((a[:n] - b[:n]) ** 2)) / max(np.sqrt(np.mean(a[:n] ** 2)), 1e-9)),
+    }

@@ -1,0 +1,524 @@
+"""The pre-training loop: aligner, first stage, second stage, each resumable on its own.
+
+Layout of ``out``::
+
+    config.yml              the model config (copied in; what the result is built from)
+    pretrain.json           the settings and data fingerprint (a resumed run must match them)
+    f0.safetensors          per-utterance F0 targets
+    stages/<stage>/         step-*/ checkpoints, losses.jsonl, samples/, done.json when finished
+    model.pth               the result in the official checkpoint format (load_official reads it)
+    model.safetensors       the same weights as safetensors + JSON metadata
+
+Each stage starts from the weights the previous one finished with (read from its final checkpoint),
+so a run killed anywhere resumes exactly where it was. All randomness is seeded by ``(seed, step,
+utterance id)`` or saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
+from ..data.prepare import PreparedUtterance
+from ..objective.first_stage import AlignerObjective, FirstStageObjective, FirstStageWeights
+from ..train.distributed import DistInfo, all_reduce_sum, shard, sum_gradients
+from ..train.objective import FineTuneObjective, LossWeights
+from ..train.state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from ..utils.io import write_json
+from ..utils.seed import seed_everything
+from .alignments import AlignmentTable
+from .config import STAGES, PretrainConfig, validate
+from .f0 import F0Table
+
+log = logging.getLogger(__name__)
+
+# What each stage trains (official train_first.py / train_second.py module steps).
+TRAINED = {
+    "aligner": ("text_aligner",),
+    "first": ("text_encoder", "style_encoder", "decoder"),  # + text_aligner from tma_start
+    "second": ("bert", "bert_encoder", "predictor", "predictor_encoder", "diffusion"),
+}
+SECOND_TERMS = ("F0", "norm", "dur", "ce", "sty", "diff")
+
+
+# Settings that shape each stage's result; a resumed or completed stage must have been run with them.
+STAGE_SETTINGS = {
+    "run": ("seed", "f0", "alignment", "betas", "weight_decay", "grad_clip"),
+    "aligner": ("aligner_lr", "batch_size"),
+    "first": ("tma_start", "adv_start", "max_len", "lr", "batch_size"),
+    "second": ("diff_start", "second_decoder", "second_max_len", "lr", "bert_lr", "batch_size"),
+}
+# A stage's step count is not among them: the learning rate is constant (as officially), so asking
+# for more steps later continues a finished stage exactly as if they had been asked for at the start.
+
+
+def _fingerprint(
+    cfg: PretrainConfig, items: Sequence[PreparedUtterance], model_config: dict, stage: str = "run"
+) -> str:
+    settings = cfg.to_dict()
+    blob = json.dumps(
+        {
+            "settings": {k: settings[k] for k in STAGE_SETTINGS[stage]},
+            "data": [it.id for it in items],
+            "model": {k: v for k, v in model_config.items() if not k.startswith("_")},
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Pretrainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: PretrainConfig,
+        items: Sequence[PreparedUtterance],
+        out: str | Path,
+        *,
+        dist: DistInfo | None = None,
+        sample_items: Sequence[PreparedUtterance] = (),
+        progress: bool = True,
+    ) -> None:
+        validate(cfg)
+        self.model = model
+        self.cfg = cfg
+        self.items = list(items)
+        self.out = Path(out)
+        self.dist = dist or DistInfo()
+        self.device = torch.device(cfg.device)
+        self.progress = progress
+        self.sample_items = list(sample_items)
+        self.fingerprint = _fingerprint(cfg, self.items, model.config)
+        self.f0 = F0Table.build(
+            self.items, self.out / "f0.safetensors", cfg.f0, model.sample_rate, progress and self.dist.main
+        )
+        self.dataset = TTSDataset(self.items, seed=cfg.seed, multispeaker=model.multispeaker)
+        self.sampler = FrameBudgetBatchSampler(
+            self.dataset.frame_lengths, max_frames=10**9, seed=cfg.seed, max_batch_size=cfg.batch_size
+        )
+        model.to(self.device)
+        self.writer = None
+
+    # -- bookkeeping -----------------------------------------------------------------------------------
+    def stage_dir(self, stage: str) -> Path:
+        return self.out / "stages" / stage
+
+    def stage_fingerprint(self, stage: str) -> str:
+        return _fingerprint(self.cfg, self.items, self.model.config, "run") + _fingerprint(
+            self.cfg, self.items, self.model.config, stage
+        )
+
+    def stage_done(self, stage: str) -> bool:
+        return (self.stage_dir(stage) / "done.json").exists()
+
+    def _check_run(self) -> None:
+        meta = self.out / "pretrain.json"
+        if meta.exists():
+            old = json.loads(meta.read_text(encoding="utf-8"))
+            if old.get("fingerprint") != self.fingerprint:
+                raise ValueError(
+                    f"{self.out} holds a pre-training run with other settings, data or model config; "
+                    "use a new --out folder (or delete it to start over)"
+                )
+        elif self.dist.main:
+            write_json(meta, {"fingerprint": self.fingerprint, "settings": self.cfg.to_dict()})
+
+    def _tensorboard(self):
+        if self.writer is None and self.dist.main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.out / "tensorboard"))
+            except Exception:  # tensorboard is optional (the ``train`` extra)
+                self.writer = False
+        return self.writer or None
+
+    # -- data ------------------------------------------------------------------------------------------
+    def batches(self, state: dict[str, int]) -> Iterator[Batch]:
+        while True:
+            order = self.sampler.batches(state["epoch"])
+            self.dataset.set_epoch(state["epoch"])
+            while state["position"] < len(order):
+                indices = order[state["position"]]
+                state["position"] += 1
+                if len(indices) < 2:  # a lone long utterance: no batch statistics to speak of
+                    continue
+                yield shard(collate([self.dataset[i] for i in indices]), self.dist).to(self.device)
+            state["epoch"] += 1
+            state["position"] = 0
+
+    # -- optimisers ------------------------------------------------------------------------------------
+    def _optimizer(self, names: Sequence[str], lr: float) -> torch.optim.AdamW:
+        groups = []
+        for name in names:
+            params = [p for p in getattr(self.model, name).parameters() if p.requires_grad]
+            group_lr = self.cfg.bert_lr if name == "bert" else lr
+            groups.append({"params": params, "name": name, "lr": group_lr})
+        return torch.optim.AdamW(
+            groups, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay, eps=1e-9
+        )
+
+    def _trainable(self, names: Sequence[str]) -> list[nn.Parameter]:
+        self.model.requires_grad_(False)
+        for name in names:
+            getattr(self.model, name).requires_grad_(True)
+        seen, out = set(), []
+        for name in names:
+            for p in getattr(self.model, name).parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    # -- one stage -------------------------------------------------------------------------------------
+    def run_stage(self, stage: str) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        cfg, m = self.cfg, self.model
+        steps = cfg.stage_steps(stage)
+        folder = self.stage_dir(stage)
+        if (
+            self.stage_done(stage)
+            and json.loads((folder / "done.json").read_text(encoding="utf-8"))["steps"] < steps
+        ):
+            log.info("%s stage: extending the finished run to %d steps", stage, steps)
+            if self.dist.main:
+                (folder / "done.json").unlink()
+        if self.stage_done(stage):
+            done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
+            if done.get("fingerprint") != self.stage_fingerprint(stage):
+                log.warning(
+                    "%s stage finished earlier with other settings (%s); keeping its result (delete %s to "
+                    "redo it)",
+                    stage,
+                    ", ".join(STAGE_SETTINGS[stage]),
+                    folder,
+                )
+            latest = latest_checkpoint(folder / "checkpoints")
+            if latest is not None:
+                self._load_weights(latest)
+            return done
+        names = list(TRAINED[stage])
+        if stage == "first":
+            names.append("text_aligner")  # frozen until tma_start, but in the optimiser from the start
+        params = self._trainable(names)
+        lr = cfg.aligner_lr if stage == "aligner" else cfg.lr
+        opt = self._optimizer(names, lr)
+        disc_opt = None
+        if stage == "first" and cfg.adv_start is not None:
+            for name in ("mpd", "msd"):
+                getattr(m, name).requires_grad_(True).train()
+            disc_opt = self._optimizer(("mpd", "msd"), cfg.lr)
+        optimizers = {"generator": opt, "discriminator": disc_opt}
+        state = {"step": 0, "epoch": 0, "position": 0}
+        latest = latest_checkpoint(folder / "checkpoints")
+        if latest is not None:
+            saved = json.loads((latest / "state.json").read_text(encoding="utf-8"))
+            if saved.get("fingerprint") != self.stage_fingerprint(stage):
+                raise ValueError(
+                    f"{latest} was written with other {stage}-stage settings "
+                    f"({', '.join(STAGE_SETTINGS[stage])}); use the same flags to resume, or delete "
+                    f"{folder} to redo this stage"
+                )
+            saved = load_checkpoint(latest, m, optimizers)
+            state = {k: int(saved[k]) for k in ("step", "epoch", "position")}
+            m.diffusion.sigma_data = float(saved.get("sigma_data", m.diffusion.sigma_data))
+            log.info("%s stage: resumed from %s (step %d)", stage, latest, state["step"])
+        else:
+            seed_everything(cfg.seed + STAGES.index(stage))
+            if stage == "second":
+                # official train_second.py: the prosodic style encoder starts as a copy of the acoustic one
+                m.predictor_encoder.load_state_dict(m.style_encoder.state_dict())
+        objective = self._objective(stage)
+        self._set_modes(stage)
+        history: list[dict[str, float]] = []
+        losses_path = folder / "losses.jsonl"
+        folder.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(
+            total=steps,
+            initial=state["step"],
+            desc=f"pretrain {stage}",
+            unit="step",
+            disable=not (self.progress and self.dist.main),
+        )
+        t0, done_at_start = time.time(), state["step"]
+        data = self.batches(state)
+        unusable = 0
+        while state["step"] < steps:
+            batch = next(data)
+            step = state["step"]
+            values = self._step(stage, objective, batch, step, params, opt, disc_opt)
+            if values is None:
+                unusable += 1
+                if unusable >= 50:
+                    raise ValueError(
+                        f"{stage} stage: 50 batches in a row could not be used (utterances shorter than "
+                        "the crop, or non-finite losses); use longer utterances or a shorter --max-len"
+                    )
+                continue
+            unusable = 0
+            state["step"] += 1
+            bar.update(1)
+            if state["step"] % cfg.log_every == 0 or state["step"] == steps:
+                values["utt_per_s"] = (
+                    (state["step"] - done_at_start) * cfg.batch_size / max(time.time() - t0, 1e-9)
+                )
+                bar.set_postfix(
+                    {k: f"{v:.3f}" for k, v in values.items() if k in ("total", "mel", "ctc", "dur")}
+                )
+                if self.dist.main:
+                    record = {"step": state["step"], **{k: round(v, 6) for k, v in values.items()}}
+                    history.append(record)
+                    with open(losses_path, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(record) + "\n")
+                    tb = self._tensorboard()
+                    if tb is not None:
+                        for k, v in values.items():
+                            tb.add_scalar(f"{stage}/{k}", v, state["step"])
+            if self.dist.main and (state["step"] % cfg.save_every == 0 or state["step"] == steps):
+                self._save(folder, optimizers, state)
+            if self.dist.main and stage != "aligner" and state["step"] % cfg.sample_every == 0:
+                self.write_sample(stage, state["step"])
+        bar.close()
+        summary = {
+            "stage": stage,
+            "steps": steps,
+            "seconds": round(time.time() - t0, 1),
+            "final": history[-1] if history else {},
+            "sigma_data": float(m.diffusion.sigma_data),
+            "fingerprint": self.stage_fingerprint(stage),
+        }
+        if self.dist.main:
+            if steps == 0:
+                self._save(folder, optimizers, state)
+            write_json(folder / "done.json", summary)
+        return summary
+
+    def _save(self, folder: Path, optimizers, state: dict[str, int]) -> None:
+        stage = folder.name
+        extra = {
+            "fingerprint": self.stage_fingerprint(stage),
+            "sigma_data": float(self.model.diffusion.sigma_data),
+        }
+        save_checkpoint(
+            folder / "checkpoints" / f"step-{state['step']:07d}", self.model, optimizers, {**state, **extra}
+        )
+        prune_checkpoints(folder / "checkpoints", self.cfg.keep_checkpoints)
+
+    def _load_weights(self, checkpoint: Path) -> None:
+        from ..utils.io import load_tensors
+
+        weights, _ = load_tensors(checkpoint / "weights.safetensors")
+        state = self.model.state_dict()
+        with torch.no_grad():
+            for k, v in weights.items():
+                if k in state:
+                    state[k].copy_(v)
+        saved = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+        self.model.diffusion.sigma_data = float(saved.get("sigma_data", self.model.diffusion.sigma_data))
+
+    def alignment_table(self) -> AlignmentTable:
+        """The frozen aligner's paths for every utterance (recomputed only if its weights changed)."""
+        return AlignmentTable.build(
+            self.model,
+            self.items,
+            self.out / "alignments.safetensors",
+            self.cfg.alignment,
+            progress=self.progress and self.dist.main,
+        )
+
+    def _objective(self, stage: str):
+        m, cfg = self.model, self.cfg
+        if stage == "aligner":
+            return AlignerObjective(m)
+        if stage == "first":
+            return FirstStageObjective(
+                m,
+                self.f0.crop,
+                FirstStageWeights.from_config(m.config.get("loss_params")),
+                max_len=cfg.max_len,
+                seed=cfg.seed,
+                alignment=cfg.alignment,
+                alignments=self.alignment_table() if cfg.tma_start > 0 else None,
+            )
+        return FineTuneObjective(
+            m,
+            LossWeights.from_config(m.config.get("loss_params")),
+            max_len=cfg.second_max_len,
+            f0_source="table",
+            f0_table=self.f0.crop,
+            seed=cfg.seed,
+            alignments=self.alignment_table(),
+        )
+
+    def _set_modes(self, stage: str) -> None:
+        self.model.eval()
+        for name in TRAINED[stage]:
+            getattr(self.model, name).train()
+        if stage == "first":
+            self.model.text_aligner.train()
+
+    def _step(self, stage, objective, batch, step, params, opt, disc_opt) -> dict[str, float] | None:
+        cfg = self.cfg
+        global_size = len(batch) * self.dist.world if self.dist.active else len(batch)
+
+        def mean(t: torch.Tensor) -> torch.Tensor:  # global-batch mean of per-utterance values
+            return t.sum() / global_size
+
+        values: dict[str, float] = {}
+        if stage == "aligner":
+            terms = objective.terms(batch)
+            total = terms["ctc"] + terms["s2s"]
+        elif stage == "first":
+            tma = step >= cfg.tma_start
+            adversarial = cfg.adv_start is not None and step >= cfg.adv_start
+            p = objective.generator_pass(batch, step, tma=tma)
+            if p is None:
+                return None
+            if adversarial:
+                d_loss = mean(objective.discriminator_loss(p))
+                disc_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                disc_params = [q for g in disc_opt.param_groups for q in g["params"]]
+                sum_gradients(disc_params, self.dist)
+                disc_opt.step()
+                values["disc"] = float(d_loss.detach())
+                objective.adversarial_terms(p)
+            terms = p.terms
+            total = objective.total(p, tma)
+        else:
+            p = objective.generator_pass(
+                batch,
+                step,
+                diffusion=step >= cfg.diff_start,
+                batch_mean=lambda t: t.detach().mean(),
+                decoder=cfg.second_decoder,
+            )
+            if p is None:
+                return None
+            terms = {
+                k: v for k, v in p.terms.items() if k in SECOND_TERMS or (cfg.second_decoder and k == "mel")
+            }
+            total = sum(getattr(objective.weights, k) * v for k, v in terms.items())
+        loss = mean(total)
+        if not torch.isfinite(loss):
+            log.warning("%s stage step %d: non-finite loss, batch skipped", stage, step)
+            return None
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sum_gradients(params, self.dist)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        for name, value in terms.items():
+            values[name] = float(all_reduce_sum(value.detach().sum().reshape(1), self.dist)) / global_size
+        values["total"] = float(all_reduce_sum(loss.detach().reshape(1), self.dist))
+        return values
+
+    # -- samples ---------------------------------------------------------------------------------------
+    def write_sample(self, stage: str, step: int) -> None:
+        """A listenable check: reconstruction (first stage) or text-to-speech (second stage)."""
+        import soundfile as sf
+
+        from ..models.styletts2.inference import synthesize
+        from ..utils.io import atomic_path
+
+        if not self.sample_items:
+            return
+        item = self.sample_items[0]
+        folder = self.stage_dir(stage) / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        m = self.model
+        was = {name: mod.training for name, mod in m.named_children()}
+        m.eval()
+        try:
+            with torch.no_grad():
+                if stage == "first":
+                    wave = self._reconstruct(item)
+                else:
+                    from ..data.cache import load_features
+
+                    ref, _, _ = load_features(item.features)
+                    wave, _ = synthesize(m, "", reference=ref.numpy(), phonemes=item.phonemes, seed=0)
+        finally:
+            for name, mod in m.named_children():
+                mod.train(was[name])
+        with atomic_path(folder / f"step-{step:07d}.wav", suffix=".wav") as tmp:
+            sf.write(str(tmp), np.clip(wave, -1, 1), m.sample_rate, subtype="PCM_16", format="WAV")
+        tb = self._tensorboard()
+        if tb is not None:
+            tb.add_audio(f"{stage}/sample", torch.from_numpy(wave).unsqueeze(0), step, m.sample_rate)
+
+    def _reconstruct(self, item: PreparedUtterance) -> np.ndarray:
+        """The whole utterance through aligner (monotonic path), text encoder and decoder, true F0."""
+        from ..audio import log_energy
+        from ..models.styletts2.alignment import monotonic_alignment
+        from ..objective.first_stage import ctc_alignment_scores, frame_mask
+
+        m = self.model
+        batch = collate([self.dataset[self.items.index(item)]]).to(self.device)
+        mels = batch.mels
+        _, _, attn = m.text_aligner(mels, frame_mask(batch.mel_lengths, mels.shape[-1]), batch.tokens)
+        if self.cfg.alignment == "ctc":
+            ctc = m.text_aligner(mels, frame_mask(batch.mel_lengths, mels.shape[-1]))
+            scores = ctc_alignment_scores(ctc, batch.tokens)
+        else:
+            scores = attn[:, 1:, :]
+        hard = monotonic_alignment(scores, batch.token_lengths, batch.mel_lengths // 2)
+        t_en = m.text_encoder(batch.tokens, batch.token_lengths, batch.text_mask)
+        asr = t_en @ hard
+        frames = hard.shape[-1]
+        f0 = torch.from_numpy(self.f0.crop(item.id, 0, 2 * frames)).unsqueeze(0).to(mels)
+        n = log_energy(mels[..., : 2 * frames])
+        s = m.style_encoder(mels.unsqueeze(1))
+        return m.decoder(asr, f0, n, s, deterministic=True).squeeze().cpu().numpy()
+
+
+def pretrain(
+    model: nn.Module,
+    cfg: PretrainConfig,
+    items: Sequence[PreparedUtterance],
+    out: str | Path,
+    *,
+    dist: DistInfo | None = None,
+    sample_items: Sequence[PreparedUtterance] = (),
+    progress: bool = True,
+    stages: Sequence[str] = STAGES,
+) -> Path:
+    """Run (or resume) the stages and write the result; returns the official-format checkpoint."""
+    from ..models.styletts2.checkpoint import save_official
+
+    runner = Pretrainer(model, cfg, items, out, dist=dist, sample_items=sample_items, progress=progress)
+    runner._check_run()
+    summaries = {}
+    for stage in stages:
+        summaries[stage] = runner.run_stage(stage)
+        log.info("%s stage: %s", stage, summaries[stage])
+    result = Path(out) / "model.pth"
+    if runner.dist.main:
+        model.eval()
+        save_official(model, result)
+        from ..utils.io import save_tensors
+
+        save_tensors(
+            Path(out) / "model.safetensors",
+            {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            metadata={
+                "stages": summaries,
+                "settings": cfg.to_dict(),
+                "sigma_data": float(model.diffusion.sigma_data),
+            },
+        )
+        write_json(Path(out) / "summary.json", {"stages": summaries, "settings": cfg.to_dict()})
+    return result
