@@ -85,7 +85,8 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     try:
         wave, _ = librosa.load(str(path), sr=sr, mono=True)
     except Exception as e:
-        raise ValueError(f"could not read audio file {path}: {e}") from e
+        reason = str(e).strip() or type(e).__name__  # audioread's NoBackendError has no message
+        raise ValueError(f"could not read audio file {path}: {reason}") from e
     return wave.astype(np.float32, copy=False)
 
 

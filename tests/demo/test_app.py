@@ -54,12 +54,16 @@ def test_every_system_speaks(setup):
     assert np.array_equal(again["base"][1], out["base"][1])
     with pytest.raises(ValueError, match="type some text"):
         voices.speak("  ", str(ref))
+    with pytest.raises(ValueError, match="2,001 characters"):
+        voices.speak("a" * 2001, str(ref))
 
 
-def test_served_app_answers(setup, tmp_path):
+@pytest.mark.parametrize("adapted", [True, False], ids=["base+adapted", "base alone"])
+def test_served_app_answers(setup, adapted):
+    """Through Gradio's own client; the base model alone once failed every request (one output)."""
     app_module = load_app_module()
-    ckpt, adapted, ref = setup
-    voices = app_module.Voices.load(str(ckpt), str(MICRO_CONFIG), [str(adapted)], [])
+    ckpt, folder, ref = setup
+    voices = app_module.Voices.load(str(ckpt), str(MICRO_CONFIG), [str(folder)] if adapted else [], [])
     app = app_module.build_app(voices)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,8 +74,77 @@ def test_served_app_answers(setup, tmp_path):
 
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         result = client.predict("Hi.", handle_file(str(ref)), None, 0.3, 0.7, 3, 1.0, 0, api_name="/run")
-        assert len(result) == 2
-        audio, sr = sf.read(result[1])
-        assert sr == 24000 and len(audio) > 1000
+        files = list(result) if adapted else [result]
+        assert len(files) == (2 if adapted else 1)
+        for path in files:
+            audio, sr = sf.read(path)
+            assert sr == 24000 and len(audio) > 1000
     finally:
         app.close()
+
+
+def test_bad_references_are_named(tmp_path):
+    app = load_app_module()
+    notes = tmp_path / "notes.wav"
+    notes.write_text("words, not sound\n" * 10)
+    with pytest.raises(ValueError, match=r"notes.wav is not a recording .*\(\w+") as info:
+        app.check_reference(notes)
+    assert not str(info.value).endswith("()")
+    long = tmp_path / "long.wav"
+    sf.write(long, np.zeros(61 * 8000, dtype=np.int16), 8000)
+    with pytest.raises(ValueError, match="lasts 61 s; at most 60 s"):
+        app.check_reference(long)
+    big = tmp_path / "big.wav"  # 55 s, 48 kHz stereo float32: 21.1 MB
+    sf.write(big, np.zeros((55 * 48000, 2), dtype=np.float32), 48000, subtype="FLOAT")
+    with pytest.raises(ValueError, match="21.1 MB; at most 20 MB"):
+        app.check_reference(big)
+    ok = tmp_path / "ok.wav"
+    sf.write(ok, np.zeros(2 * 8000, dtype=np.int16), 8000)
+    app.check_reference(ok)
+
+
+def test_references_labelled_by_speaker(synthetic_corpus, tmp_path):
+    app = load_app_module()
+    speakers = sorted(d.name for d in (synthetic_corpus / "train-synth").iterdir())
+    labels = app.label_references([str(synthetic_corpus)], per_speaker=2)
+    assert f"speaker {speakers[0]} (1)" in labels and f"speaker {speakers[0]} (2)" in labels
+    assert f"speaker {speakers[0]} (3)" not in labels
+    assert all(labels[f"speaker {s} (1)"].parts[-3] == s for s in speakers)  # LibriTTS <spk>/<chapter>/
+    # recordings without transcripts, a lone VCTK-style file, and a name given on the command line
+    plain = tmp_path / "my_voice"
+    plain.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(plain / name, np.zeros(8000, dtype=np.int16), 8000)
+    vctk = tmp_path / "p248"
+    vctk.mkdir()
+    sf.write(vctk / "p248_001.wav", np.zeros(8000, dtype=np.int16), 8000)
+    labels = app.label_references([str(plain), str(vctk / "p248_001.wav"), f"target={plain / 'a.wav'}"])
+    assert labels == {
+        "speaker my_voice (1)": plain / "a.wav",
+        "speaker my_voice (2)": plain / "b.wav",
+        "speaker p248": vctk / "p248_001.wav",
+        "target": plain / "a.wav",
+    }
+    with pytest.raises(FileNotFoundError, match="missing"):
+        app.label_references([str(tmp_path / "missing")])
+
+
+def test_model_paths(tmp_path, monkeypatch, capsys):
+    app = load_app_module()
+    import tts_adapt.models.styletts2 as styletts2
+
+    monkeypatch.delattr(styletts2, "default_model_paths", raising=False)
+    with pytest.raises(ValueError, match="no --checkpoint given and this installation ships no default"):
+        app.resolve_model(None, None)
+    assert app.main([]) == 2
+    assert "demo: error: no --checkpoint given" in capsys.readouterr().err
+    ckpt = tmp_path / "m.pth"
+    with pytest.raises(ValueError, match="no config.yml beside the checkpoint"):
+        app.resolve_model(str(ckpt), None)
+    (tmp_path / "config.yml").write_text("{}")
+    assert app.resolve_model(str(ckpt), None) == (ckpt, tmp_path / "config.yml")
+    # a shipped default, where the package has one, is used without arguments
+    monkeypatch.setattr(
+        styletts2, "default_model_paths", lambda: (ckpt, tmp_path / "config.yml"), raising=False
+    )
+    assert app.resolve_model(None, None) == (ckpt, tmp_path / "config.yml")

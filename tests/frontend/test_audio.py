@@ -54,5 +54,10 @@ def test_bad_audio_errors(tmp_path):
     bad.write_bytes(b"RIFF not really a wav")
     with pytest.raises(ValueError, match="bad.wav"):
         load_audio(bad)
+    text = tmp_path / "notes.txt"
+    text.write_text("words, not sound\n")
+    with pytest.raises(ValueError, match="notes.txt") as info:
+        load_audio(text)
+    assert not str(info.value).rstrip().endswith(":"), "the reason after the file name is empty"
     with pytest.raises(ValueError, match="empty"):
         reference_mel(np.zeros(0, dtype=np.float32))

@@ -68,3 +68,16 @@ def test_phonemizer_matches_the_notebook_and_caches(tmp_path, symbols):
     again._get_backend = broken_backend
     again.settings_key = p.settings_key
     assert again("The quick brown fox") == ps
+
+
+@needs_espeak
+def test_a_text_espeak_breaks_over_lines_stays_one_text(tmp_path, caplog):
+    """espeak-ng ends a line inside "$3.50": phonemizer then returns more strings than texts, which must
+    not shift the following texts' phonemes; its words-count-mismatch warning stays out of the log."""
+    texts = ["Mr. Smith paid $3.50 for the well-known book.", "Hello there."]
+    alone = [Phonemizer(cache=False)(t) for t in texts]  # one text per espeak call
+    with caplog.at_level(logging.INFO):
+        together = Phonemizer(cache=False).phonemize(texts)
+    assert together == alone
+    assert "dˈɑːlɚ" in together[0] and "fˈɪfti" in together[0]
+    assert "mismatch" not in caplog.text

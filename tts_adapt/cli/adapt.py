@@ -40,19 +40,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, help="output folder (adapter, config, manifest, logs, checkpoints)"
     )
-    p.add_argument("--method", default=d.method, choices=METHODS)
+    p.add_argument(
+        "--method", default=d.method, choices=METHODS, help="what is trained, and whether the prior applies"
+    )
     p.add_argument("--curvature", help="curvature file from 'tts-adapt curvature', or 'l2sp' (identity)")
     p.add_argument(
         "--lambda", dest="strength", default="1e3", help="prior strength, or e.g. decoder=1e4,default=1e3"
     )
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="utterances per batch (2 or more)")
     p.add_argument("--frame-budget", type=int, help="max padded mel frames per batch (length bucketing)")
-    p.add_argument("--grad-accum", type=int, default=d.grad_accum)
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="batches accumulated per step")
     p.add_argument("--max-len", type=int, default=d.max_len, help="decoder crop in mel frames (12.5 ms)")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--bert-lr", type=float, default=d.bert_lr)
-    p.add_argument("--ft-lr", type=float, default=d.ft_lr)
+    p.add_argument("--lr", type=float, default=d.lr, help="base learning rate (most modules train at 2 x lr)")
+    p.add_argument("--bert-lr", type=float, default=d.bert_lr, help="PL-BERT learning rate")
+    p.add_argument(
+        "--ft-lr", type=float, default=d.ft_lr, help="decoder and acoustic style encoder learning rate"
+    )
     p.add_argument(
         "--diff-start", type=int, default=d.diff_start, help="step at which style diffusion trains"
     )
@@ -61,20 +65,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rank", type=int, default=d.lora_rank, help="LoRA rank")
     p.add_argument("--alpha", type=float, default=d.lora_alpha, help="LoRA alpha")
-    p.add_argument("--lora-dropout", type=float, default=d.lora_dropout)
+    p.add_argument("--lora-dropout", type=float, default=d.lora_dropout, help="dropout on the LoRA input")
     p.add_argument("--lora-layers", default="linear", help="layer kinds for LoRA: linear,conv1d,lstm")
     p.add_argument("--lora-targets", help="comma-separated modules/layers/globs (default: the paper's)")
     p.add_argument("--f0", default=d.f0, choices=("jdc", "pyin"), help="F0 targets: JDC network or pYIN DSP")
     p.add_argument(
         "--no-dropout", action="store_true", help="train every module in eval mode (deterministic)"
     )
-    p.add_argument("--amp", default=d.amp, choices=("none", "bf16", "fp16"))
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--amp", default=d.amp, choices=("none", "bf16", "fp16"), help="mixed precision")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same run)")
     p.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--save-every", type=int, default=d.save_every)
-    p.add_argument("--sample-every", type=int, default=d.sample_every)
-    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints)
+    p.add_argument("--log-every", type=int, default=d.log_every, help="steps between loss log lines")
+    p.add_argument("--save-every", type=int, default=d.save_every, help="steps between resumable checkpoints")
+    p.add_argument(
+        "--sample-every", type=int, default=d.sample_every, help="steps between audio samples in the logs"
+    )
+    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, help="newest checkpoints kept")
     p.add_argument("--jobs", type=int, default=1, help="parallel data preparation workers")
     p.add_argument("--wavlm", help="WavLM weights (folder or hub id in the local cache) for the SLM losses")
     p.set_defaults(func=run)

@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speakers", help="only these speakers, comma-separated")
     p.add_argument("--audio-root", help="audio root for a file list (or give it after '::' in --data)")
     p.add_argument("--mic", default="mic1", choices=("mic1", "mic2"), help="VCTK microphone")
-    p.add_argument("--method", default="kfac", choices=["l2sp", "diag", "kfac", "ekfac"])
+    p.add_argument(
+        "--method", default="kfac", choices=["l2sp", "diag", "kfac", "ekfac"], help="curvature approximation"
+    )
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.add_argument(
         "--max-utterances",
@@ -54,10 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--crop-frames", type=int, default=300, help="decoder training crop in mel frames")
     p.add_argument("--max-frames", type=int, default=4000, help="mel frames per batch (padded)")
-    p.add_argument("--max-batch-size", type=int, default=16)
+    p.add_argument("--max-batch-size", type=int, default=16, help="most utterances in one batch")
     p.add_argument("--min-seconds", type=float, default=1.1, help="skip shorter utterances")
     p.add_argument("--max-seconds", type=float, default=30.0, help="skip longer utterances")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (utterance subset and per-batch noise)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--state", default=None, help="partial-state file for resuming (default: <out>.partial)")
     p.add_argument("--checkpoint-every", type=int, default=20, help="batches between partial-state saves")

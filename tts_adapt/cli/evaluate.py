@@ -34,7 +34,7 @@ def register(sub) -> None:
         description=(
             "Synthesise a fixed, seeded test set with each system: (a) the target speaker's held-out texts, "
             "(b) held-out speakers in zero-shot mode from their reference audio. Writes per-utterance "
-            "utterances.jsonl and aggregates.json (bootstrap 95%% intervals, retention = adapted / base)."
+            "utterances.jsonl and aggregates.json (bootstrap 95% intervals, retention = adapted / base)."
         ),
     )
     p.add_argument(
@@ -70,9 +70,16 @@ def register(sub) -> None:
         default="sim,wer,mcd,dnsmos",
         help=f"comma-separated subset of {','.join(ALL_METRICS)} (default sim,wer,mcd,dnsmos)",
     )
-    p.add_argument("--speaker-backend", default="resemblyzer", choices=sorted(SPEAKER_BACKENDS))
+    p.add_argument(
+        "--speaker-backend",
+        default="resemblyzer",
+        choices=sorted(SPEAKER_BACKENDS),
+        help="speaker-embedding model for similarity",
+    )
     p.add_argument("--speaker-model", help="local weights folder for wavlm-base-plus-sv / ecapa")
-    p.add_argument("--asr-backend", default="pocketsphinx", choices=sorted(ASR_BACKENDS))
+    p.add_argument(
+        "--asr-backend", default="pocketsphinx", choices=sorted(ASR_BACKENDS), help="recogniser for WER/CER"
+    )
     p.add_argument("--asr-model", help="Whisper weights (folder, or .pt for openai-whisper)")
     p.add_argument(
         "--per-model", help="phoneme recogniser for PER (official ASR .pth or train-per .safetensors)"
@@ -90,7 +97,7 @@ def register(sub) -> None:
     p.add_argument(
         "-o", "--out", type=Path, default=Path("report.html"), help="output HTML (default report.html)"
     )
-    p.add_argument("--title", default="Speaker adaptation: similarity and forgetting")
+    p.add_argument("--title", default="Speaker adaptation: similarity and forgetting", help="page title")
     p.add_argument("--n-audio", type=int, default=3, help="audio examples per set (default 3)")
     p.add_argument("--no-markdown", action="store_true", help="write only the HTML file")
     p.set_defaults(func=cmd_report)
@@ -99,23 +106,27 @@ def register(sub) -> None:
     p = sub.add_parser("similarity", help="cosine similarity of the speakers of two recordings")
     p.add_argument("reference", help="reference recording")
     p.add_argument("hypothesis", help="recording to compare")
-    p.add_argument("--backend", default="resemblyzer", choices=sorted(SPEAKER_BACKENDS))
+    p.add_argument(
+        "--backend", default="resemblyzer", choices=sorted(SPEAKER_BACKENDS), help="speaker-embedding model"
+    )
     p.add_argument("--model-path", help="local weights folder (wavlm-base-plus-sv, ecapa)")
     _device(p)
     _json_flag(p)
     p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser("wer", help="word error rate of a recording against its text")
-    p.add_argument("audio")
+    p.add_argument("audio", help="recording to transcribe")
     p.add_argument("--text", required=True, help="the reference text")
-    p.add_argument("--backend", default="pocketsphinx", choices=sorted(ASR_BACKENDS))
+    p.add_argument(
+        "--backend", default="pocketsphinx", choices=sorted(ASR_BACKENDS), help="speech recogniser"
+    )
     p.add_argument("--model-path", help="Whisper weights (folder, or .pt for openai-whisper)")
     _device(p)
     _json_flag(p)
     p.set_defaults(func=cmd_wer)
 
     p = sub.add_parser("per", help="phoneme error rate of a recording (CTC phoneme recogniser)")
-    p.add_argument("audio")
+    p.add_argument("audio", help="recording to recognise")
     text = p.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="reference text (phonemised with espeak-ng)")
     text.add_argument("--phonemes", help="reference IPA")
@@ -127,7 +138,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_per)
 
     p = sub.add_parser("mos", help="DNSMOS (P.835 overall) of a recording; optionally UTMOS")
-    p.add_argument("audio")
+    p.add_argument("audio", help="recording to rate")
     p.add_argument("--utmos", action="store_true", help="also UTMOS (needs its code and weights on disk)")
     p.add_argument("--utmos-repo", help="checkout of tarepan/SpeechMOS (folder with hubconf.py)")
     p.add_argument("--utmos-weights", help="utmos22_strong_step7459_v1.pt (default: torch hub checkpoints)")
@@ -148,15 +159,15 @@ def register(sub) -> None:
         "under test never saw. Resumable; writes OUT/recognizer.safetensors.",
     )
     p.add_argument("data", help="corpus (folder or file list)")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output folder (recognizer.safetensors, state)")
     p.add_argument("--speakers", help="comma-separated subset of speakers")
     p.add_argument("--max-utterances", type=int, help="use at most this many utterances (seeded choice)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--hidden-dim", type=int, default=128)
-    p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=30, help="passes over the data")
+    p.add_argument("--hidden-dim", type=int, default=128, help="recogniser width")
+    p.add_argument("--layers", type=int, default=3, help="recogniser depth")
+    p.add_argument("--batch-size", type=int, default=8, help="utterances per batch")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    p.add_argument("--seed", type=int, default=0, help="random seed (subset, initialisation, order)")
     _json_flag(p)
     p.set_defaults(func=cmd_train_per)
 

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help=f"config.yml, or a bundled one: {bundled}")
     p.add_argument("--out", required=True, help="output .pth (official second-stage layout)")
     p.add_argument("--config-out", help="also copy the config here (checkpoint and config travel together)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the initial weights")
     p.add_argument(
         "--frames-per-token",
         type=float,

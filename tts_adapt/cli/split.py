@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("split-data", help="split a corpus per speaker into train/test file lists (seeded)")
     add_data_arguments(p)
     p.add_argument("--test", type=int, required=True, help="test utterances per speaker")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the choice of test utterances")
     p.add_argument("--train-out", required=True, type=Path, help="file list for the rest (adaptation)")
     p.add_argument("--test-out", required=True, type=Path, help="file list of the test utterances")
     p.set_defaults(func=run)

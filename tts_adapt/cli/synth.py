@@ -10,7 +10,12 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="synthesise speech in the voice of a reference recording")
+    p = sub.add_parser(
+        "synth",
+        help="synthesise speech in the voice of a reference recording",
+        description="Speak a text in the voice and style of a reference recording with the base model, "
+        "or with an adapted one (--adapter). The same seed gives the same audio.",
+    )
     p.add_argument("--checkpoint", required=True, help="official second-stage checkpoint (epochs_2nd_*.pth)")
     p.add_argument("--config", required=True, help="the config.yml shipped with the checkpoint")
     p.add_argument("--adapter", help="an adapted-model folder written by 'tts-adapt adapt' (optional)")
@@ -21,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output .wav path")
     p.add_argument("--alpha", type=float, default=0.3, help="acoustic style: weight of the sampled style")
     p.add_argument("--beta", type=float, default=0.7, help="prosodic style: weight of the sampled style")
-    p.add_argument("--diffusion-steps", type=int, default=5)
+    p.add_argument("--diffusion-steps", type=int, default=5, help="style-diffusion sampler steps")
     p.add_argument("--embedding-scale", type=float, default=1.0, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same audio)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")

@@ -21,6 +21,25 @@ log = logging.getLogger(__name__)
 _punkt_warned = False
 
 
+class _WordCountMismatch(logging.Filter):
+    """Keeps phonemizer's "words count mismatch" out of the log (at debug level instead).
+
+    espeak-ng and phonemizer split words differently around punctuation, numbers and contractions. The
+    count only matters to callers that re-align words; we keep each text's whole phoneme string, so the
+    mismatch changes nothing here and a warning about it would only alarm.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("words count mismatch"):
+            log.debug("phonemizer: %s", record.getMessage())
+            return False
+        return True
+
+
+_espeak_log = logging.getLogger(f"{__name__}.espeak")
+_espeak_log.addFilter(_WordCountMismatch())
+
+
 def default_cache_dir() -> Path:
     root = os.environ.get("TTS_ADAPT_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tts-adapt"
@@ -33,7 +52,7 @@ def word_tokenize_join(phonemes: str) -> str:
 
     With NLTK's trained 'punkt' data this is exactly the notebook's call. Without it (it cannot be
     downloaded offline) an untrained Punkt sentence splitter is used, which differs only on
-    abbreviation-like tokens that do not occur in IPA text; we say so once in the log.
+    abbreviation-like tokens that do not occur in IPA text; we say so once, at debug level.
     """
     from nltk.tokenize import NLTKWordTokenizer, sent_tokenize
     from nltk.tokenize.punkt import PunktSentenceTokenizer
@@ -43,7 +62,7 @@ def word_tokenize_join(phonemes: str) -> str:
         sentences = sent_tokenize(phonemes)
     except LookupError:
         if not _punkt_warned:
-            log.info("NLTK 'punkt_tab' data not installed; using an untrained Punkt sentence splitter")
+            log.debug("NLTK 'punkt_tab' data not installed; using an untrained Punkt sentence splitter")
             _punkt_warned = True
         sentences = PunktSentenceTokenizer().tokenize(phonemes)
     tok = NLTKWordTokenizer()
@@ -108,7 +127,7 @@ class Phonemizer:
                 raise RuntimeError("the 'phonemizer' package is required for text input") from e
             try:
                 self._backend = EspeakBackend(
-                    language=self.language, preserve_punctuation=True, with_stress=True
+                    language=self.language, preserve_punctuation=True, with_stress=True, logger=_espeak_log
                 )
             except RuntimeError as e:
                 raise RuntimeError(
@@ -135,6 +154,8 @@ class Phonemizer:
         if todo:
             backend = self._get_backend()
             raw = backend.phonemize([stripped[i] for i in todo], strip=False)
+            if len(raw) != len(todo):  # espeak-ng broke a text over lines ("$3.50"): one text at a time
+                raw = [" ".join(backend.phonemize([stripped[i]], strip=False)) for i in todo]
             new = {}
             for i, ps in zip(todo, raw):
                 out = word_tokenize_join(ps) if self.word_tokenize else ps

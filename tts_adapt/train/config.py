@@ -134,8 +134,11 @@ def validate(cfg: TrainConfig, warn: bool = True) -> list[str]:
             f"diff_start {cfg.diff_start} >= steps {cfg.steps}: the style diffusion is never trained"
         )
     if warn:
+        said = cfg.__dict__.setdefault("_warned", set())  # one command validates in several places
         for w in warnings:
-            log.warning(w)
+            if w not in said:
+                log.warning(w)
+                said.add(w)
     return warnings
 
 

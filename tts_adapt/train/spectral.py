@@ -8,6 +8,8 @@ same whether a batch is split across processes or not).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torchaudio
 from torch import nn
@@ -18,16 +20,21 @@ RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
 class MultiResolutionMelLoss(nn.Module):
     def __init__(self, sample_rate: int = 24000, resolutions=RESOLUTIONS) -> None:
         super().__init__()
-        self.mels = nn.ModuleList(
-            torchaudio.transforms.MelSpectrogram(
-                sample_rate=sample_rate,
-                n_fft=n_fft,
-                hop_length=hop,
-                win_length=win,
-                window_fn=torch.hann_window,
+        with warnings.catch_warnings():
+            # The official loss keeps torchaudio's 128 bands at every resolution; at n_fft 512 some bands
+            # fall between FFT bins and are all zero. Both mels get the same constant there (nothing in
+            # the difference, no gradient), exactly as in the official loss: torchaudio's warning is noise.
+            warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
+            self.mels = nn.ModuleList(
+                torchaudio.transforms.MelSpectrogram(
+                    sample_rate=sample_rate,
+                    n_fft=n_fft,
+                    hop_length=hop,
+                    win_length=win,
+                    window_fn=torch.hann_window,
+                )
+                for n_fft, hop, win in resolutions
             )
-            for n_fft, hop, win in resolutions
-        )
 
     def forward(self, generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """Waveforms ``[B, 1, S]`` or ``[B, S]`` -> per-utterance loss ``[B]``."""
