@@ -1,5 +1,4 @@
-"""Adaptation-step throughput (utterances/s) with a per-component profile, against a baseline tree and
-optionally against the official StyleTTS 2 second-stage step.
+"""Adaptation-step throughput (utterances/s) with a per-component profile, against a baseline tree.
 
 Modes (each timed configuration runs in its own process, so peak memory is its own):
 
@@ -8,9 +7,6 @@ Modes (each timed configuration runs in its own process, so peak memory is its o
 * ``--baseline PATH``: also time the same LoRA step with the ``tts_adapt`` package found under PATH (a
   checkout of an older commit, e.g. ``git worktree add /tmp/base 64d4419``), in the same run, and
   print the throughput ratio.
-* ``--official PATH``: also time the official second-stage generator step (``train_finetune.py``'s
-  losses, imported from the StyleTTS 2 repository at PATH, nothing copied) on the same batch and
-  weights; see :func:`official_step`.
 
     python benchmarks/bench_adapt_step.py --config micro --batch-size 8 --max-len 120 --threads 2 \\
         --methods lora --baseline /tmp/base --profile
@@ -125,20 +121,21 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(model, cfg, items, tmp, progress=False)
         source = trainer.batches()
-        times, sizes = [], []
+        times, cpu, sizes = [], [], []
         for i in range(args.steps + 1):
             batch = [next(source)]
             if timer is not None:
                 timer.reset()
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             trainer.train_step(batch)
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             trainer.step += 1
             if i:  # the first step warms up kernels and caches
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
                 sizes.append(len(batch[0]))
         prior_seconds = None
         if trainer.setup.prior is not None:
@@ -156,25 +153,14 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         "method": method,
         "step_seconds": step,
         "utt_per_s": float(np.sum(sizes) / np.sum(times)),
+        # CPU seconds per utterance (all threads): robust to other load on a shared machine
+        "cpu_s_per_utt": float(np.sum(cpu) / np.sum(sizes)),
         "prior_seconds": prior_seconds,
         "peak_mib": peak,
         "lora_params": trainer.setup.counts["lora"],
         "profile": dict(timer.seconds) if timer is not None else None,  # of the last step
         "last_step": times[-1],
     }
-
-
-def official_step(args, items) -> dict:
-    """The official second-stage generator losses (``train_finetune.py``'s maths) on our batch, timed.
-
-    The official repository at ``--official`` is put on ``sys.path`` and its ``models.build_model``,
-    ``losses`` and ``Modules`` are imported; the model is built from the micro/LibriTTS config and its
-    weights are loaded from ours (``tts_adapt.models.styletts2.checkpoint`` writes the official layout).
-    Raises ImportError with the reason when the official code cannot be imported here.
-    """
-    from bench_official import run_official  # noqa: PLC0415 (a sibling script, imported lazily)
-
-    return run_official(args, items)
 
 
 def worker_command(args, worker: str, work: Path) -> list[str]:
@@ -200,7 +186,6 @@ def worker_command(args, worker: str, work: Path) -> list[str]:
         "--utterances",
         str(args.utterances),
         *(["--profile"] if args.profile else []),
-        *(["--official", args.official] if args.official else []),
     ]
 
 
@@ -239,7 +224,6 @@ def main() -> None:
     ap.add_argument("--utterances", type=int, default=8, help="synthetic utterances (one speaker)")
     ap.add_argument("--methods", default="lora,kfac,ekfac,diag")
     ap.add_argument("--baseline", help="a tree whose tts_adapt to time beside this one (LoRA)")
-    ap.add_argument("--official", help="the official StyleTTS 2 repository, timed beside ours")
     ap.add_argument("--profile", action="store_true", help="per-component forward times")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -249,9 +233,6 @@ def main() -> None:
     if args.worker:  # child process: one configuration
         work = Path(args.work)
         items = prepare(work, args.utterances)
-        if args.worker == "official":
-            print(json.dumps(official_step(args, items)))
-            return
         curv = work / f"{args.worker}.safetensors" if args.worker in PRIORS else None
         print(json.dumps(time_method(args.worker, args, items, curv)))
         return
@@ -272,23 +253,22 @@ def main() -> None:
         for m in methods:
             rows.append({**run_worker(args, m, work), "label": m})
             print(json.dumps(rows[-1]), flush=True)
-        if args.official:
-            try:
-                rows.append({**run_worker(args, "official", work), "label": "official"})
-            except RuntimeError as err:
-                print(f"official step not timed: {err}")
     base = next((r for r in rows if r["label"] == "lora"), None)
     print(
         f"\n{args.config} model, {args.device}, {args.threads} threads, batch {args.batch_size}, "
         f"max_len {args.max_len}, median of {args.steps} steps"
     )
-    print(f"{'run':14s} {'s/step':>8s} {'utt/s':>7s} {'vs lora':>8s} {'prior fwd+bwd':>14s} {'peak MiB':>9s}")
+    print(
+        f"{'run':14s} {'s/step':>8s} {'utt/s':>7s} {'vs lora':>8s} {'cpu s/utt':>10s} {'prior fwd+bwd':>14s} "
+        f"{'peak MiB':>9s}"
+    )
     for r in rows:
         ratio = r["utt_per_s"] / base["utt_per_s"] if base else float("nan")
         prior = r.get("prior_seconds")
         prior_s = f"{1000 * prior:.1f} ms" if prior else "-"
         print(
-            f"{r['label']:14s} {r['step_seconds']:8.2f} {r['utt_per_s']:7.2f} {ratio:8.3f} {prior_s:>14s} "
+            f"{r['label']:14s} {r['step_seconds']:8.2f} {r['utt_per_s']:7.2f} {ratio:8.3f} "
+            f"{r.get('cpu_s_per_utt', float('nan')):10.2f} {prior_s:>14s} "
             f"{r['peak_mib']:9.0f}"
         )
     print_profile(rows)

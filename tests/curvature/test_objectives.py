@@ -203,3 +203,32 @@ def test_finetune_objective_plugs_in(micro_model, method):
     assert curv.num_utterances == 2
     key = {"kfac": "G", "diag": "diag", "ekfac": "scale"}[method]
     assert all(t[key].abs().sum() > 0 for t in curv.layers.values())
+
+
+def test_waveform_crops_never_run_past_a_wave():
+    """``crop_waves``: equal-length crops whatever the wave lengths; samples past a wave's end are 0."""
+    from tts_adapt.objective.crops import crop_waves
+
+    waves = torch.arange(1.0, 2 * 2 * 300 * 3 + 1).reshape(2, -1)  # 2 rows of 3600 samples
+    lengths = torch.tensor([3600, 3000])
+    out = crop_waves(waves, lengths, [0, 1], [1, 2], 2)  # aligned frames 1..3 and 2..4
+    assert out.shape == (2, 1200)
+    torch.testing.assert_close(out[0], waves[0, 600:1800])
+    torch.testing.assert_close(out[1, :600], waves[1, 2400:3000])
+    assert float(out[1, 600:].abs().sum()) == 0.0
+
+
+def test_curvature_on_waves_shorter_than_their_mel_frames(micro_model):
+    """Regression: a wave has ``S // 300 + 1`` mel frames, so the samples under the last crop can end
+    before ``frames * 300``; the crop used to be sliced and stacked (``stack expects each tensor to be
+    equal size, ... [89929] ... [90000]``). Here both waves end 700 samples before their last frame."""
+    batch = make_batch()
+    short = batch.mel_lengths * 300 - 700
+    batch.wave_lengths = short
+    batch.waves = batch.waves[:, : int(short.max())].clone()
+    for b, n in enumerate(short.tolist()):
+        batch.waves[b, n:] = 0
+    curv = estimate(
+        micro_model, [batch], get_objective("mel", max_len=98), "kfac", ["decoder.decode.0"], progress=False
+    )
+    assert curv.num_utterances == 2 and bool(curv.layers["decoder.decode.0"]["G"].abs().sum() > 0)
