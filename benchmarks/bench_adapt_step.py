@@ -1,24 +1,31 @@
-"""Time per adaptation step: LoRA vs LoRA + Laplace prior (KFAC, EKFAC, diagonal/EWC), and peak memory.
+"""Adaptation-step throughput (utterances/s) with a per-component profile, against a baseline tree.
 
-Each method runs in its own process (so peak memory is its own) on the same synthetic batches: build
-the model (random weights, LibriTTS size by default), estimate its curvature on a few utterances with
-the real fine-tuning objective, then time ``--steps`` adaptation steps after one warm-up step.
+Modes (each timed configuration runs in its own process, so peak memory is its own):
 
-    python benchmarks/bench_adapt_step.py [--config libritts|micro] [--steps 3] [--threads 2]
-        [--device cpu|cuda] [--max-len 100] [--methods lora,kfac,ekfac,diag]
+* default: LoRA and LoRA + Laplace prior (``--methods lora,kfac,ekfac,diag``) on the same synthetic
+  batches; each method's curvature is first estimated on a few utterances with the training objective.
+* ``--baseline PATH``: also time the same LoRA step with the ``tts_adapt`` package found under PATH (a
+  checkout of an older commit, e.g. ``git worktree add /tmp/base 64d4419``), in the same run, and
+  print the throughput ratio.
 
-The ratio column is each method's median step time over plain LoRA's, measured in the same run.
+    python benchmarks/bench_adapt_step.py --config micro --batch-size 8 --max-len 120 --threads 2 \\
+        --methods lora --baseline /tmp/base --profile
+
+The profile is the forward wall time of each top-level module of the model (hooks), plus the rest
+(backward, optimiser, losses); it is printed per step.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +34,12 @@ import torch
 PRIORS = ("kfac", "ekfac", "diag")
 
 
-def prepare(work: Path, seed: int = 0):
+def prepare(work: Path, utterances: int, seed: int = 0):
     from tts_adapt.data import FeatureCache, load_corpus, prepare_corpus
     from tts_adapt.data.synthetic import make_corpus
 
-    corpus = make_corpus(work / "corpus", speakers=2, utterances=4, seed=seed, progress=False)
-    utts = [u for u in load_corpus(corpus) if u.speaker == "9000"]
+    corpus = make_corpus(work / "corpus", speakers=1, utterances=utterances, seed=seed, progress=False)
+    utts = list(load_corpus(corpus))
     return prepare_corpus(utts, cache=FeatureCache(work / "features"), progress=False).items
 
 
@@ -47,10 +54,13 @@ def build(config: str, device: str):
 def estimate_curvature(method: str, args, items, out: Path) -> None:
     from tts_adapt.curvature import estimate
     from tts_adapt.data import TTSDataset, collate
-    from tts_adapt.train import FineTuneObjective
+
+    try:
+        from tts_adapt.objective import FineTuneObjective
+    except ImportError:  # an older tree
+        from tts_adapt.train import FineTuneObjective
 
     model = build(args.config, args.device).eval()
-    model.text_aligner.token_mask_prob = 0.0
     objective = FineTuneObjective(model, max_len=args.max_len, estimate_sigma_data=False)
     ds = TTSDataset(items, seed=0)
     batches = [collate([ds[i]]) for i in range(min(2, len(ds)))]
@@ -58,6 +68,35 @@ def estimate_curvature(method: str, args, items, out: Path) -> None:
         model, batches, lambda m, b: objective.per_utterance_loss(b.to(args.device)), method, progress=False
     )
     curv.save(out)
+
+
+class ComponentTimer:
+    """Forward wall time of each top-level module (outermost call only, so nested calls count once)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._open: dict[str, list[float]] = defaultdict(list)
+        self._handles = []
+        for name, module in model.named_children():
+            self._handles.append(module.register_forward_pre_hook(self._pre(name)))
+            self._handles.append(module.register_forward_hook(self._post(name)))
+
+    def _pre(self, name: str):
+        def hook(module, inputs):
+            self._open[name].append(time.perf_counter())
+
+        return hook
+
+    def _post(self, name: str):
+        def hook(module, inputs, output):
+            t0 = self._open[name].pop()
+            if not self._open[name]:
+                self.seconds[name] += time.perf_counter() - t0
+
+        return hook
+
+    def reset(self) -> None:
+        self.seconds.clear()
 
 
 def time_method(method: str, args, items, curvature: Path | None) -> dict:
@@ -70,7 +109,7 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         curvature=str(curvature) if curvature else None,
         strength=1e3,
         steps=args.steps + 1,
-        batch_size=2,
+        batch_size=args.batch_size,
         max_len=args.max_len,
         save_every=10**6,
         sample_every=10**6,
@@ -78,21 +117,26 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         dropout=False,
         device=args.device,
     )
+    timer = ComponentTimer(model) if args.profile else None
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(model, cfg, items, tmp, progress=False)
         source = trainer.batches()
-        times = []
+        times, cpu, sizes = [], [], []
         for i in range(args.steps + 1):
             batch = [next(source)]
+            if timer is not None:
+                timer.reset()
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             trainer.train_step(batch)
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             trainer.step += 1
             if i:  # the first step warms up kernels and caches
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+                sizes.append(len(batch[0]))
         prior_seconds = None
         if trainer.setup.prior is not None:
             prior = trainer.setup.prior
@@ -104,84 +148,130 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    step = float(np.median(times))
     return {
         "method": method,
-        "step_seconds": float(np.median(times)),
+        "step_seconds": step,
+        "utt_per_s": float(np.sum(sizes) / np.sum(times)),
+        # CPU seconds per utterance (all threads): robust to other load on a shared machine
+        "cpu_s_per_utt": float(np.sum(cpu) / np.sum(sizes)),
         "prior_seconds": prior_seconds,
         "peak_mib": peak,
         "lora_params": trainer.setup.counts["lora"],
+        "profile": dict(timer.seconds) if timer is not None else None,  # of the last step
+        "last_step": times[-1],
     }
 
 
+def worker_command(args, worker: str, work: Path) -> list[str]:
+    return [
+        sys.executable,
+        __file__,
+        "--worker",
+        worker,
+        "--work",
+        str(work),
+        "--config",
+        args.config,
+        "--steps",
+        str(args.steps),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        "--max-len",
+        str(args.max_len),
+        "--batch-size",
+        str(args.batch_size),
+        "--utterances",
+        str(args.utterances),
+        *(["--profile"] if args.profile else []),
+    ]
+
+
+def run_worker(args, worker: str, work: Path, tree: str | None = None) -> dict:
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(tree).resolve()), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(worker_command(args, worker, work), capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise RuntimeError(f"worker {worker} ({tree or 'this tree'}) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def print_profile(rows: list[dict]) -> None:
+    names = sorted({k for r in rows if r.get("profile") for k in r["profile"]})
+    if not names:
+        return
+    print("\nforward seconds per component (last timed step); rest = backward, optimiser, losses")
+    print(f"{'component':18s}" + "".join(f"{r['label']:>14s}" for r in rows))
+    for n in sorted(names, key=lambda n: -max((r.get("profile") or {}).get(n, 0) for r in rows)):
+        print(f"{n:18s}" + "".join(f"{(r.get('profile') or {}).get(n, 0.0):14.3f}" for r in rows))
+    print(
+        f"{'rest':18s}"
+        + "".join(f"{r['last_step'] - sum((r.get('profile') or {}).values()):14.3f}" for r in rows)
+    )
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="libritts")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-len", type=int, default=100)
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--utterances", type=int, default=8, help="synthetic utterances (one speaker)")
     ap.add_argument("--methods", default="lora,kfac,ekfac,diag")
+    ap.add_argument("--baseline", help="a tree whose tts_adapt to time beside this one (LoRA)")
+    ap.add_argument("--profile", action="store_true", help="per-component forward times")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    if args.worker:  # child process: one method
+    if args.worker:  # child process: one configuration
         work = Path(args.work)
-        items = prepare(work)
+        items = prepare(work, args.utterances)
         curv = work / f"{args.worker}.safetensors" if args.worker in PRIORS else None
         print(json.dumps(time_method(args.worker, args, items, curv)))
         return
 
-    methods = [m.strip() for m in args.methods.split(",")]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        items = prepare(work)
+        items = prepare(work, args.utterances)
         for m in methods:
             if m in PRIORS:
                 t0 = time.perf_counter()
                 estimate_curvature(m, args, items, work / f"{m}.safetensors")
-                print(
-                    f"curvature {m}: {time.perf_counter() - t0:.1f} s on {min(2, len(items))} utterances",
-                    flush=True,
-                )
+                print(f"curvature {m}: {time.perf_counter() - t0:.1f} s on 2 utterances", flush=True)
         rows = []
+        if args.baseline:
+            rows.append({**run_worker(args, "lora", work, args.baseline), "label": "lora@baseline"})
+            print(json.dumps(rows[-1]), flush=True)
         for m in methods:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                m,
-                "--work",
-                str(work),
-                "--config",
-                args.config,
-                "--steps",
-                str(args.steps),
-                "--threads",
-                str(args.threads),
-                "--device",
-                args.device,
-                "--max-len",
-                str(args.max_len),
-            ]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
-    base = next((r["step_seconds"] for r in rows if r["method"] == "lora"), None)
+            rows.append({**run_worker(args, m, work), "label": m})
+            print(json.dumps(rows[-1]), flush=True)
+    base = next((r for r in rows if r["label"] == "lora"), None)
     print(
-        f"\n{args.config} model, {args.device}, {args.threads} threads, batch 2, crop {args.max_len} frames, "
-        f"median of {args.steps} steps"
+        f"\n{args.config} model, {args.device}, {args.threads} threads, batch {args.batch_size}, "
+        f"max_len {args.max_len}, median of {args.steps} steps"
     )
-    print(f"{'method':8s} {'s/step':>8s} {'ratio':>7s} {'prior fwd+bwd':>14s} {'share':>7s} {'peak MiB':>9s}")
+    print(
+        f"{'run':14s} {'s/step':>8s} {'utt/s':>7s} {'vs lora':>8s} {'cpu s/utt':>10s} {'prior fwd+bwd':>14s} "
+        f"{'peak MiB':>9s}"
+    )
     for r in rows:
-        ratio = r["step_seconds"] / base if base else float("nan")
-        prior = r["prior_seconds"]
-        share = f"{100 * prior / r['step_seconds']:.2f}%" if prior else "-"
+        ratio = r["utt_per_s"] / base["utt_per_s"] if base else float("nan")
+        prior = r.get("prior_seconds")
         prior_s = f"{1000 * prior:.1f} ms" if prior else "-"
         print(
-            f"{r['method']:8s} {r['step_seconds']:8.2f} {ratio:7.3f} {prior_s:>14s} {share:>7s} "
+            f"{r['label']:14s} {r['step_seconds']:8.2f} {r['utt_per_s']:7.2f} {ratio:8.3f} "
+            f"{r.get('cpu_s_per_utt', float('nan')):10.2f} {prior_s:>14s} "
             f"{r['peak_mib']:9.0f}"
         )
+    print_profile(rows)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import torch
 from tts_adapt.adapters import default_targets, named_layers
 from tts_adapt.curvature import estimate, make_spec
 from tts_adapt.curvature.accumulate import Accumulator
-from tts_adapt.curvature.objectives import StyleTTS2Objective
+from tts_adapt.curvature.objectives import get_objective
 from tts_adapt.data import Batch
 from tts_adapt.models.styletts2 import INFERENCE_MODULES, build_model
 from tts_adapt.models.styletts2.config import LIBRITTS_CONFIG
@@ -274,7 +274,7 @@ def main() -> None:
     targets = default_targets(model)
     layers = named_layers(model)
     specs = [make_spec(n, layers[n]) for n in targets]
-    loss_fn = StyleTTS2Objective(crop_frames=args.crop_frames)
+    loss_fn = get_objective("styletts2", max_len=args.crop_frames)
     stats = ["kfac", "ekfac"] if args.method == "ekfac" else [args.method]
     bases = None
     if args.method == "ekfac":  # eigenbases of random SPD factors: the cost does not depend on them

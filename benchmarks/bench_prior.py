@@ -23,7 +23,7 @@ from bench_curvature import DEFAULT_FILELIST, libritts_model, make_batches, sync
 
 from tts_adapt.adapters import apply_lora, lora_layers
 from tts_adapt.curvature import Curvature, make_spec
-from tts_adapt.curvature.objectives import StyleTTS2Objective
+from tts_adapt.curvature.objectives import get_objective
 from tts_adapt.priors import LaplacePrior
 
 
@@ -121,7 +121,7 @@ def main() -> None:
         result["penalty"][method] = {"low_rank_s": t_low, "dense_s": t_dense, "speedup": t_dense / t_low}
 
     if not args.no_step:
-        loss_fn = StyleTTS2Objective(crop_frames=args.crop_frames)
+        loss_fn = get_objective("styletts2", max_len=args.crop_frames)
         batch = make_batches(1, args.batch_size, 6.0, DEFAULT_FILELIST, seed=3, max_tokens=args.max_tokens)[0]
         batch = batch.to(device)
         opt = torch.optim.AdamW(lora_params, lr=1e-4)

@@ -202,6 +202,50 @@ def test_conv1d_kfc_and_diag_match_brute_force():
     torch.testing.assert_close(kfac.layers["conv"]["A"], p.T @ p / len(p), rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("name", ["inp", "conv", "out"])
+def test_kfac_sequence_layers_match_brute_force(name):
+    """KFAC for sequence layers (T > 1), padded batches: ``G = (1/N) Σ_n Σ_t g_{n,t} g_{n,t}ᵀ`` with
+    ``g_{n,t} = ∂ℓ_n/∂s_{n,t}`` taken by autograd on each utterance alone (unpadded), and
+    ``A = mean_{n,t} a_{n,t} a_{n,t}ᵀ`` over real frames of the inputs recorded there (KFC patches for
+    the conv). Neither factor reduces to the T = 1 case: utterances have 3 to 7 frames."""
+    torch.manual_seed(4)
+    model = SeqModel().double().eval()
+    utts = seq_data(5)
+    batches = [pad_batch(utts[:2], extra=2), pad_batch(utts[2:], extra=1)]
+    kw = {"targets": [name], "layer_types": ("linear", "conv1d"), "progress": False}
+    curv = estimate(model, batches, seq_loss, "kfac", **kw)
+    layer = getattr(model, name)
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(module, inputs, output):
+        seen["a"], seen["s"] = inputs[0], output
+
+    handle = layer.register_forward_hook(keep)
+    gg = torch.zeros(curv.layers[name]["G"].shape, dtype=torch_f64)
+    aa = torch.zeros(curv.layers[name]["A"].shape, dtype=torch_f64)
+    frames = 0
+    try:
+        for x, y in utts:
+            loss = seq_loss(model, (x[None], y[None], torch.tensor([x.shape[0]])))[0]
+            (g,) = torch.autograd.grad(loss, seen["s"])
+            a = seen["a"].detach()
+            if name == "conv":  # [1, C, T] -> frames x features; patches [x_{t-2}, x_t, x_{t+2}] per channel
+                g = g[0].T
+                ap = F.pad(a[0], (2, 2))
+                a = torch.stack([ap[:, t : t + 5 : 2].reshape(-1) for t in range(a.shape[-1])])
+            else:
+                g, a = g[0], a[0]
+            a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=torch_f64)], 1)
+            gg += g.T @ g
+            aa += a.T @ a
+            frames += a.shape[0]
+    finally:
+        handle.remove()
+    assert frames == sum(u[0].shape[0] for u in utts)
+    torch.testing.assert_close(curv.layers[name]["G"], gg / len(utts), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(curv.layers[name]["A"], aa / frames, rtol=1e-10, atol=1e-13)
+
+
 class Shared(nn.Module):
     """One Linear applied twice (ALBERT-style weight sharing) plus a per-utterance loop."""
 

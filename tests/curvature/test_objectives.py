@@ -1,4 +1,4 @@
-"""The StyleTTS 2 per-utterance objective on the fixtures' tiny checkpoint, and monotonic alignment search."""
+"""Curvature of the training objective: per-utterance rows, padded tokens left out, every term reached."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tts_adapt.curvature import estimate
-from tts_adapt.curvature.objectives import StyleTTS2Objective, get_objective
+from tts_adapt.curvature.objectives import TrainingObjective, get_objective
 from tts_adapt.data import Batch
 
 
@@ -73,17 +73,6 @@ def tiny_ckpt(fixtures_dir):
     return load_official(d / "tiny_epochs_2nd.pth", d / "tiny_config.yml").eval()
 
 
-def test_text_terms_are_per_utterance(micro_model):
-    obj = StyleTTS2Objective()
-    batch = make_batch()
-    with torch.no_grad():
-        together = obj.terms(micro_model, batch, which={"dur", "ce"})
-        for i in range(len(batch)):
-            alone = obj.terms(micro_model, subset(batch, i), which={"dur", "ce"})
-            for k in ("dur", "ce"):
-                torch.testing.assert_close(together[k][i], alone[k][0], rtol=1e-4, atol=1e-5)
-
-
 def test_text_objective_curvature_on_tiny_checkpoint(tiny_ckpt):
     batch = make_batch()
     targets = [
@@ -95,7 +84,7 @@ def test_text_objective_curvature_on_tiny_checkpoint(tiny_ckpt):
         "decoder.decode.0",
         "style_encoder",
     ]
-    curv = estimate(tiny_ckpt, [batch], get_objective("text"), "kfac", targets, progress=False)
+    curv = estimate(tiny_ckpt, [batch], get_objective("text", max_len=80), "kfac", targets, progress=False)
     valid_tokens = int(batch.token_lengths.sum())
     assert curv.info["bert_encoder"]["frames"] == valid_tokens  # padded tokens excluded
     shared_q = "bert.encoder.albert_layer_groups.0.albert_layers.0.attention.query"
@@ -114,8 +103,9 @@ def test_text_objective_curvature_on_tiny_checkpoint(tiny_ckpt):
 
 
 def test_full_objective_reaches_every_adapted_module(micro_model):
+    """Diag with a batch of two (per-utterance styles run one row at a time and say so)."""
     batch = make_batch()
-    curv = estimate(micro_model, [batch], StyleTTS2Objective(crop_frames=80), "diag", progress=False)
+    curv = estimate(micro_model, [batch], get_objective("styletts2", max_len=80), "diag", progress=False)
     reached = {n.split(".")[0] for n, t in curv.layers.items() if t["diag"].abs().sum() > 0}
     assert reached == {
         "bert",
@@ -130,31 +120,115 @@ def test_full_objective_reaches_every_adapted_module(micro_model):
     assert silent == []  # every default target is on StyleTTS 2's path (PL-BERT's pooler is not a target)
 
 
+@pytest.mark.parametrize("method", ["diag", "kfac"])
+def test_batched_statistics_equal_the_sum_over_utterances(micro_model, method):
+    """Regression: diag/KFAC with a batch of two equal the sums of each utterance alone (its padded row,
+    as a process of a split batch sees it). The oracle is additivity over utterances: the per-utterance
+    squared gradients of a batch are those of its rows computed separately. The ``mel`` objective keeps
+    the diffusion's batch-level ``sigma_data`` out; global styles, PL-BERT, the predictor (padded text)
+    and the decoder are all on its path."""
+    from tts_adapt.train.distributed import DistInfo, shard
+
+    micro_model.text_aligner.token_mask_prob = 0.0
+    batch = make_batch()
+    targets = ["bert_encoder", "predictor_encoder.unshared", "predictor.duration_proj.linear_layer"]
+    targets += ["decoder.decode.0", "style_encoder.unshared"]
+    objective = get_objective("mel", max_len=80)
+    kw = {"targets": targets, "progress": False}
+    together = estimate(micro_model, [batch], objective, method, **kw)
+    rows = [shard(batch, DistInfo(b, len(batch))) for b in range(len(batch))]
+    if method == "diag":
+        alone = [estimate(micro_model, [r], objective, "diag", **kw) for r in rows]
+        for name in targets:
+            expected = sum(c.layers[name]["diag"] for c in alone) / len(rows)
+            torch.testing.assert_close(together.layers[name]["diag"], expected, rtol=1e-3, atol=1e-9)
+    else:  # KFAC: A and G sum over frames and utterances, batched or not
+        both = estimate(micro_model, rows, objective, "kfac", **kw)
+        for name in targets:
+            for key in ("A", "G"):
+                torch.testing.assert_close(
+                    together.layers[name][key], both.layers[name][key], rtol=1e-3, atol=1e-9
+                )
+    assert together.info["bert_encoder"]["frames"] == int(batch.token_lengths.sum())
+
+
 @pytest.mark.slow
 def test_full_objective_on_tiny_checkpoint(tiny_ckpt):
-    curv = estimate(tiny_ckpt, [make_batch()], StyleTTS2Objective(crop_frames=80), "kfac", progress=False)
+    curv = estimate(tiny_ckpt, [make_batch()], get_objective("styletts2", max_len=80), "kfac", progress=False)
     assert all(t["G"].abs().sum() > 0 for t in curv.layers.values())
 
 
 def test_objective_refuses_short_utterances(micro_model):
     with pytest.raises(ValueError, match="shorter than"):
-        StyleTTS2Objective()(micro_model, make_batch(((8, 60), (6, 50))))
-    with pytest.raises(ValueError, match="unknown loss terms"):
-        StyleTTS2Objective(weights={"gan": 1.0})
+        get_objective("styletts2")(micro_model, make_batch(((8, 60), (6, 50))))
+    with pytest.raises(ValueError, match="curvature terms"):
+        TrainingObjective(terms=("gan",))
+    with pytest.raises(ValueError, match="curvature terms"):
+        TrainingObjective(terms=("mel", "slm"))
+
+
+def test_default_objective_is_the_training_loss_without_adversarial_terms(micro_model):
+    """The curvature's default loss is the trainer's total minus ``gen`` (the same FineTuneObjective,
+    weights of the config, crop = max_len)."""
+    from tts_adapt.objective import FineTuneObjective, LossWeights
+
+    batch = make_batch()
+    weights = LossWeights.from_config(micro_model.config.get("loss_params"))
+    with torch.no_grad():
+        torch.manual_seed(0)
+        ours = get_objective("styletts2", max_len=80)(micro_model, batch)
+        torch.manual_seed(0)
+        trainer = FineTuneObjective(micro_model, weights, max_len=80)
+        sigma = micro_model.diffusion.sigma_data
+        p = trainer.generator_pass(batch, 0)
+        micro_model.diffusion.sigma_data = sigma
+        trainer.adversarial_terms(p)
+        expected = trainer.total(p) - weights.gen * p.terms["gen"]
+    torch.testing.assert_close(ours, expected)
+    assert set(p.terms) >= {"mel", "sty", "F0", "norm", "dur", "ce", "s2s", "mono", "diff", "gen"}
 
 
 @pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
-def test_trainer_objective_plugs_in(micro_model):
-    """``--objective finetune``: the trainer's per-utterance loss drives the same estimation."""
-    from tts_adapt.curvature.objectives import TrainerObjective
-
+@pytest.mark.parametrize("method", ["kfac", "diag", "ekfac"])
+def test_finetune_objective_plugs_in(micro_model, method):
+    """``--objective finetune`` (with the adversarial term) for every method, batches of two."""
     curv = estimate(
         micro_model,
         [make_batch()],
-        TrainerObjective(crop_frames=80),
-        "kfac",
-        ["bert_encoder", "decoder.decode.0"],
+        get_objective("finetune", max_len=80),
+        method,
+        ["bert_encoder", "decoder.decode.0", "predictor_encoder.unshared"],
         progress=False,
     )
     assert curv.num_utterances == 2
-    assert all(t["G"].abs().sum() > 0 for t in curv.layers.values())
+    key = {"kfac": "G", "diag": "diag", "ekfac": "scale"}[method]
+    assert all(t[key].abs().sum() > 0 for t in curv.layers.values())
+
+
+def test_waveform_crops_never_run_past_a_wave():
+    """``crop_waves``: equal-length crops whatever the wave lengths; samples past a wave's end are 0."""
+    from tts_adapt.objective.crops import crop_waves
+
+    waves = torch.arange(1.0, 2 * 2 * 300 * 3 + 1).reshape(2, -1)  # 2 rows of 3600 samples
+    lengths = torch.tensor([3600, 3000])
+    out = crop_waves(waves, lengths, [0, 1], [1, 2], 2)  # aligned frames 1..3 and 2..4
+    assert out.shape == (2, 1200)
+    torch.testing.assert_close(out[0], waves[0, 600:1800])
+    torch.testing.assert_close(out[1, :600], waves[1, 2400:3000])
+    assert float(out[1, 600:].abs().sum()) == 0.0
+
+
+def test_curvature_on_waves_shorter_than_their_mel_frames(micro_model):
+    """Regression: a wave has ``S // 300 + 1`` mel frames, so the samples under the last crop can end
+    before ``frames * 300``; the crop used to be sliced and stacked (``stack expects each tensor to be
+    equal size, ... [89929] ... [90000]``). Here both waves end 700 samples before their last frame."""
+    batch = make_batch()
+    short = batch.mel_lengths * 300 - 700
+    batch.wave_lengths = short
+    batch.waves = batch.waves[:, : int(short.max())].clone()
+    for b, n in enumerate(short.tolist()):
+        batch.waves[b, n:] = 0
+    curv = estimate(
+        micro_model, [batch], get_objective("mel", max_len=98), "kfac", ["decoder.decode.0"], progress=False
+    )
+    assert curv.num_utterances == 2 and bool(curv.layers["decoder.decode.0"]["G"].abs().sum() > 0)

@@ -10,8 +10,8 @@ import torch
 
 from tts_adapt.data import TTSDataset, collate
 from tts_adapt.models.styletts2.alignment import monotonic_alignment
-from tts_adapt.train.objective import FineTuneObjective, decoder_crop_frames
-from tts_adapt.train.spectral import MultiResolutionMelLoss
+from tts_adapt.objective import FineTuneObjective, decoder_crop_frames
+from tts_adapt.objective.spectral import MultiResolutionMelLoss
 
 
 def brute_force_path(value: np.ndarray) -> float:

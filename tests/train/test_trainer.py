@@ -10,8 +10,8 @@ import torch
 
 from tts_adapt.adapters import dense_delta, lora_layers
 from tts_adapt.data import TTSDataset, collate
+from tts_adapt.objective import FineTuneObjective
 from tts_adapt.train.methods import GENERATOR_MODULES
-from tts_adapt.train.objective import FineTuneObjective
 from tts_adapt.train.state import trainable_state
 from tts_adapt.train.trainer import NonFiniteLossError, Trainer
 

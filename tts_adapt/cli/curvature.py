@@ -49,12 +49,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--objective",
         default="styletts2",
-        choices=["styletts2", "mel", "text", "finetune"],
-        help="per-utterance loss: all official terms but adversarial ones; mel reconstruction only; the "
-        "text-side terms only (durations + diffusion, no decoder: fast, decoder layers get none); or the "
-        "adaptation trainer's loss (finetune)",
+        choices=["styletts2", "finetune", "mel", "text"],
+        help="per-utterance loss, always the adaptation trainer's: every term but the adversarial ones "
+        "(default); the same plus the waveform-adversarial term (finetune); mel reconstruction only; "
+        "the text-side terms only (no decoder: fast, decoder layers get none)",
     )
-    p.add_argument("--crop-frames", type=int, default=300, help="decoder training crop in mel frames")
+    p.add_argument(
+        "--max-len",
+        "--crop-frames",
+        dest="max_len",
+        type=int,
+        default=None,
+        help="decoder crop in mel frames, as adapt's --max-len (default: max_len of config.yml, else "
+        "adapt's default)",
+    )
     p.add_argument("--max-frames", type=int, default=4000, help="mel frames per batch (padded)")
     p.add_argument("--max-batch-size", type=int, default=16, help="most utterances in one batch")
     p.add_argument("--min-seconds", type=float, default=1.1, help="skip shorter utterances")
@@ -70,6 +78,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def resolve_max_len(flag: int | None, config: dict | None) -> int:
+    """The decoder crop: the flag, else ``max_len`` of the checkpoint's config, else adapt's default."""
+    from ..train.config import TrainConfig
+
+    if flag is not None:
+        return int(flag)
+    value = (config or {}).get("max_len")
+    return int(value) if value is not None else TrainConfig.max_len
 
 
 def _init_distributed(device: str) -> tuple[int, int, str]:
@@ -109,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     layer_types = tuple(t.strip() for t in args.layer_types.split(",") if t.strip())
 
     model = load_official(args.checkpoint, args.config).to(torch.device(device)).eval()
+    max_len = resolve_max_len(args.max_len, model.config)
     batches, description = [], {"data": None}
     if args.method != "l2sp":
         spec = DataSpec(
@@ -131,10 +150,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if world > 1 and rank == 0:
             torch.distributed.barrier()
-        description.update(
-            objective=args.objective, crop_frames=args.crop_frames, checkpoint=Path(args.checkpoint).name
-        )
-    loss_fn = get_objective(args.objective, crop_frames=args.crop_frames)
+        description.update(objective=args.objective, max_len=max_len, checkpoint=Path(args.checkpoint).name)
+    loss_fn = get_objective(args.objective, max_len=max_len)
     curv = estimate(
         model,
         batches,

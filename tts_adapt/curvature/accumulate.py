@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import masking
+from ..objective import frames as masking
 from .layers import LayerSpec
 
 F64 = torch.float64

@@ -29,9 +29,9 @@ from ..audio import log_energy
 from ..data.dataset import Batch
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
 from ..text.tokenizer import length_to_mask
-from ..train.adversarial import discriminator_loss_from_outputs, generator_loss_from_outputs
-from ..train.objective import SAMPLES_PER_MEL_FRAME, utterance_generator
-from ..train.spectral import MultiResolutionMelLoss
+from .adversarial import discriminator_loss_from_outputs, generator_loss_from_outputs
+from .finetune import SAMPLES_PER_MEL_FRAME, utterance_generator
+from .spectral import MultiResolutionMelLoss
 
 ALIGNMENT_SOURCES = ("attention", "ctc")
 

@@ -30,9 +30,9 @@ from torch import nn
 
 from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
 from ..data.prepare import PreparedUtterance
+from ..objective.finetune import FineTuneObjective, LossWeights
 from ..objective.first_stage import AlignerObjective, FirstStageObjective, FirstStageWeights
 from ..train.distributed import DistInfo, all_reduce_sum, shard, sum_gradients
-from ..train.objective import FineTuneObjective, LossWeights
 from ..train.state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from ..utils.io import write_json
 from ..utils.seed import seed_everything

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..data.prepare import PreparedUtterance
+from ..objective.finetune import LossWeights
 from ..utils.logging import add_file_log
 from .artifacts import MANIFEST, export_adapted, sha256_file
 from .config import TrainConfig, validate
 from .distributed import DistInfo, init_from_env
-from .objective import LossWeights
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ from torch import nn
 
 from ..data.dataset import Batch
 from ..models.styletts2.layers import run_lstm
+from ..objective.adversarial import slm_discriminator_loss, slm_discriminator_scores, slm_generator_loss
+from ..objective.crops import crop_waves
+from ..objective.finetune import utterance_generator
 from ..text.tokenizer import length_to_mask
-from .adversarial import slm_discriminator_loss, slm_discriminator_scores, slm_generator_loss
-from .objective import SAMPLES_PER_MEL_FRAME, utterance_generator
 
 
 @dataclass
@@ -122,7 +123,7 @@ class SLMAdversarial(nn.Module):
         asr = t_en @ attn
         p = d.transpose(-1, -2) @ attn
         clip = min(max(min(frames) // 2 - 1, st.min_len // 2), st.max_len // 2)
-        keep, en, p_en, real, styles = [], [], [], [], []
+        keep, en, p_en, real_starts, styles = [], [], [], [], []
         for b in range(len(lengths)):
             gt_frames = int(batch.mel_lengths[b]) // 2
             if gt_frames <= clip or frames[b] <= clip:
@@ -131,9 +132,7 @@ class SLMAdversarial(nn.Module):
             en.append(asr[b, :, start : start + clip])
             p_en.append(p[b, :, start : start + clip])
             styles.append(s_preds[b])
-            start = int(torch.randint(gt_frames - clip, (1,), generator=g))
-            s0 = 2 * start * SAMPLES_PER_MEL_FRAME
-            real.append(batch.waves[b, s0 : s0 + 2 * clip * SAMPLES_PER_MEL_FRAME])
+            real_starts.append(int(torch.randint(gt_frames - clip, (1,), generator=g)))
             keep.append(b)
             if len(keep) >= st.batch_percentage * len(lengths):
                 break
@@ -143,7 +142,8 @@ class SLMAdversarial(nn.Module):
         f0, n = m.predictor.F0Ntrain(torch.stack(p_en), sp[:, sd:])
         fake = m.decoder(torch.stack(en), f0, n, sp[:, :sd])
         gen = slm_generator_loss(m.wd, self.slm.hidden_states(fake))
-        return SLMStepOutput(gen, torch.stack(real).unsqueeze(1), fake.detach(), len(keep))
+        real = crop_waves(batch.waves, batch.wave_lengths, keep, real_starts, clip).unsqueeze(1)
+        return SLMStepOutput(gen, real, fake.detach(), len(keep))
 
     def discriminator_due(self, step: int) -> bool:
         return (step + 1) % self.settings.discriminator_every == 0

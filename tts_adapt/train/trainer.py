@@ -25,11 +25,12 @@ from torch import nn
 
 from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
 from ..data.prepare import PreparedUtterance
+from ..objective.crops import decoder_crop_frames
+from ..objective.finetune import FineTuneObjective, LossWeights
 from ..utils.seed import seed_everything
 from .config import TrainConfig, validate
 from .distributed import DistInfo, all_reduce_sum, any_true, shard, sum_gradients
 from .methods import DISCRIMINATORS, MethodSetup, describe_counts, setup_method
-from .objective import FineTuneObjective, LossWeights, decoder_crop_frames
 from .optim import build_optimizer
 from .slm_adversarial import SLMAdversarial, SLMAdversarialSettings, scale_predictor_gradients
 from .state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint

@@ -1,4 +1,5 @@
-"""Tell the curvature hooks which frames are padding and which utterance each row belongs to.
+"""Tell curvature hooks which frames are padding and which utterance each row belongs to (used by the
+objectives in this package; read by :mod:`tts_adapt.curvature.accumulate`).
 
 Inside a model, a layer only sees a tensor; it cannot know that frames past an utterance's length are
 padding. The per-utterance loss function can say so by wrapping model calls in :func:`frame_mask`::

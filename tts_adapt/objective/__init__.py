@@ -1,0 +1,31 @@
+"""The StyleTTS 2 training objectives, below both the trainer (``train``) and the curvature estimation
+(``curvature``), which import them; nothing here imports either.
+
+* :mod:`.finetune`: the second-stage (fine-tuning) objective, per utterance;
+* :mod:`.spectral`, :mod:`.adversarial`, :mod:`.pitch`: its multi-resolution mel, adversarial and F0
+  pieces; :mod:`.crops`: crop lengths and waveform crops; :mod:`.frames`: how a loss declares padded
+  frames and per-utterance rows to curvature hooks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FineTuneObjective": "finetune",
+    "GeneratorPass": "finetune",
+    "LossWeights": "finetune",
+    "TERMS": "finetune",
+    "decoder_crop_frames": "crops",
+    "crop_waves": "crops",
+    "frame_mask": "frames",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tts_adapt.objective' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -1,0 +1,209 @@
+"""Adversarial and feature-matching losses of StyleTTS 2 fine-tuning (the official ``losses.py`` maths).
+
+Waveform discriminators (``mpd``, ``msd``, see :mod:`tts_adapt.models.styletts2.discriminators`) return
+``(real_scores, generated_scores, real_fmaps, generated_fmaps)``, one list entry per sub-discriminator.
+On those outputs the official objective is
+
+* discriminator: least-squares GAN ``sum_k mean((1 - D_k(y))^2) + mean(D_k(y_hat)^2)`` for MPD and MSD plus
+  the truncated pointwise relativistic terms (TPRLS, Li et al. 2022, https://dl.acm.org/doi/abs/10.1145/3573834.3574506);
+* generator: ``sum_k mean((1 - D_k(y_hat))^2)`` + feature matching ``2 * sum mean|f(y) - f(y_hat)|`` for
+  both discriminators + the generator's TPRLS terms.
+
+The speech-language-model (WavLM) losses take the hidden states of the SLM (one ``[B, frames, hidden]``
+tensor per layer, i.e. ``output_hidden_states=True``) so they need no WavLM weights here; the caller runs
+WavLM on 16 kHz audio. All functions return scalar tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "TPRLS_TAU",
+    "discriminator_loss_from_outputs",
+    "feature_matching_loss",
+    "generator_loss_from_outputs",
+    "lsgan_discriminator_loss",
+    "lsgan_generator_loss",
+    "mpd_msd_discriminator_loss",
+    "mpd_msd_generator_loss",
+    "slm_discriminator_loss",
+    "slm_discriminator_scores",
+    "slm_feature_matching_loss",
+    "slm_generator_loss",
+    "stack_slm_hidden_states",
+    "tprls_discriminator_loss",
+    "tprls_generator_loss",
+]
+
+TPRLS_TAU = 0.04
+
+MultiDiscOutput = tuple[
+    Sequence[torch.Tensor],
+    Sequence[torch.Tensor],
+    Sequence[Sequence[torch.Tensor]],
+    Sequence[Sequence[torch.Tensor]],
+]
+
+
+def _check_pairs(real: Sequence, fake: Sequence, what: str) -> None:
+    if len(real) != len(fake):
+        raise ValueError(f"{what}: {len(real)} real but {len(fake)} generated entries")
+    if len(real) == 0:
+        raise ValueError(f"{what}: no discriminator outputs given")
+
+
+def lsgan_discriminator_loss(
+    real_scores: Sequence[torch.Tensor], fake_scores: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """``sum_k mean((1 - real_k)^2) + mean(fake_k^2)``: push real scores to 1 and generated ones to 0."""
+    _check_pairs(real_scores, fake_scores, "lsgan_discriminator_loss")
+    return sum(
+        torch.mean((1 - r) ** 2) + torch.mean(g**2) for r, g in zip(real_scores, fake_scores, strict=True)
+    )
+
+
+def lsgan_generator_loss(fake_scores: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum_k mean((1 - fake_k)^2)``: the generator wants its scores at 1."""
+    if len(fake_scores) == 0:
+        raise ValueError("lsgan_generator_loss: no discriminator outputs given")
+    return sum(torch.mean((1 - g) ** 2) for g in fake_scores)
+
+
+def feature_matching_loss(
+    real_fmaps: Sequence[Sequence[torch.Tensor]], fake_fmaps: Sequence[Sequence[torch.Tensor]]
+) -> torch.Tensor:
+    """``2 * sum_k sum_l mean|real_kl - fake_kl|`` over sub-discriminators ``k`` and their layers ``l``."""
+    _check_pairs(real_fmaps, fake_fmaps, "feature_matching_loss")
+    total = 0
+    for layers_r, layers_g in zip(real_fmaps, fake_fmaps, strict=True):
+        _check_pairs(layers_r, layers_g, "feature_matching_loss (layers)")
+        for r, g in zip(layers_r, layers_g, strict=True):
+            total = total + torch.mean(torch.abs(r - g))
+    return total * 2
+
+
+def _tprls_term(diff: torch.Tensor, below: torch.Tensor, median: torch.Tensor, tau: float) -> torch.Tensor:
+    """``min(tau, mean((diff - median)^2 over the selected elements))``.
+
+    The official code takes the mean of an empty selection, which is NaN (e.g. when real and generated
+    scores are identical); we return 0 there, the value the term tends to as the selection empties.
+    """
+    selected = ((diff - median) ** 2)[below]
+    if selected.numel() == 0:
+        return diff.new_zeros(())
+    return tau - torch.relu(tau - selected.mean())
+
+
+def tprls_discriminator_loss(
+    real_scores: Sequence[torch.Tensor], fake_scores: Sequence[torch.Tensor], tau: float = TPRLS_TAU
+) -> torch.Tensor:
+    """Truncated pointwise relativistic LS loss for the discriminator.
+
+    Per sub-discriminator with ``d = real - fake`` and ``m = median(d)`` (lower median over all elements):
+    ``min(tau, mean((d - m)^2 over elements with real < fake + m))``, summed.
+    """
+    _check_pairs(real_scores, fake_scores, "tprls_discriminator_loss")
+    total = 0
+    for r, g in zip(real_scores, fake_scores, strict=True):
+        median = torch.median(r - g)
+        total = total + _tprls_term(r - g, r < g + median, median, tau)
+    return total
+
+
+def tprls_generator_loss(
+    real_scores: Sequence[torch.Tensor], fake_scores: Sequence[torch.Tensor], tau: float = TPRLS_TAU
+) -> torch.Tensor:
+    """The generator's TPRLS term: the discriminator's with the roles of real and generated swapped.
+
+    Per sub-discriminator with ``d = fake - real`` and ``m = median(d)``:
+    ``min(tau, mean((d - m)^2 over elements with fake < real + m))``, summed.
+    """
+    _check_pairs(real_scores, fake_scores, "tprls_generator_loss")
+    total = 0
+    for r, g in zip(real_scores, fake_scores, strict=True):
+        median = torch.median(g - r)
+        total = total + _tprls_term(g - r, g < r + median, median, tau)
+    return total
+
+
+def discriminator_loss_from_outputs(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput) -> torch.Tensor:
+    """MPD + MSD least-squares losses plus their TPRLS terms (the official ``DiscriminatorLoss``)."""
+    f_real, f_fake = mpd_out[0], mpd_out[1]
+    s_real, s_fake = msd_out[0], msd_out[1]
+    return (
+        lsgan_discriminator_loss(s_real, s_fake)
+        + lsgan_discriminator_loss(f_real, f_fake)
+        + (tprls_discriminator_loss(f_real, f_fake) + tprls_discriminator_loss(s_real, s_fake))
+    )
+
+
+def generator_loss_from_outputs(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput) -> torch.Tensor:
+    """Adversarial + feature-matching + TPRLS terms for the generator (the official ``GeneratorLoss``)."""
+    f_real, f_fake, f_fmap_r, f_fmap_g = mpd_out
+    s_real, s_fake, s_fmap_r, s_fmap_g = msd_out
+    return (
+        lsgan_generator_loss(s_fake)
+        + lsgan_generator_loss(f_fake)
+        + feature_matching_loss(s_fmap_r, s_fmap_g)
+        + feature_matching_loss(f_fmap_r, f_fmap_g)
+        + (tprls_generator_loss(f_real, f_fake) + tprls_generator_loss(s_real, s_fake))
+    )
+
+
+def mpd_msd_discriminator_loss(
+    mpd: nn.Module, msd: nn.Module, real_wav: torch.Tensor, fake_wav: torch.Tensor
+) -> torch.Tensor:
+    """Discriminator step on waveforms ``[B, 1, T]``; both inputs are detached so no gradient reaches the
+    generator (the official trainer detaches them before calling ``DiscriminatorLoss``)."""
+    real_wav, fake_wav = real_wav.detach(), fake_wav.detach()
+    return discriminator_loss_from_outputs(mpd(real_wav, fake_wav), msd(real_wav, fake_wav))
+
+
+def mpd_msd_generator_loss(
+    mpd: nn.Module, msd: nn.Module, real_wav: torch.Tensor, fake_wav: torch.Tensor
+) -> torch.Tensor:
+    """Generator step on waveforms ``[B, 1, T]``; gradients flow into ``fake_wav``."""
+    return generator_loss_from_outputs(mpd(real_wav, fake_wav), msd(real_wav, fake_wav))
+
+
+def stack_slm_hidden_states(hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+    """SLM hidden states (``L`` tensors ``[B, frames, H]``) -> the discriminator input ``[B, L * H, frames]``
+    (layer-major channels, as the official ``stack(dim=1).transpose(-1, -2).flatten(1, 2)``)."""
+    if len(hidden_states) == 0:
+        raise ValueError("stack_slm_hidden_states: no hidden states given")
+    return torch.stack(tuple(hidden_states), dim=1).transpose(-1, -2).flatten(start_dim=1, end_dim=2)
+
+
+def slm_feature_matching_loss(
+    real_hidden: Sequence[torch.Tensor], fake_hidden: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """``sum_l mean|real_l - fake_l|`` over SLM layers (the official ``WavLMLoss.forward``); the real
+    states are detached (the official code computes them without gradients)."""
+    _check_pairs(real_hidden, fake_hidden, "slm_feature_matching_loss")
+    return sum(torch.mean(torch.abs(r.detach() - g)) for r, g in zip(real_hidden, fake_hidden, strict=True))
+
+
+def slm_discriminator_scores(wd: nn.Module, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Frame scores ``[B, frames]`` of the SLM discriminator for detached hidden states
+    (the official ``WavLMLoss.discriminator_forward``)."""
+    return wd(stack_slm_hidden_states([h.detach() for h in hidden_states]))
+
+
+def slm_discriminator_loss(
+    wd: nn.Module, real_hidden: Sequence[torch.Tensor], fake_hidden: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """``mean((1 - wd(real))^2) + mean(wd(fake)^2)`` on detached hidden states
+    (the official ``WavLMLoss.discriminator``)."""
+    _check_pairs(real_hidden, fake_hidden, "slm_discriminator_loss")
+    return torch.mean((1 - slm_discriminator_scores(wd, real_hidden)) ** 2) + torch.mean(
+        slm_discriminator_scores(wd, fake_hidden) ** 2
+    )
+
+
+def slm_generator_loss(wd: nn.Module, fake_hidden: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``mean((1 - wd(fake))^2)``; gradients flow through the hidden states (``WavLMLoss.generator``)."""
+    return torch.mean((1 - wd(stack_slm_hidden_states(fake_hidden))) ** 2)
