@@ -71,10 +71,10 @@ class Trainer:
         run_info: dict[str, Any] | None = None,
         progress: bool = True,
     ) -> None:
-        validate(cfg)
+        self.dist = dist or DistInfo()
+        validate(cfg, world=self.dist.world)
         self.cfg = cfg
         self.model = model
-        self.dist = dist or DistInfo()
         self.out = Path(out_dir)
         self.device = torch.device(cfg.device)
         self.progress = progress
