@@ -41,6 +41,9 @@ class TrainConfig:
     slm_min_len: int = 400
     slm_max_len: int = 500
     slmadv_params: dict[str, Any] = field(default_factory=dict)  # the official slmadv_params
+    no_slm: bool = False  # an explicit choice to train without the WavLM terms (lambda_slm, joint stage)
+    ood_texts: str | None = None  # official OOD_data list for the SLM-adversarial stage
+    ood_min_length: int = 50  # official data_params.min_length
     lora_rank: int = 16
     lora_alpha: float = 32.0
     lora_dropout: float = 0.0
@@ -171,6 +174,9 @@ def from_official(
         kw["slm_max_len"] = int(slm["max_len"])
     if slm:
         kw["slmadv_params"] = dict(slm)
+    data = config.get("data_params") or {}
+    if "min_length" in data:
+        kw["ood_min_length"] = int(data["min_length"])
     if "estimate_sigma_data" in dist:
         kw["estimate_sigma_data"] = bool(dist["estimate_sigma_data"])
     if steps_per_epoch:

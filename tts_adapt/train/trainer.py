@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
+from ..data.ood import read_ood_texts
 from ..data.prepare import PreparedUtterance
 from ..utils.seed import seed_everything
 from .config import TrainConfig, validate
@@ -73,6 +74,8 @@ class Trainer:
     ) -> None:
         self.dist = dist or DistInfo()
         validate(cfg, world=self.dist.world)
+        if cfg.no_slm:
+            slm = None
         self.cfg = cfg
         self.model = model
         self.out = Path(out_dir)
@@ -93,7 +96,11 @@ class Trainer:
         self.disc_opt = build_optimizer(self.setup.discriminator_params, cfg)
         if self.gen_opt is None:
             raise ValueError(f"method {cfg.method!r} left no generator parameter trainable")
-        self.dataset = TTSDataset(list(items), seed=cfg.seed)
+        joint = cfg.joint_start is not None and cfg.joint_start < cfg.steps and not cfg.no_slm
+        ood = read_ood_texts(cfg.ood_texts, cfg.ood_min_length) if cfg.ood_texts and joint else None
+        self.dataset = TTSDataset(
+            list(items), seed=cfg.seed, ood_phonemes=ood, ood_min_length=cfg.ood_min_length
+        )
         self.sampler = FrameBudgetBatchSampler(
             self.dataset.frame_lengths,
             max_frames=cfg.frame_budget or 10**9,
@@ -113,7 +120,9 @@ class Trainer:
         self.writer = None
         self.slm_adv = None
         if cfg.joint_start is not None and cfg.joint_start < cfg.steps:
-            if slm is None:
+            if cfg.no_slm:
+                log.info("SLM-adversarial joint stage (from step %d) is off: --no-slm", cfg.joint_start)
+            elif slm is None:
                 log.warning(
                     "SLM-adversarial joint stage (from step %d) is off: no WavLM model was given or found "
                     "locally (pass --wavlm)",
