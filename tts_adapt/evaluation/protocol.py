@@ -229,6 +229,17 @@ def synthesize_all(
     return paths
 
 
+def stored_audio_path(path: str, out_dir: Path) -> str:
+    """How a row names its audio: relative to the evaluation folder when inside it (the folder can be
+    moved, and ``report`` resolves it against the folder), else absolute (never relative to the working
+    directory the evaluation happened to run in)."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(Path(out_dir).resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
@@ -345,6 +356,7 @@ def run_evaluation(
             entry, [cases[i] for i in todo], [audio[i] for i in todo], scorers, profiles, progress
         )
         for i, r in zip(todo, fresh, strict=True):
+            r["audio"] = stored_audio_path(r["audio"], out)
             r["audio_sha1"] = shas[i]
             r["scoring_key"] = key
             reuse[i] = r
