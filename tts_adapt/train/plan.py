@@ -65,10 +65,7 @@ def adaptation_plan(
     prior = "none"
     if setup.prior is not None:
         curvature = "identity (L2-SP)" if cfg.curvature == "l2sp" else cfg.curvature
-        prior = f"lambda {cfg.strength} x {curvature}"
-        covered = getattr(setup.prior, "coverage", None)
-        if callable(covered):
-            prior += f"; {covered()}"
+        prior = f"lambda {cfg.strength} x {curvature} on the curvature's layers"
     f0 = "JDC pitch extractor of the checkpoint" if cfg.f0 == "jdc" else "pYIN (DSP tracker)"
     lines = [
         f"plan: {cfg.method}, {cfg.steps} steps of {cfg.batch_size} x {cfg.grad_accum} utterances "
