@@ -35,7 +35,8 @@ def test_wer_is_errors_over_words_and_retention_pairs_errors():
         _row("adapted", "s1", "u2", 1, 2),
         _row("adapted", "s2", "u3", 4, 8),
     ]
-    entries = [SystemEntry("base", "base"), SystemEntry("adapted", "adapted")]
+    never_called = object()  # aggregation reads rows only; no system synthesises here
+    entries = [SystemEntry("base", "base", never_called), SystemEntry("adapted", "adapted", never_called)]
     agg = aggregate(rows, entries, EvalConfig(metrics=("wer",), n_boot=300))
     base = agg["systems"]["base"]["sets"]["heldout"]["wer"]
     assert base["mean"] == pytest.approx(4 / 30)  # not the mean of 0.05, 0.5, 0.25
