@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import REPO
+from ..conftest import REPO, missing_input
 
 PAPER_SPLITS = Path(
     os.environ.get("TTS_ADAPT_PAPER_SPLITS", REPO.parent / "shared" / "data" / "paper_splits")
@@ -17,5 +17,5 @@ PAPER_SPLITS = Path(
 @pytest.fixture(scope="session")
 def paper_splits_dir() -> Path:
     if not PAPER_SPLITS.is_dir():
-        pytest.skip(f"paper splits not found at {PAPER_SPLITS} (set TTS_ADAPT_PAPER_SPLITS)")
+        missing_input(f"paper splits not found at {PAPER_SPLITS} (set TTS_ADAPT_PAPER_SPLITS)")
     return PAPER_SPLITS

@@ -34,7 +34,9 @@ def setup(prepared_synthetic, tmp_path_factory):
     torch.manual_seed(0)
     ckpt = save_official(build_model(MICRO_CONFIG), root / "base.pth")
     items = [it for it in prepared_synthetic.items if it.speaker == prepared_synthetic.items[0].speaker][:2]
-    cfg = TrainConfig(method="lora", steps=1, max_len=80, batch_size=2, save_every=100, sample_every=100)
+    cfg = TrainConfig(
+        method="lora", steps=1, max_len=80, batch_size=2, save_every=100, sample_every=100, no_slm=True
+    )
     run_adaptation(ckpt, MICRO_CONFIG, items, cfg, root / "lora", progress=False, hash_checkpoint=False)
     ref = items[0].utterance.audio_path
     return ckpt, root / "lora", ref

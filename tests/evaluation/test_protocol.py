@@ -55,7 +55,7 @@ def test_protocol_outputs(eval_dir):
     assert set(s["base"]["per_speaker"]["heldout"]) == {c.speaker for c in cases if c.set == "heldout"}
     assert s["adapted"]["info"]["lambda"] == 0.5
     for r in rows:
-        assert os.path.exists(r["audio"])
+        assert os.path.exists(eval_dir / r["audio"])  # relative to the evaluation folder
         assert ("dnsmos" in r) == (r["set"] == "target")  # heldout_dnsmos=False
 
 

@@ -75,3 +75,33 @@ def test_report_loads_in_headless_chromium(eval_dir, tmp_path):
     assert result["rows"] == 3
     assert result["imgs"] == result["imgs_ok"] == 2
     assert result["audios"] == result["audios_ok"] == 2 * 3
+
+
+@needs_espeak
+def test_relative_out_from_another_working_directory(synthetic_corpus, tmp_path, monkeypatch):
+    """``evaluate --out runs/eval`` (relative), then ``report`` run elsewhere: every synthesised clip is
+    found and embedded, not only the ground truth."""
+    from tts_adapt.data import load_corpus
+    from tts_adapt.evaluation.protocol import EvalConfig, SystemEntry, run_evaluation
+    from tts_adapt.evaluation.systems import make_system
+    from tts_adapt.evaluation.testset import build_test_set
+
+    train = load_corpus(synthetic_corpus / "train-synth")
+    held = load_corpus(synthetic_corpus / "test-synth")
+    speaker = sorted({u.speaker for u in train})[0]
+    cases = build_test_set(train, held, n_target=2, n_heldout_per_speaker=1, seed=0, target_speaker=speaker)
+    entries = [
+        SystemEntry("ground_truth", "ground_truth"),
+        SystemEntry("base", "base", make_system("espeak:en-us+f3:pitch=60")),
+    ]
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    run_evaluation(entries, cases, "runs/eval", EvalConfig(metrics=("mcd",), n_boot=50), progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "work/runs/eval/utterances.jsonl").read_text().splitlines()]
+    synthesised = [r["audio"] for r in rows if r["system"] == "base"]
+    assert synthesised and all(a.startswith("audio/base/") for a in synthesised)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    html_path, _ = write_report([tmp_path / "work/runs/eval"], tmp_path / "r.html", n_audio=2, markdown=False)
+    # 2 target + 2 held-out sentences x 2 systems (only the 4 ground-truth clips before the fix)
+    assert html_path.read_text().count("<audio") == 2 * 2 * 2

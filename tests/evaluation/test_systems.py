@@ -89,6 +89,7 @@ def test_trainer_output_folder_through_the_protocol(synthetic_corpus, tmp_path):
         "1000",
         "--device",
         "cpu",
+        "--no-slm",
     ]
     assert main(argv) == 0
     adapted = make_system(f"adapted:{run}:diffusion_steps=2", name="lora")

@@ -30,26 +30,27 @@ def lora_model(rank: int = 2):
     return model
 
 
+def explicit_h(t: dict, method: str, n_in: int, n_out: int) -> torch.Tensor:
+    """The curvature of one layer as a dense matrix over column-major ``vec(ΔW[:, :n_in])``, built from
+    the stored factors alone (Kronecker product / diagonal / eigenbasis), not by the implementation."""
+    if method == "l2sp":
+        return torch.eye(n_in * n_out, dtype=torch.float64)
+    if method == "diag":
+        return torch.diag(t["diag"][:, :n_in].T.reshape(-1))
+    if method == "kfac":
+        return torch.kron(t["A"][:n_in, :n_in], t["G"])
+    rot = torch.kron(t["QA"], t["QG"])  # vec(QGᵀ X QA) = (QA ⊗ QG)ᵀ vec(X)
+    h_full = rot @ torch.diag(t["scale"].T.reshape(-1)) @ rot.T
+    return h_full[: n_in * n_out, : n_in * n_out]  # the bias column is the last block of vec
+
+
 def brute(curv, model, strength):
     """λ/2 Σ vec(ΔW)ᵀ H vec(ΔW) with H built explicitly (Kronecker product / diagonal matrix)."""
     total = torch.zeros((), dtype=torch.float64)
     for name, layer in lora_layers(model).items():
         dw = dense_delta(layer)["weight"].reshape(curv.info[name]["d_out"], -1)
-        d_in = dw.shape[1]
         vec = dw.T.reshape(-1)  # column-major vec(ΔW)
-        t = curv.layers[name]
-        if curv.method == "l2sp":
-            h = torch.eye(vec.numel(), dtype=torch.float64)
-        elif curv.method == "diag":
-            h = torch.diag(t["diag"][:, :d_in].T.reshape(-1))
-        elif curv.method == "kfac":
-            h = torch.kron(t["A"][:d_in, :d_in], t["G"])
-        else:
-            qa, qg = t["QA"], t["QG"]
-            rot = torch.kron(qa, qg)  # vec(QGᵀ X QA) = (QA ⊗ QG)ᵀ vec(X)
-            h_full = rot @ torch.diag(t["scale"].T.reshape(-1)) @ rot.T
-            n_out = dw.shape[0]
-            h = h_full[: d_in * n_out, : d_in * n_out]  # the bias column is the last block of vec
+        h = explicit_h(curv.layers[name], curv.method, dw.shape[1], dw.shape[0])
         total = total + vec @ h @ vec
     return 0.5 * strength * total
 
@@ -105,8 +106,15 @@ def test_full_fine_tuning_penalises_w_minus_w0(curvatures, method):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    expected = sum(curvatures[method].quadratic(n, s.weight_matrix() - w0[n]) for n, s in specs.items())
+    # oracle: the dense H over [W | b] built from the stored factors, bias column included
+    expected = torch.zeros((), dtype=torch.float64)
+    for n, s in specs.items():
+        dw = (s.weight_matrix() - w0[n]).detach()
+        vec = dw.T.reshape(-1)
+        h = explicit_h(curvatures[method].layers[n], method, dw.shape[1], dw.shape[0])
+        expected = expected + vec @ h @ vec
     pen = prior.penalty()
+    assert expected.item() > 0
     torch.testing.assert_close(pen, 1.5 * expected, rtol=1e-10, atol=1e-12)
     pen.backward()
     assert (

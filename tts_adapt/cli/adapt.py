@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from .data import add_data_arguments, load_data_arguments
@@ -47,21 +48,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lambda", dest="strength", default="1e3", help="prior strength, or e.g. decoder=1e4,default=1e3"
     )
-    p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="utterances per batch (2 or more)")
+
+    def given(what: str, value: object, key: str) -> str:
+        return f"{what} (default: config.yml {key}, else {value})"
+
+    p.add_argument("--steps", type=int, help=given("optimiser steps", d.steps, "epochs in steps"))
+    p.add_argument("--batch-size", type=int, help=given("utterances per step", d.batch_size, "batch_size"))
     p.add_argument("--frame-budget", type=int, help="max padded mel frames per batch (length bucketing)")
     p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="batches accumulated per step")
-    p.add_argument("--max-len", type=int, default=d.max_len, help="decoder crop in mel frames (12.5 ms)")
-    p.add_argument("--lr", type=float, default=d.lr, help="base learning rate (most modules train at 2 x lr)")
-    p.add_argument("--bert-lr", type=float, default=d.bert_lr, help="PL-BERT learning rate")
+    p.add_argument("--max-len", type=int, help=given("decoder crop in mel frames", d.max_len, "max_len"))
     p.add_argument(
-        "--ft-lr", type=float, default=d.ft_lr, help="decoder and acoustic style encoder learning rate"
+        "--lr", type=float, help=given("learning rate of most modules", d.lr, "optimizer_params.lr")
     )
     p.add_argument(
-        "--diff-start", type=int, default=d.diff_start, help="step at which style diffusion trains"
+        "--bert-lr", type=float, help=given("PL-BERT learning rate", d.bert_lr, "optimizer_params.bert_lr")
     )
     p.add_argument(
-        "--joint-start", type=int, help="step at which the SLM-adversarial stage starts (needs WavLM weights)"
+        "--ft-lr",
+        type=float,
+        help=given("decoder/style encoder learning rate", d.ft_lr, "optimizer_params.ft_lr"),
+    )
+    p.add_argument(
+        "--diff-start",
+        type=int,
+        help=given("step at which style diffusion trains", d.diff_start, "loss_params.diff_epoch in steps"),
+    )
+    p.add_argument(
+        "--joint-start",
+        type=int,
+        help=given(
+            "step at which the SLM-adversarial stage starts", "never", "loss_params.joint_epoch in steps"
+        ),
     )
     p.add_argument("--rank", type=int, default=d.lora_rank, help="LoRA rank")
     p.add_argument("--alpha", type=float, default=d.lora_alpha, help="LoRA alpha")
@@ -83,36 +100,82 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, help="newest checkpoints kept")
     p.add_argument("--jobs", type=int, default=1, help="parallel data preparation workers")
     p.add_argument("--wavlm", help="WavLM weights (folder or hub id in the local cache) for the SLM losses")
+    p.add_argument(
+        "--no-slm",
+        action="store_true",
+        help="train without the WavLM terms (lambda_slm and the SLM-adversarial stage); without this flag a "
+        "run that needs WavLM and finds no weights stops",
+    )
+    p.add_argument(
+        "--ood-texts",
+        help="out-of-distribution texts for the SLM-adversarial stage, official OOD_data format "
+        "(phonemes, or path|phonemes|speaker per line; default: config.yml data_params.OOD_data "
+        "if it exists)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check config, checkpoint, data, curvature and weights, print the plan, and exit (no training)",
+    )
     p.set_defaults(func=run)
+
+
+FLAG_FIELDS = {
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "max_len": "max_len",
+    "lr": "lr",
+    "bert_lr": "bert_lr",
+    "ft_lr": "ft_lr",
+    "diff_start": "diff_start",
+    "joint_start": "joint_start",
+}
+
+
+def ood_source(args: argparse.Namespace, config: dict) -> str | None:
+    """``--ood-texts``, else the config's ``data_params.OOD_data`` when that file exists (as given, or
+    beside the config file), else ``None``."""
+    if args.ood_texts:
+        if not Path(args.ood_texts).is_file():
+            raise FileNotFoundError(f"--ood-texts {args.ood_texts} does not exist")
+        return args.ood_texts
+    listed = (config.get("data_params") or {}).get("OOD_data")
+    if not listed:
+        return None
+    for candidate in (Path(listed), Path(args.config).parent / listed):
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import SkipReport, prepare_corpus
+    from ..data.ood import read_ood_texts
     from ..models.styletts2.config import load_config
-    from ..train import TrainConfig, from_official, run_adaptation, validate
+    from ..train import run_adaptation, validate
+    from ..train.objective import LossWeights
+    from ..train.resolve import check_slm, describe_settings, resolve_settings
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(args.out)
-    if (out / "manifest.json").exists():
+    if (out / "manifest.json").exists() and not args.dry_run:
         print(f"{out} already holds a finished adaptation (manifest.json); use another --out to train again")
         return 0
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint} does not exist")
     config = load_config(args.config)
-    cfg = from_official(
-        config,
+    report = SkipReport(path=out / "data_report.jsonl") if not args.dry_run else None
+    layout, utts = load_data_arguments(args, report=report)
+    if not utts:
+        raise ValueError(f"--data {args.data} holds no utterance")
+    flags = {name: getattr(args, attr) for attr, name in FLAG_FIELDS.items()}
+    flags.update(
         method=args.method,
-        steps=args.steps,
-        batch_size=args.batch_size,
         frame_budget=args.frame_budget,
         grad_accum=args.grad_accum,
-        max_len=args.max_len,
-        lr=args.lr,
-        bert_lr=args.bert_lr,
-        ft_lr=args.ft_lr,
-        diff_start=args.diff_start,
-        joint_start=args.joint_start,
         lora_rank=args.rank,
         lora_alpha=args.alpha,
         lora_dropout=args.lora_dropout,
@@ -129,24 +192,45 @@ def run(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         sample_every=args.sample_every,
         keep_checkpoints=args.keep_checkpoints,
+        no_slm=args.no_slm or None,
+        ood_texts=ood_source(args, config),
     )
-    assert isinstance(cfg, TrainConfig)
-    validate(cfg)  # fail before any data work
-    report = SkipReport(path=out / "data_report.jsonl")
-    layout, utts = load_data_arguments(args, report=report)
+    resolved = resolve_settings(config, flags, len(utts))
+    cfg = resolved.cfg
+    validate(cfg, world=int(os.environ.get("WORLD_SIZE", "1")))  # fail before any data work
+    if cfg.curvature and cfg.curvature != "l2sp" and not Path(cfg.curvature).is_file():
+        raise FileNotFoundError(f"--curvature {cfg.curvature} does not exist")
+    joint = cfg.joint_start is not None and cfg.joint_start < cfg.steps
+    if cfg.ood_texts:
+        n_ood = len(read_ood_texts(cfg.ood_texts, cfg.ood_min_length))
+        ood = f"{cfg.ood_texts} ({n_ood} texts of >= {cfg.ood_min_length} characters), half of the SLM steps"
+    else:
+        ood = "none: the SLM-adversarial stage uses the batch's own texts" if joint else "not needed"
+        if joint and not cfg.no_slm:
+            log.warning(
+                "no out-of-distribution texts (--ood-texts): the SLM-adversarial stage uses in-domain "
+                "texts only"
+            )
+    slm, slm_found = None, None
+    slm_cfg = config["model_params"].get("slm") or {}
+    if not cfg.no_slm:
+        from ..train.slm import SpeechLM
+
+        if args.wavlm:
+            slm, slm_found = SpeechLM.load(args.wavlm, slm_cfg), args.wavlm
+        elif slm_cfg.get("model"):
+            slm = SpeechLM.try_load(slm_cfg)
+            slm_found = slm_cfg["model"] if slm is not None else None
+    lambda_slm = LossWeights.from_config(config.get("loss_params")).slm
+    slm_desc = check_slm(cfg, lambda_slm, slm_found)
+    print(describe_settings(resolved))
+    if args.dry_run:
+        return dry_run(args, cfg, utts, slm_desc, ood)
+    layout_desc = layout
     prepared = prepare_corpus(utts, report=report, jobs=args.jobs, what="adaptation data")
-    slm = None
-    if args.wavlm:
-        from ..train.slm import SpeechLM
-
-        slm = SpeechLM.load(args.wavlm, config["model_params"]["slm"])
-    elif (config["model_params"].get("slm") or {}).get("model"):
-        from ..train.slm import SpeechLM
-
-        slm = SpeechLM.try_load(config["model_params"]["slm"])
     description = {
         "spec": args.data,
-        "layout": layout,
+        "layout": layout_desc,
         "utterances": len(prepared.items),
         "speakers": sorted({it.speaker for it in prepared.items}),
         "hours": round(sum(it.num_frames for it in prepared.items) * 300 / 24000 / 3600, 4),
@@ -162,4 +246,15 @@ def run(args: argparse.Namespace) -> int:
         slm=slm,
     )
     print(f"adapted model in {out}")
+    return 0
+
+
+def dry_run(args: argparse.Namespace, cfg, utts, slm_desc: str, ood: str) -> int:
+    """Load the checkpoint, set the method up on it and print the plan; nothing is trained or written."""
+    from ..models.styletts2 import load_official
+    from ..train.plan import adaptation_plan
+
+    model = load_official(args.checkpoint, args.config)
+    print(adaptation_plan(model, cfg, utts, slm=slm_desc, ood=ood))
+    print("dry run: every check passed; nothing was trained or written")
     return 0

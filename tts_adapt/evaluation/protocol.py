@@ -32,6 +32,7 @@ from .audio_io import write_wave
 from .stats import bootstrap_mean, bootstrap_ratio
 from .systems import Synthesizer
 from .testset import TestCase, write_test_set
+from .text_norm import edit_distance, normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,13 @@ def _nan_to_none(x: float | None) -> float | None:
 
 
 class SpeakerProfiles:
-    """Leave-one-out speaker centroids from the test set's ground-truth recordings."""
+    """Leave-one-out speaker centroids from the test set's ground-truth recordings.
+
+    The pool is every recording of the speaker the test set names (case recordings and prompts). A
+    case's profile never holds its own recording nor its prompt: a synthesis conditioned on the
+    prompt would otherwise be scored partly against the very recording it was given. A speaker with no
+    other recording has no profile (similarity ``None``), never the prompt alone.
+    """
 
     def __init__(self, cases: Sequence[TestCase], scorers: Scorers) -> None:
         from .similarity import centroid
@@ -201,11 +208,11 @@ class SpeakerProfiles:
         self.emb = dict(zip(paths, embs, strict=True))
         self.profile: dict[str, np.ndarray] = {}
         for c in cases:
-            own = [x.audio_path for x in cases if x.speaker == c.speaker and x.audio_path != c.audio_path]
-            own = sorted(set(own))
-            self.profile[c.key] = (
-                centroid(np.stack([self.emb[p] for p in own])) if own else self.emb[c.prompt_path]
-            )
+            left_out = {c.audio_path, c.prompt_path}
+            pool = {p for x in cases if x.speaker == c.speaker for p in (x.audio_path, x.prompt_path)}
+            own = sorted(pool - left_out)
+            if own:
+                self.profile[c.key] = centroid(np.stack([self.emb[p] for p in own]))
 
 
 def synthesize_all(
@@ -227,6 +234,17 @@ def synthesize_all(
             write_wave(p, wave, sr)
         paths.append(str(p))
     return paths
+
+
+def stored_audio_path(path: str, out_dir: Path) -> str:
+    """How a row names its audio: relative to the evaluation folder when inside it (the folder can be
+    moved, and ``report`` resolves it against the folder), else absolute (never relative to the working
+    directory the evaluation happened to run in)."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(Path(out_dir).resolve()).as_posix()
+    except ValueError:
+        return str(p)
 
 
 def _safe(name: str) -> str:
@@ -264,7 +282,8 @@ def score_cases(
     if "sim" in cfg.metrics and profiles is not None:
         embs = scorers.speaker.embed(list(audio))
         for r, c, e in zip(rows, cases, embs, strict=True):
-            r["sim"] = float(e @ profiles.profile[c.key])
+            profile = profiles.profile.get(c.key)
+            r["sim"] = float(e @ profile) if profile is not None else None
             r["sim_ref"] = float(e @ profiles.emb[c.prompt_path])
     for r, c, a in tqdm(
         list(zip(rows, cases, audio, strict=True)),
@@ -275,6 +294,7 @@ def score_cases(
         if "wer" in cfg.metrics:
             s = scorers.asr.score(a, c.text)
             r.update(wer=s["wer"], cer=s["cer"], asr_text=s["hypothesis"])
+            r.update(error_counts(c.text, s["hypothesis"]))
         if "per" in cfg.metrics:
             s = scorers.per.per(a, c.phonemes or "")
             r.update(per=s["per"], asr_phonemes=s["phonemes"])
@@ -284,6 +304,17 @@ def score_cases(
             d = scorers.dnsmos.score([a])[0]
             r.update(dnsmos=d["ovrl"], dnsmos_sig=d["sig"], dnsmos_bak=d["bak"])
     return rows
+
+
+def error_counts(reference: str, hypothesis: str) -> dict[str, int]:
+    """Word and character edits and reference lengths, so that WER/CER can be pooled over a corpus."""
+    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
+    return {
+        "wer_errors": edit_distance(ref.split(), hyp.split()),
+        "wer_words": len(ref.split()),
+        "cer_errors": edit_distance(list(ref), list(hyp)),
+        "cer_chars": len(ref),
+    }
 
 
 def _add_phonemes(cases: list[TestCase]) -> list[TestCase]:
@@ -345,6 +376,7 @@ def run_evaluation(
             entry, [cases[i] for i in todo], [audio[i] for i in todo], scorers, profiles, progress
         )
         for i, r in zip(todo, fresh, strict=True):
+            r["audio"] = stored_audio_path(r["audio"], out)
             r["audio_sha1"] = shas[i]
             r["scoring_key"] = key
             reuse[i] = r
@@ -361,6 +393,57 @@ def run_evaluation(
     return agg
 
 
+# rates pooled over a corpus: (errors field, reference-length field)
+CORPUS_RATES = {"wer": ("wer_errors", "wer_words"), "cer": ("cer_errors", "cer_chars")}
+
+
+def _pooled(rows: Sequence[dict], metric: str) -> list[dict] | None:
+    """Rows with the counts of a pooled rate (``None``: not a pooled metric, or counts absent)."""
+    if metric not in CORPUS_RATES:
+        return None
+    err, n = CORPUS_RATES[metric]
+    with_counts = [r for r in rows if r.get(err) is not None and r.get(n) is not None]
+    return (
+        with_counts
+        if with_counts and len(with_counts) == sum(r.get(metric) is not None for r in rows)
+        else None
+    )
+
+
+def metric_estimate(rows: Sequence[dict], metric: str, cfg: EvalConfig) -> dict | None:
+    """Point value and two-level (speakers, then utterances) bootstrap interval of one metric.
+
+    WER and CER are corpus rates, total errors over total reference words (characters); every other
+    metric is the mean over utterances.
+    """
+    pooled = _pooled(rows, metric)
+    if pooled is not None:
+        err, n = CORPUS_RATES[metric]
+        est = bootstrap_ratio(
+            [r[err] for r in pooled],
+            [r[n] for r in pooled],
+            cfg.n_boot,
+            cfg.seed,
+            groups=[r["speaker"] for r in pooled],
+        )
+        return est.to_dict()
+    sub = [r for r in rows if r.get(metric) is not None]
+    if not sub:
+        return None
+    vals = [r[metric] for r in sub]
+    return bootstrap_mean(vals, cfg.n_boot, cfg.seed, groups=[r["speaker"] for r in sub]).to_dict()
+
+
+def point_value(rows: Sequence[dict], metric: str) -> float:
+    """The metric over ``rows`` without an interval (corpus rate for WER/CER, else the mean)."""
+    pooled = _pooled(rows, metric)
+    if pooled is not None:
+        err, n = CORPUS_RATES[metric]
+        words = sum(r[n] for r in pooled)
+        return float(sum(r[err] for r in pooled) / words) if words else float("nan")
+    return float(np.mean([r[metric] for r in rows if r.get(metric) is not None]))
+
+
 def aggregate(rows: Sequence[dict], entries: Sequence[SystemEntry], cfg: EvalConfig) -> dict:
     """Bootstrap means per system/set/metric, per-speaker means, and held-out retention vs the base."""
     by_system: dict[str, list[dict]] = {}
@@ -375,14 +458,14 @@ def aggregate(rows: Sequence[dict], entries: Sequence[SystemEntry], cfg: EvalCon
             sub = [r for r in mine if r["set"] == set_name]
             sets[set_name] = {}
             for m in METRIC_FIELDS:
-                vals = [r[m] for r in sub if r.get(m) is not None]
-                if vals:
-                    sets[set_name][m] = bootstrap_mean(vals, cfg.n_boot, cfg.seed).to_dict()
+                est = metric_estimate(sub, m, cfg)
+                if est is not None:
+                    sets[set_name][m] = est
             per_speaker[set_name] = {}
             for spk in sorted({r["speaker"] for r in sub}):
                 srows = [r for r in sub if r["speaker"] == spk]
                 per_speaker[set_name][spk] = {
-                    m: float(np.mean([r[m] for r in srows if r.get(m) is not None]))
+                    m: point_value(srows, m)
                     for m in METRIC_FIELDS
                     if any(r.get(m) is not None for r in srows)
                 }
@@ -402,15 +485,22 @@ def aggregate(rows: Sequence[dict], entries: Sequence[SystemEntry], cfg: EvalCon
             ]
             pairs = [(a, b) for a, b in pairs if b is not None]
             for m in METRIC_FIELDS:
-                ab = [(a.get(m), b.get(m)) for a, b in pairs if a.get(m) is not None and b.get(m) is not None]
+                key = m
+                if m in CORPUS_RATES and all(a.get(CORPUS_RATES[m][0]) is not None for a, _ in pairs):
+                    key = CORPUS_RATES[m][0]  # ratio of corpus rates on the same texts: errors / errors
+                ab = [
+                    (a.get(key), b.get(key), a["speaker"])
+                    for a, b in pairs
+                    if a.get(key) is not None and b.get(key) is not None
+                ]
                 if ab:
-                    num, den = zip(*ab, strict=True)
-                    retention[m] = bootstrap_ratio(num, den, cfg.n_boot, cfg.seed).to_dict()
+                    num, den, spk = zip(*ab, strict=True)
+                    retention[m] = bootstrap_ratio(num, den, cfg.n_boot, cfg.seed, groups=spk).to_dict()
             systems[e.name]["retention"] = retention
     return {
         "config": asdict(cfg),
         "base": base,
         "systems": systems,
         "higher_is_better": HIGHER_IS_BETTER,
-        "interval": "bootstrap 95% (percentile)",
+        "interval": "two-level bootstrap 95% (speakers, then their utterances; percentile)",
     }

@@ -2,6 +2,11 @@
 
 Systems are evaluated on the same seeded items, so the ratio adapted/base is bootstrapped *paired*
 (resampling items, not systems independently), which gives honest, narrower intervals for retention.
+
+Utterances of one speaker are not independent: with ``groups`` (the speaker of each item) the bootstrap
+is two-level, resampling speakers with replacement and then each drawn speaker's utterances with
+replacement, so the interval reflects how few speakers there are. A ratio of means over the same items
+is a ratio of sums, which is how corpus WER (errors / words) is estimated.
 """
 
 from __future__ import annotations
@@ -38,36 +43,91 @@ def _resample_means(
     return np.concatenate(out, axis=0)
 
 
-def bootstrap_mean(values, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, level: float = 0.95) -> Estimate:
-    """Mean with a percentile bootstrap interval; NaNs (failed items) are dropped first."""
+def _two_level_means(
+    values: np.ndarray, groups: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``[n_boot, k]`` item means over two-level resamples: groups with replacement, then, independently
+    for every drawn slot, that group's items with replacement."""
+    labels, inverse = np.unique(groups, return_inverse=True)
+    g = len(labels)
+    k = values.shape[1]
+    slot_sums = np.empty((g, n_boot, g, k))  # [group, replicate, slot, column]
+    sizes = np.empty(g)
+    for i in range(g):
+        members = values[inverse == i]
+        sizes[i] = len(members)
+        idx = rng.integers(0, len(members), size=(n_boot, g, len(members)))
+        slot_sums[i] = members[idx].sum(axis=2)
+    chosen = rng.integers(0, g, size=(n_boot, g))  # the groups drawn into each slot
+    replicate = np.arange(n_boot)[:, None]
+    slot = np.arange(g)[None, :]
+    sums = slot_sums[chosen, replicate, slot].sum(axis=1)  # [n_boot, k]
+    counts = sizes[chosen].sum(axis=1)
+    return sums / counts[:, None]
+
+
+def _replicates(values: np.ndarray, groups, n_boot: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return _resample_means(values, n_boot, rng)
+    return _two_level_means(values, np.asarray(groups), n_boot, rng)
+
+
+def bootstrap_mean(
+    values, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, level: float = 0.95, groups=None
+) -> Estimate:
+    """Mean with a percentile bootstrap interval; NaNs (failed items) are dropped first.
+
+    ``groups`` (one label per value, e.g. the speaker) makes the bootstrap two-level.
+    """
     x = np.asarray(values, dtype=np.float64).reshape(-1)
-    x = x[np.isfinite(x)]
+    keep = np.isfinite(x)
+    if groups is not None:
+        groups = np.asarray(groups).reshape(-1)
+        if groups.shape != x.shape:
+            raise ValueError(f"groups needs one label per value, got {groups.size} for {x.size}")
+        groups = groups[keep]
+    x = x[keep]
     if x.size == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
     if x.size == 1:
         return Estimate(float(x[0]), float(x[0]), float(x[0]), 1)
-    means = _resample_means(x[:, None], n_boot, np.random.default_rng(seed))[:, 0]
+    means = _replicates(x[:, None], groups, n_boot, seed)[:, 0]
     a = (1 - level) / 2
     lo, hi = np.quantile(means, [a, 1 - a])
     return Estimate(float(x.mean()), float(lo), float(hi), int(x.size))
 
 
 def bootstrap_ratio(
-    numerator, denominator, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, level: float = 0.95
+    numerator,
+    denominator,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    level: float = 0.95,
+    groups=None,
 ) -> Estimate:
-    """``mean(numerator) / mean(denominator)`` over paired items, with a paired bootstrap interval."""
+    """``mean(numerator) / mean(denominator)`` over paired items, with a paired bootstrap interval.
+
+    Equal to ``sum(numerator) / sum(denominator)``: with errors and reference words per utterance this
+    is corpus WER. ``groups`` makes the bootstrap two-level (speakers, then their utterances).
+    """
     a = np.asarray(numerator, dtype=np.float64).reshape(-1)
     b = np.asarray(denominator, dtype=np.float64).reshape(-1)
     if a.shape != b.shape:
         raise ValueError(f"paired bootstrap needs equal lengths, got {a.size} and {b.size}")
     keep = np.isfinite(a) & np.isfinite(b)
+    if groups is not None:
+        groups = np.asarray(groups).reshape(-1)
+        if groups.shape != a.shape:
+            raise ValueError(f"groups needs one label per item, got {groups.size} for {a.size}")
+        groups = groups[keep]
     a, b = a[keep], b[keep]
     if a.size == 0 or b.mean() == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), int(a.size))
     ratio = float(a.mean() / b.mean())
     if a.size == 1:
         return Estimate(ratio, ratio, ratio, 1)
-    means = _resample_means(np.stack([a, b], axis=1), n_boot, np.random.default_rng(seed))
+    means = _replicates(np.stack([a, b], axis=1), groups, n_boot, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = means[:, 0] / means[:, 1]
     ratios = ratios[np.isfinite(ratios)]

@@ -1,9 +1,10 @@
 """Adaptation settings, read from CLI flags and the official config, and checked up front.
 
 The official StyleTTS 2 fine-tuning has traps that waste a GPU day before anyone notices; they are
-caught here, before a model is loaded: SLM-adversarial clips that can never be cut (so that stage
-silently never runs), diffusion starting after the joint stage (a crash mid-run), decoder crops too
-short to train on, and one-utterance batches.
+caught here, before a model is loaded: an SLM-adversarial batch share too small to hold the two clips
+the step needs (so that stage silently never runs), diffusion starting after the joint stage (a crash
+mid-run), decoder crops too short to train on, and one-utterance batches. The SLM clips are cut from
+whole utterances, not from the decoder crop, so ``slmadv_params.min_len`` may exceed ``max_len``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class TrainConfig:
     slm_min_len: int = 400
     slm_max_len: int = 500
     slmadv_params: dict[str, Any] = field(default_factory=dict)  # the official slmadv_params
+    no_slm: bool = False  # an explicit choice to train without the WavLM terms (lambda_slm, joint stage)
+    ood_texts: str | None = None  # official OOD_data list for the SLM-adversarial stage
+    ood_min_length: int = 50  # official data_params.min_length
     lora_rank: int = 16
     lora_alpha: float = 32.0
     lora_dropout: float = 0.0
@@ -75,8 +79,12 @@ class TrainConfig:
         return d
 
 
-def validate(cfg: TrainConfig, warn: bool = True) -> list[str]:
-    """Raise :class:`ConfigError` for settings that cannot work; return (and log) warnings."""
+def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
+    """Raise :class:`ConfigError` for settings that cannot work; return (and log) warnings.
+
+    ``world`` is the number of data-parallel processes: the SLM-adversarial step cuts its clips from
+    each process's share of the batch.
+    """
     if cfg.method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if cfg.uses_prior and not cfg.curvature:
@@ -116,14 +124,19 @@ def validate(cfg: TrainConfig, warn: bool = True) -> list[str]:
                 "the joint stage needs the diffusion targets (the official script crashes here). "
                 "Set diff_epoch <= joint_epoch."
             )
-        if cfg.slm_min_len > cfg.max_len:
-            raise ConfigError(
-                f"slmadv_params.min_len {cfg.slm_min_len} exceeds max_len {cfg.max_len}: no clip can be cut, "
-                "so the SLM-adversarial stage would silently never run. Lower min_len to <= max_len or "
-                "raise max_len."
-            )
         if cfg.slm_max_len < cfg.slm_min_len:
             raise ConfigError(f"slmadv_params.max_len {cfg.slm_max_len} < min_len {cfg.slm_min_len}")
+        share = float(cfg.slmadv_params.get("batch_percentage", 0.5))
+        local = cfg.batch_size // max(world, 1)
+        if share * local < 2:
+            most = max(0, math.ceil(share * local)) if local else 0
+            warnings.append(
+                f"slmadv_params.batch_percentage {share} x local batch {local} (batch_size {cfg.batch_size} "
+                f"over {world} process(es)) = {share * local:g} < 2: the SLM-adversarial step keeps at most "
+                f"{most} clip(s) per process"
+                + (" and needs 2, so it never runs" if most < 2 else "")
+                + "; raise batch_size or batch_percentage"
+            )
     if cfg.batch_size < 2:
         warnings.append(
             "batch_size 1: StyleTTS 2 fine-tuning is known to go NaN with one-utterance batches (the "
@@ -164,6 +177,9 @@ def from_official(
         kw["slm_max_len"] = int(slm["max_len"])
     if slm:
         kw["slmadv_params"] = dict(slm)
+    data = config.get("data_params") or {}
+    if "min_length" in data:
+        kw["ood_min_length"] = int(data["min_length"])
     if "estimate_sigma_data" in dist:
         kw["estimate_sigma_data"] = bool(dist["estimate_sigma_data"])
     if steps_per_epoch:

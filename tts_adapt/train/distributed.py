@@ -49,10 +49,24 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def sum_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
-    """Sum ``.grad`` across processes (flattened into one buffer: one collective per call)."""
-    if not info.active:
+    """Sum ``.grad`` across processes (flattened into one buffer).
+
+    Every process must flatten the same parameters in the same order, even when a branch left some
+    gradient unset on one process only: a first collective agrees on which parameters have a gradient
+    anywhere, and those missing here join as zeros. Parameters without a gradient anywhere stay
+    ``None`` (so the optimiser still skips them).
+    """
+    if not info.active or not params:
         return
-    grads = [p.grad for p in params if p.grad is not None]
+    device = params[0].device
+    present = torch.tensor([float(p.grad is not None) for p in params], device=device)
+    dist.all_reduce(present, op=dist.ReduceOp.MAX)
+    grads = []
+    for p, anywhere in zip(params, present.tolist()):
+        if anywhere:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            grads.append(p.grad)
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])

@@ -15,6 +15,7 @@ from ..utils.logging import add_file_log
 from .artifacts import MANIFEST, export_adapted, sha256_file
 from .config import TrainConfig, validate
 from .distributed import DistInfo, init_from_env
+from .resolve import check_slm
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def run_adaptation(
     """Load the official checkpoint, train ``cfg.method`` on ``items``, write ``out``; returns ``out``.
 
     Re-running with the same ``out`` resumes from its newest checkpoint; a finished run is not redone.
+    Without ``slm`` the run stops when the config needs WavLM, unless ``cfg.no_slm`` is set.
     """
     from ..models.styletts2 import load_official
     from .trainer import Trainer
@@ -51,12 +53,16 @@ def run_adaptation(
         out.mkdir(parents=True, exist_ok=True)
         add_file_log(out / "train.log")
     model = load_official(checkpoint, config)
+    weights = LossWeights.from_config(model.config.get("loss_params"))
+    log.info("SLM: %s", check_slm(cfg, weights.slm, "given" if slm is not None else None))
+    if cfg.no_slm:
+        slm = None
     trainer = Trainer(
         model,
         cfg,
         items,
         out,
-        weights=LossWeights.from_config(model.config.get("loss_params")),
+        weights=weights,
         sample_item=sample_item,
         dist=dist,
         slm=slm,

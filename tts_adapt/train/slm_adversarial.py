@@ -108,8 +108,11 @@ class SLMAdversarial(nn.Module):
                 noise, bert_dur, ref, num_steps=num_steps, embedding_mask_proba=0.1
             ).squeeze(1)
         s_dur = s_preds[:, sd:]
+        # officially the whole predictor runs here (in training mode): dropout 0.5 before the duration
+        # head, and a second predictor call (fresh dropout draws in its text encoder) for the prosody
         d = m.predictor.text_encoder(d_en, s_dur, lengths, text_mask)
-        logits = m.predictor.duration_proj(run_lstm(m.predictor.lstm, d, lengths, total=d.shape[1]))
+        x = run_lstm(m.predictor.lstm, d, lengths, total=d.shape[1])
+        logits = m.predictor.duration_proj(F.dropout(x, 0.5, training=m.predictor.training))
         attns, frames = [], []
         for b in range(len(lengths)):
             a, f = soft_alignment(logits[b, : int(lengths[b])], st.sigma)
@@ -121,6 +124,8 @@ class SLMAdversarial(nn.Module):
         with torch.no_grad():
             t_en = m.text_encoder(tokens, lengths, text_mask)
         asr = t_en @ attn
+        if m.predictor.training:
+            d = m.predictor.text_encoder(d_en, s_dur, lengths, text_mask)
         p = d.transpose(-1, -2) @ attn
         clip = min(max(min(frames) // 2 - 1, st.min_len // 2), st.max_len // 2)
         keep, en, p_en, real_starts, styles = [], [], [], [], []

@@ -24,10 +24,12 @@ import torch
 from torch import nn
 
 from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
+from ..data.ood import read_ood_texts
 from ..data.prepare import PreparedUtterance
 from ..objective.crops import decoder_crop_frames
 from ..objective.finetune import FineTuneObjective, LossWeights
 from ..utils.seed import seed_everything
+from .amp import LossScaling
 from .config import TrainConfig, validate
 from .distributed import DistInfo, all_reduce_sum, any_true, shard, sum_gradients
 from .methods import DISCRIMINATORS, MethodSetup, describe_counts, setup_method
@@ -72,10 +74,12 @@ class Trainer:
         run_info: dict[str, Any] | None = None,
         progress: bool = True,
     ) -> None:
-        validate(cfg)
+        self.dist = dist or DistInfo()
+        validate(cfg, world=self.dist.world)
+        if cfg.no_slm:
+            slm = None
         self.cfg = cfg
         self.model = model
-        self.dist = dist or DistInfo()
         self.out = Path(out_dir)
         self.device = torch.device(cfg.device)
         self.progress = progress
@@ -94,7 +98,11 @@ class Trainer:
         self.disc_opt = build_optimizer(self.setup.discriminator_params, cfg)
         if self.gen_opt is None:
             raise ValueError(f"method {cfg.method!r} left no generator parameter trainable")
-        self.dataset = TTSDataset(list(items), seed=cfg.seed)
+        joint = cfg.joint_start is not None and cfg.joint_start < cfg.steps and not cfg.no_slm
+        ood = read_ood_texts(cfg.ood_texts, cfg.ood_min_length) if cfg.ood_texts and joint else None
+        self.dataset = TTSDataset(
+            list(items), seed=cfg.seed, ood_phonemes=ood, ood_min_length=cfg.ood_min_length
+        )
         self.sampler = FrameBudgetBatchSampler(
             self.dataset.frame_lengths,
             max_frames=cfg.frame_budget or 10**9,
@@ -108,13 +116,13 @@ class Trainer:
         self.skipped = 0
         self.sigma_history: list[float] = []
         self.fingerprint = self._fingerprint()
-        self.scaler = (
-            torch.amp.GradScaler("cuda") if cfg.amp == "fp16" and self.device.type == "cuda" else None
-        )
+        self.scaling = LossScaling(cfg.amp, self.device)
         self.writer = None
         self.slm_adv = None
         if cfg.joint_start is not None and cfg.joint_start < cfg.steps:
-            if slm is None:
+            if cfg.no_slm:
+                log.info("SLM-adversarial joint stage (from step %d) is off: --no-slm", cfg.joint_start)
+            elif slm is None:
                 log.warning(
                     "SLM-adversarial joint stage (from step %d) is off: no WavLM model was given or found "
                     "locally (pass --wavlm)",
@@ -150,6 +158,7 @@ class Trainer:
             "sigma_history": self.sigma_history,
             "fingerprint": self.fingerprint,
             "method": self.cfg.method,
+            "loss_scaler": self.scaling.state_dict(),
         }
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer | None]:
@@ -171,6 +180,7 @@ class Trainer:
         self.nan_streak, self.skipped = state["nan_streak"], state["skipped"]
         self.sigma_history = list(state["sigma_history"])
         self.model.diffusion.sigma_data = state["sigma_data"]
+        self.scaling.load_state_dict(state.get("loss_scaler"))
         log.info("resumed from %s (step %d)", latest, self.step)
         return True
 
@@ -255,6 +265,7 @@ class Trainer:
                 sum_gradients(self.disc_params, info)
                 if not self._grads_finite(self.disc_params):
                     bad_terms.append("discriminator gradients")
+                    self.scaling.skip()
                 else:
                     self._opt_step(self.disc_opt)
             for name in DISCRIMINATORS:  # no generator-loss gradients into the discriminators
@@ -287,11 +298,19 @@ class Trainer:
             bad_terms.append("generator gradients")
         if any_true(bool(bad_terms), info, self.device):
             self.gen_opt.zero_grad(set_to_none=True)
-            self.nan_streak += 1
+            self.scaling.skip()
+            # with fp16 loss scaling, overflowing gradients of finite losses are the scaler's business
+            # (it backs off); only non-finite values of the loss itself count towards nan_patience
+            overflow = self.scaling.enabled and not any_true(
+                any("gradients" not in t for t in bad_terms), info, self.device
+            )
+            self.nan_streak += 0 if overflow else 1
             self.skipped += 1
             ids = [i for b in batches for i in b.ids]
             what = ", ".join(sorted(set(bad_terms))) or "values on another process"
             msg = f"non-finite {what} in batch {ids}"
+            if overflow:
+                msg += f" (fp16 overflow; loss scale now {self.scaling.scaler.get_scale():g})"
             log.warning("step %d: skipping update: %s", self.step, msg)
             if self.nan_streak >= cfg.nan_patience:
                 raise NonFiniteLossError(
@@ -320,19 +339,24 @@ class Trainer:
         model.wd.requires_grad_(False)
         try:
             out = self.slm_adv.step(batch, self.step, p.s_trg.detach(), p.ref)
-            if out is None:
+            # every process takes the same branch (a lone early return would leave the others waiting
+            # in the gradient all-reduce below): skip unless every shard had at least two usable clips
+            if any_true(out is None, info, self.device):
                 return {}
             self._backward(out.generator_loss / info.world)
         finally:
             model.wd.requires_grad_(True)
         sum_gradients(self.gen_params, info)
+        self.scaling.unscale(self.gen_opt)  # the threshold below is on true gradient norms
         scale_predictor_gradients(model, self.slm_adv.settings)
         for group in self.gen_opt.param_groups:
             if group["name"] not in SLM_UPDATED:
                 for param in group["params"]:
                     param.grad = None
         metrics = {"slm_gen": float(out.generator_loss.detach())}
-        if self._grads_finite(self.gen_params):
+        if any_true(not self._grads_finite(self.gen_params), info, self.device):
+            self.scaling.skip()
+        else:
             self._opt_step(self.gen_opt)
         if self.slm_adv.discriminator_due(self.step) and self.disc_opt is not None:
             self.disc_opt.zero_grad(set_to_none=True)
@@ -340,7 +364,9 @@ class Trainer:
             self._backward(d_loss / info.world)
             wd_params = list(model.wd.parameters())
             sum_gradients(wd_params, info)
-            if self._grads_finite(wd_params):
+            if any_true(not self._grads_finite(wd_params), info, self.device):
+                self.scaling.skip()
+            else:
                 self._opt_step(self.disc_opt)
             metrics["slm_disc"] = float(d_loss.detach())
             if d_reg is not None:
@@ -348,14 +374,10 @@ class Trainer:
         return metrics
 
     def _backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        self.scaling.scale(loss).backward()
 
     def _opt_step(self, opt: torch.optim.Optimizer) -> None:
-        if self.scaler:
-            self.scaler.step(opt)
-            self.scaler.update()
-        else:
-            opt.step()
+        self.scaling.step(opt)
 
     @staticmethod
     def _grads_finite(params: list[nn.Parameter]) -> bool:

@@ -1,0 +1,99 @@
+"""fp16 loss scaling in the trainer (CPU GradScaler; the same class runs on CUDA).
+
+Oracle: ``torch.amp.GradScaler``'s documented semantics. On overflow ``step`` skips the update and
+``update`` multiplies the scale by ``backoff_factor`` (0.5) and restarts the growth count; gradients are
+``scale`` times too large until ``unscale_``; ``state_dict`` holds the scale and growth tracker.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tts_adapt.train.amp import LossScaling
+from tts_adapt.train.slm_adversarial import SLMAdversarialSettings, scale_predictor_gradients
+
+from .conftest import quick_config
+
+
+def _scaled_backward(scaling: LossScaling, model: nn.Module, x: torch.Tensor) -> None:
+    scaling.scale(model(x).pow(2).sum()).backward()
+
+
+def test_skipped_overflow_backs_the_scale_off_like_the_scaler():
+    torch.manual_seed(0)
+    model, x = nn.Linear(3, 2), torch.randn(4, 3)
+    ours = LossScaling("fp16", torch.device("cpu"))
+    ref = torch.amp.GradScaler("cpu")
+    ref_model = nn.Linear(3, 2)
+    ref_model.load_state_dict(model.state_dict())
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1)
+    for _ in range(3):  # three overflowing steps in a row
+        _scaled_backward(ours, model, x)
+        model.weight.grad[0, 0] = float("inf")
+        ours.skip()  # the trainer found non-finite gradients and skips the update
+        model.zero_grad()
+        ref.scale(ref_model(x).pow(2).sum()).backward()
+        ref_model.weight.grad[0, 0] = float("inf")
+        ref.step(ref_opt)
+        ref.update()
+        ref_opt.zero_grad()
+    assert ours.scaler.get_scale() == ref.get_scale() == 65536.0 * 0.5**3
+    assert ours.state_dict() == ref.state_dict()
+
+
+def test_gradients_are_unscaled_before_the_slm_norm_threshold():
+    """The official SLM step divides every gradient by the predictor's gradient norm when that norm
+    exceeds ``thresh``: the norm must be the true one, not ``scale`` times it."""
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predictor = nn.Module()
+            self.predictor.duration_proj = nn.Linear(3, 2)
+            self.predictor.lstm = nn.Linear(3, 3)
+            self.diffusion = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.predictor.duration_proj(self.predictor.lstm(x) + self.diffusion(x))
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 3)
+    fp32, amp = Tiny(), Tiny()
+    amp.load_state_dict(fp32.state_dict())
+    settings = SLMAdversarialSettings(grad_threshold=1e6)  # true norms are far below, scaled ones above
+    fp32(x).pow(2).sum().backward()
+    want = scale_predictor_gradients(fp32, settings)
+    scaling = LossScaling("fp16", torch.device("cpu"))
+    opt = torch.optim.SGD(amp.parameters(), lr=0.1)
+    _scaled_backward(scaling, amp, x)
+    scaling.unscale(opt)
+    got = scale_predictor_gradients(amp, settings)
+    assert abs(got - want) <= 1e-5 * want and want < settings.grad_threshold
+    for a, b in zip(fp32.parameters(), amp.parameters()):
+        torch.testing.assert_close(a.grad, b.grad)
+    scaling.step(opt)  # the scaler knows the gradients are unscaled: no second division, no error
+
+
+def test_scaler_state_is_in_the_checkpoint(fresh_model, target_items, tmp_path):
+    from tts_adapt.train.trainer import Trainer
+
+    cfg = quick_config(method="lora", amp="fp16")
+    trainer = Trainer(fresh_model(), cfg, target_items, tmp_path, progress=False)
+    assert trainer.scaling.enabled
+    trainer.scaling.scale(torch.ones(()))  # the scale is created on first use
+    for _ in range(4):
+        trainer.scaling.skip()
+    trainer.step = 3
+    trainer.save()
+    resumed = Trainer(fresh_model(), cfg, target_items, tmp_path, progress=False)
+    assert resumed.resume()
+    assert resumed.scaling.state_dict() == trainer.scaling.state_dict()
+    assert resumed.scaling.scaler.get_scale() == 65536.0 / 16
+
+
+def test_identity_without_fp16():
+    scaling = LossScaling("bf16", torch.device("cpu"))
+    loss = torch.tensor(3.0)
+    assert not scaling.enabled and scaling.scale(loss) is loss and scaling.state_dict() is None
+    scaling.skip()  # nothing to back off
