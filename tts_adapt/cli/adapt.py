@@ -45,6 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lambda", dest="strength", default="1e3", help="prior strength, or e.g. decoder=1e4,default=1e3"
     )
+    p.add_argument(
+        "--prior-missing-layers",
+        default=d.prior_missing,
+        choices=("error", "skip"),
+        help="LoRA layers the curvature file does not cover: stop with an error, or train them without "
+        "a prior",
+    )
+    p.add_argument(
+        "--curvature-any-weights",
+        action="store_true",
+        help="accept a curvature file estimated on other weights of the same architecture",
+    )
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--frame-budget", type=int, help="max padded mel frames per batch (length bucketing)")
@@ -114,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         lora_targets=[s.strip() for s in args.lora_targets.split(",")] if args.lora_targets else None,
         curvature=args.curvature,
         strength=parse_strength(args.strength),
+        prior_missing=args.prior_missing_layers,
+        curvature_any_weights=args.curvature_any_weights,
         seed=args.seed,
         f0=args.f0,
         dropout=not args.no_dropout,

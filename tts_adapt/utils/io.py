@@ -216,15 +216,37 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load`` restricted to tensors and plain containers; a pickle with code is an error."""
+    """``torch.load`` restricted to tensors and plain containers; a pickle with code is an error.
+
+    The error says what is wrong with the file (damaged, not a checkpoint, or carrying code) and never
+    passes on torch's advice to retry with ``weights_only=False``, which would run whatever code the
+    file carries.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(str(path), map_location=map_location, weights_only=True)
-    except Exception as e:  # UnpicklingError and friends
-        first_line = str(e).splitlines()[0] if str(e) else ""
-        raise ValueError(
-            f"refusing to load {path}: it is not a plain tensor checkpoint that "
-            f"torch.load(weights_only=True) accepts ({type(e).__name__}: {first_line})"
-        ) from e
+    except Exception as e:  # UnpicklingError, RuntimeError from the zip reader, EOFError, ...
+        raise ValueError(f"refusing to load {path}: {_load_failure(e)}") from None
+
+
+def _load_failure(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in our words (torch's text suggests unsafe loading)."""
+    import re
+
+    text = str(error)
+    found = re.search(r"unsupported GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"it carries Python objects besides tensors ({found.group(1)}), which could run code when "
+            "loaded; only plain tensor checkpoints are accepted"
+        )
+    if "central directory" in text or "PytorchStreamReader" in text or isinstance(error, EOFError):
+        return "the file is damaged or truncated (not a complete PyTorch archive); download or copy it again"
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    detail = found.group(1).strip() if found else type(error).__name__
+    if found is None:
+        lines = [ln for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+        detail = lines[0].strip() if lines else type(error).__name__
+    return f"it is damaged or not a PyTorch checkpoint ({detail})"
