@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .data import add_data_arguments, load_data_arguments
+from .data import add_data_arguments, add_text_argument, load_data_arguments
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", required=True, help="its config.yml")
     add_data_arguments(p)
+    add_text_argument(p)
     p.add_argument(
         "--out", required=True, help="output folder (adapter, config, manifest, logs, checkpoints)"
     )
@@ -95,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..data import SkipReport, prepare_corpus
+    from ..data import PrepareConfig, SkipReport, prepare_corpus
     from ..models.styletts2.config import load_config
     from ..train import TrainConfig, from_official, run_adaptation, validate
 
@@ -141,8 +142,18 @@ def run(args: argparse.Namespace) -> int:
     assert isinstance(cfg, TrainConfig)
     validate(cfg)  # fail before any data work
     report = SkipReport(path=out / "data_report.jsonl")
-    layout, utts = load_data_arguments(args, report=report)
-    prepared = prepare_corpus(utts, report=report, jobs=args.jobs, what="adaptation data")
+    try:
+        layout, utts = load_data_arguments(args, report=report)
+    finally:
+        report.save()
+    prepared = prepare_corpus(
+        utts,
+        config=PrepareConfig(keep_unsupported_text=args.keep_unsupported_text),
+        report=report,
+        jobs=args.jobs,
+        what="adaptation data",
+    )
+    print(prepared.summary())
     slm = None
     if args.wavlm:
         from ..train.slm import SpeechLM
