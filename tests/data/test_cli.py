@@ -57,7 +57,9 @@ def test_prepare_data_writes_filelist_and_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     # 4 wav files: one without transcript (skipped while reading), one silent, two used
     assert "data: 2 of 4 utterances used" in printed
-    assert "skipped 2: 1 missing_transcript, 1 silent" in printed or "skipped 2: 1 silent, 1 missing" in printed
+    assert (
+        "skipped 2: 1 missing_transcript, 1 silent" in printed or "skipped 2: 1 silent, 1 missing" in printed
+    )
     report = [json.loads(x) for x in lst.with_suffix(".report.jsonl").read_text().splitlines()]
     assert sorted((r["id"], r["code"]) for r in report) == [
         ("orphan", "missing_transcript"),

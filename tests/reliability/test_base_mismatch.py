@@ -65,7 +65,15 @@ def test_export_and_evaluate_refuse_another_base(adapted_folder, micro_bases, tm
     from tts_adapt.evaluation.systems import make_system
 
     out = tmp_path / "export" / "merged.pth"
-    argv = ["export", "--adapted", str(adapted_folder), "--checkpoint", str(micro_bases[1]), "--out", str(out)]
+    argv = [
+        "export",
+        "--adapted",
+        str(adapted_folder),
+        "--checkpoint",
+        str(micro_bases[1]),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert str(micro_bases[1]) in err and "--allow-base-mismatch" in err and not out.exists()

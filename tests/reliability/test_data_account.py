@@ -75,7 +75,8 @@ def test_split_data_counts_what_it_could_not_read(damaged_corpus, tmp_path, caps
 def test_selection_options_are_counted_as_not_selected(damaged_corpus, tmp_path, capsys):
     report = tmp_path / "report.jsonl"
     argv = ["prepare-data", "--data", str(damaged_corpus), "--limit", "4", "--report", str(report),
-            "--min-duration", "1.1", "--max-duration", "3", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+            "--min-duration", "1.1", "--max-duration", "3",
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     assert main(argv) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("data: "))
     # 3 unreadable transcripts are skipped while reading; --limit 4 then leaves 4 of the other 8
@@ -103,7 +104,10 @@ def test_unsupported_characters_follow_unicode_categories():
     """Expected sets from the Unicode character database (names and scripts), written out by hand."""
     from tts_adapt.text.support import unsupported_characters
 
-    assert unsupported_characters("Hello, world! It's 20\u00b0C, \u00a35 or \u20ac3 \u2014 \u201cok\u201d.") == []
+    assert (
+        unsupported_characters("Hello, world! It's 20\u00b0C, \u00a35 or \u20ac3 \u2014 \u201cok\u201d.")
+        == []
+    )
     assert unsupported_characters("Caf\u00e9 na\u00efve \u00bd") == []  # Latin letters with accents, ½
     assert unsupported_characters("snow \u2603 man \u266a \U0001f600") == ["\u2603", "\u266a", "\U0001f600"]
     assert unsupported_characters("\u4f60\u597d \u03a9 \u0661") == ["\u4f60", "\u597d", "\u03a9", "\u0661"]

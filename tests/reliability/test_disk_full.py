@@ -20,7 +20,9 @@ from tts_adapt.models.styletts2.config import MICRO_CONFIG
 from tts_adapt.utils.io import DiskFullError, save_tensors
 
 # what safetensors raises when the disk fills up (its Rust I/O error, os error 28)
-ENOSPC_TEXT = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+ENOSPC_TEXT = (
+    'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+)
 
 
 def fail_writes(monkeypatch, match: str, error: Exception | None = None) -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 #: Mel frames (even length) an utterance needs for the curvature objective's crops (two 41-frame windows).
 MIN_FRAMES = 2 * 41
 
@@ -107,9 +106,8 @@ def corpus_batches(
         report.leave_out("--speakers", before, len(utts))
     utts = filter_duration(utts, min_seconds=spec.min_seconds, max_seconds=spec.max_seconds, report=report)
     if not utts:
-        raise ValueError(
-            f"{spec.data}: no utterance between {spec.min_seconds} and {spec.max_seconds} s ({report.line(0)})"
-        )
+        limits = f"{spec.min_seconds} and {spec.max_seconds} s"
+        raise ValueError(f"{spec.data}: no utterance between {limits} ({report.line(0)})")
     if spec.max_utterances is not None:
         if spec.max_utterances <= 0:
             raise ValueError("--max-utterances must be positive")

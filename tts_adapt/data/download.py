@@ -298,7 +298,10 @@ def _warn_unverified(spec: ArchiveSpec, digest: str, dest: Path) -> None:
     """Called once the hash really is in the manifest, so the message never names a missing record."""
     if spec.sha256 is None:
         log.warning(
-            "no published checksum for %s; its sha256 is %s (recorded in %s)", spec.name, digest, dest / MANIFEST
+            "no published checksum for %s; its sha256 is %s (recorded in %s)",
+            spec.name,
+            digest,
+            dest / MANIFEST,
         )
 
 

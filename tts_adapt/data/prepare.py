@@ -286,7 +286,9 @@ def prepare_corpus(
                     f"cannot read: {describe_characters(odd)} (espeak-ng would speak other words)"
                 )
                 if not cfg.keep_unsupported_text:
-                    report.skip(u.id, u.audio_path, "unsupported_text", detail + "; --keep-unsupported-text keeps it")
+                    report.skip(
+                        u.id, u.audio_path, "unsupported_text", detail + "; --keep-unsupported-text keeps it"
+                    )
                     continue
                 report.warn(u.id, u.audio_path, "unsupported_text", detail)
             texts_ok.append(u)

@@ -117,7 +117,10 @@ class SkipReport:
         found = self.found if self.found is not None else used + n_skipped + n_out
         extra = ", ".join(
             x
-            for x in (f"{hours:.2f} h" if hours is not None else "", f"{speakers} speakers" if speakers else "")
+            for x in (
+                f"{hours:.2f} h" if hours is not None else "",
+                f"{speakers} speakers" if speakers else "",
+            )
             if x
         )
         parts = [f"data: {used} of {found} utterances used" + (f" ({extra})" if extra else "")]
