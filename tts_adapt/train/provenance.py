@@ -35,6 +35,18 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+_HASHES: dict[tuple[str, str, int, int], str] = {}
+
+
+def _cached(kind: str, path: str | os.PathLike, compute) -> str:
+    """Hash once per file version (path, size, mtime): the demo loads several adapters on one base."""
+    st = os.stat(path)
+    key = (kind, os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = compute(path)
+    return _HASHES[key]
+
+
 def weights_sha256(checkpoint: str | os.PathLike) -> str:
     """sha256 of an official checkpoint's weights, independent of file name, pickling and key prefixes.
 
@@ -93,10 +105,10 @@ def check_base(
             checkpoint,
         )
         return "unrecorded"
-    file_hash = sha256_file(checkpoint)
+    file_hash = _cached("file", checkpoint, sha256_file)
     if recorded_file and file_hash == recorded_file:
         return "file"
-    weights_hash = weights_sha256(checkpoint) if recorded_weights else None
+    weights_hash = _cached("weights", checkpoint, weights_sha256) if recorded_weights else None
     if weights_hash is not None and weights_hash == recorded_weights:
         return "weights"
     if recorded_weights:
