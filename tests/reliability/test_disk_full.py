@@ -39,8 +39,11 @@ def fail_writes(monkeypatch, match: str, error: Exception | None = None) -> None
 
 
 def one_line_error(capsys) -> str:
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("tts-adapt")]
-    assert len(err) == 1, err
+    """The CLI's error line (a progress bar may share the terminal line, so split on carriage returns)."""
+    text = capsys.readouterr().err.replace("\r", "\n")
+    err = [ln for ln in text.splitlines() if ln.startswith("tts-adapt ") and ": error: " in ln]
+    assert len(err) == 1, text[-2000:]
+    assert "Traceback" not in text
     return err[0]
 
 
