@@ -12,9 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
+from tts_adapt.models.styletts2 import load_official
 from tts_adapt.models.styletts2.config import MICRO_CONFIG
+from tts_adapt.train import TrainConfig
+from tts_adapt.train.trainer import Trainer
 from tts_adapt.utils.io import load_tensors
 
 from ..conftest import REPO
@@ -36,6 +40,33 @@ def environment() -> dict[str, str]:
     return env
 
 
+def test_final_losses_cover_the_steps_before_a_resume(micro_bases, prepared_synthetic, tmp_path, monkeypatch):
+    """In-process twin of the kill -9 test (fast): a crash at step 3 of 4, then a resumed run."""
+    items = [it for it in prepared_synthetic.items if it.speaker == prepared_synthetic.items[0].speaker][:2]
+    cfg = TrainConfig(method="lora", steps=4, batch_size=2, max_len=80, log_every=100, save_every=1,
+                      sample_every=10**6, dropout=False, lr=1e-3)  # fmt: skip
+
+    def trainer(out):
+        return Trainer(load_official(micro_bases[0], MICRO_CONFIG), cfg, items, out, progress=False)
+
+    straight = trainer(tmp_path / "straight").run()
+    original = Trainer.train_step
+
+    def dies_at_step_3(self, batches):
+        if self.step == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, batches)
+
+    monkeypatch.setattr(Trainer, "train_step", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        trainer(tmp_path / "crash").run()
+    monkeypatch.setattr(Trainer, "train_step", original)
+    resumed = trainer(tmp_path / "crash").run()
+    assert resumed["steps"] == straight["steps"] == 4
+    assert resumed["final_losses"] == straight["final_losses"]  # the mean over all 4 steps in both
+
+
+@pytest.mark.slow
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(micro_bases, synthetic_corpus, tmp_path):
     env = environment()
     straight, killed = tmp_path / "straight", tmp_path / "killed"
