@@ -55,7 +55,11 @@ def test_prepare_data_writes_filelist_and_report(tmp_path, capsys):
     )
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "2 of 3 utterances usable" in printed
+    # 4 wav files: one without transcript (skipped while reading), one silent, two used
+    assert "data: 2 of 4 utterances used" in printed
+    assert (
+        "skipped 2: 1 missing_transcript, 1 silent" in printed or "skipped 2: 1 silent, 1 missing" in printed
+    )
     report = [json.loads(x) for x in lst.with_suffix(".report.jsonl").read_text().splitlines()]
     assert sorted((r["id"], r["code"]) for r in report) == [
         ("orphan", "missing_transcript"),
@@ -65,7 +69,10 @@ def test_prepare_data_writes_filelist_and_report(tmp_path, capsys):
     assert [u.id for u in back] == ["take1", "take2"]
     assert all(u.phonemes and u.speaker == "voice" and u.audio_path.exists() for u in back)
 
-    rc = main(["-q", "prepare-data", "--data", str(root), "--strict", "--cache-dir", str(tmp_path / "c")])
+    rc = main(
+        ["-q", "prepare-data", "--data", str(root), "--strict", "--cache-dir", str(tmp_path / "c"),
+         "--report", str(tmp_path / "strict.jsonl")]
+    )  # fmt: skip
     assert rc == 1 and "orphan.wav" in capsys.readouterr().err
 
 

@@ -185,7 +185,7 @@ def test_truncated_archive_is_not_extracted(server, tmp_path):
     Handler.files["cut.tar"] = data[: len(data) // 3]
     with pytest.raises(ValueError, match="corrupt or truncated.*deleted"):
         download_archive(base + "cut.tar", tmp_path / "d", progress=False)
-    assert listing(tmp_path / "d") == [".downloads"]  # nothing extracted, the damaged archive removed
+    assert listing(tmp_path / "d") == []  # nothing extracted, the damaged archive removed
     Handler.files["cut.tar"] = data  # the server is fixed: a rerun downloads afresh and succeeds
     out = download_archive(base + "cut.tar", tmp_path / "d", progress=False)
     assert (out / "Corpus" / "a.bin").stat().st_size == 200_000
@@ -208,7 +208,7 @@ def test_malicious_archives_are_refused(server, tmp_path, name):
     dest = tmp_path / "inner" / "dest"
     with pytest.raises(UnsafeArchiveError, match="refusing"):
         download_archive(base + name, dest, progress=False)
-    assert listing(dest) == [".downloads", f".downloads/{name}"]
+    assert listing(dest) == []  # the refused archive is deleted, nothing is recorded
     assert not (tmp_path / "inner" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
 
 

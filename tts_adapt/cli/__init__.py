@@ -81,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("tts_adapt").debug("command failed", exc_info=True)
         print(f"tts-adapt {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        from ..utils.io import is_disk_full
+
+        if not is_disk_full(e) or args.verbose > 1:
+            raise
+        where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"tts-adapt {args.command}: error: no space left on device{where}: {e}", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from .data import add_data_arguments, load_data_arguments
+from .data import add_data_arguments, add_text_argument, load_data_arguments
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", required=True, help="its config.yml")
     add_data_arguments(p)
+    add_text_argument(p)
     p.add_argument(
         "--out", required=True, help="output folder (adapter, config, manifest, logs, checkpoints)"
     )
@@ -54,6 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p.add_argument("--steps", type=int, help=given("optimiser steps", d.steps, "epochs in steps"))
     p.add_argument("--batch-size", type=int, help=given("utterances per step", d.batch_size, "batch_size"))
+    p.add_argument(
+        "--prior-missing-layers",
+        default=d.prior_missing,
+        choices=("error", "skip"),
+        help="LoRA layers the curvature file does not cover: stop with an error, or train them without "
+        "a prior",
+    )
+    p.add_argument(
+        "--curvature-any-weights",
+        action="store_true",
+        help="accept a curvature file estimated on other weights of the same architecture",
+    )
     p.add_argument("--frame-budget", type=int, help="max padded mel frames per batch (length bucketing)")
     p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="batches accumulated per step")
     p.add_argument("--max-len", type=int, help=given("decoder crop in mel frames", d.max_len, "max_len"))
@@ -151,7 +164,7 @@ def ood_source(args: argparse.Namespace, config: dict) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..data import SkipReport, prepare_corpus
+    from ..data import PrepareConfig, SkipReport, prepare_corpus
     from ..data.ood import read_ood_texts
     from ..models.styletts2.config import load_config
     from ..train import run_adaptation, validate
@@ -183,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         lora_targets=[s.strip() for s in args.lora_targets.split(",")] if args.lora_targets else None,
         curvature=args.curvature,
         strength=parse_strength(args.strength),
+        prior_missing=args.prior_missing_layers,
+        curvature_any_weights=args.curvature_any_weights,
         seed=args.seed,
         f0=args.f0,
         dropout=not args.no_dropout,
@@ -227,7 +242,14 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return dry_run(args, cfg, utts, slm_desc, ood)
     layout_desc = layout
-    prepared = prepare_corpus(utts, report=report, jobs=args.jobs, what="adaptation data")
+    prepared = prepare_corpus(
+        utts,
+        config=PrepareConfig(keep_unsupported_text=args.keep_unsupported_text),
+        report=report,
+        jobs=args.jobs,
+        what="adaptation data",
+    )
+    print(prepared.summary())
     description = {
         "spec": args.data,
         "layout": layout_desc,

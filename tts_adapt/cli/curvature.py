@@ -72,6 +72,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state", default=None, help="partial-state file for resuming (default: <out>.partial)")
     p.add_argument("--checkpoint-every", type=int, default=20, help="batches between partial-state saves")
     p.add_argument("--jobs", type=int, default=1, help="parallel jobs for data preparation")
+    p.add_argument(
+        "--report", default=None, help="data report, JSON lines (default: <out>.data_report.jsonl)"
+    )
+    p.add_argument(
+        "--keep-unsupported-text",
+        action="store_true",
+        help="keep transcripts with characters the English front end cannot read (emoji, other "
+        "scripts); by default they are skipped and listed as unsupported_text in the data report",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -142,12 +151,18 @@ def run(args: argparse.Namespace) -> int:
             max_batch_size=args.max_batch_size,
             min_seconds=args.min_seconds,
             max_seconds=args.max_seconds,
+            keep_unsupported_text=args.keep_unsupported_text,
         )
         if world > 1 and rank != 0:
             torch.distributed.barrier()  # rank 0 prepares (phonemises, caches features) first
+        from ..data import SkipReport
+
+        report = SkipReport(path=(args.report or f"{out}.data_report.jsonl") if rank == 0 else None)
         batches, description = corpus_batches(
-            spec, progress=not args.no_progress and rank == 0, jobs=args.jobs
+            spec, progress=not args.no_progress and rank == 0, jobs=args.jobs, report=report
         )
+        if rank == 0:
+            print(report.line(description["utterances"]))
         if world > 1 and rank == 0:
             torch.distributed.barrier()
         description.update(objective=args.objective, max_len=max_len, checkpoint=Path(args.checkpoint).name)

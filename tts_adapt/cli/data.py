@@ -80,10 +80,13 @@ def register(sub) -> None:
     )
     add_data_arguments(p)
     p.add_argument(
-        "--report", type=Path, help="report file (JSON lines; default: beside --filelist, if given)"
+        "--report",
+        type=Path,
+        help="report file (JSON lines; default: beside --filelist, else data_report.jsonl here)",
     )
     p.add_argument("--filelist", type=Path, help="write usable utterances as path|phonemes|speaker here")
     p.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
+    add_text_argument(p)
     p.add_argument("--min-duration", type=float, default=0.3, help="seconds (default 0.3)")
     p.add_argument("--max-duration", type=float, default=30.0, help="seconds (default 30)")
     p.add_argument("--cache-dir", type=Path, help="feature cache (default $TTS_ADAPT_CACHE/features)")
@@ -114,7 +117,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_data_arguments(args, report=None):
     """Apply the ``--data`` family: read, restrict to speakers, take the seeded subset."""
-    from ..data import detect_layout, load_corpus, random_subset, select_speakers
+    from ..data import SkipReport, detect_layout, load_corpus, random_subset, select_speakers
 
     spec = args.data
     path = Path(spec.split("::", 1)[0]) if not Path(spec).exists() and "::" in spec else Path(spec)
@@ -124,12 +127,35 @@ def load_data_arguments(args, report=None):
         options["subsets"] = [s.strip() for s in args.subsets.split(",") if s.strip()]
     if layout == "vctk":
         options["mic"] = args.mic
+    report = report if report is not None else SkipReport()
     utts = load_corpus(spec, audio_root=args.audio_root, layout=layout, report=report, **options)
+    report.count_found(len(utts))
     if args.speakers:
+        before = len(utts)
         utts = select_speakers(utts, [s.strip() for s in args.speakers.split(",") if s.strip()])
+        report.leave_out("--speakers", before, len(utts))
     if args.limit is not None:
+        before = len(utts)
         utts = random_subset(utts, min(args.limit, len(utts)), seed=args.limit_seed)
+        report.leave_out("--limit", before, len(utts))
     return layout, utts
+
+
+def add_text_argument(p: argparse.ArgumentParser) -> None:
+    """``--keep-unsupported-text`` for the commands that phonemise transcripts."""
+    p.add_argument(
+        "--keep-unsupported-text",
+        action="store_true",
+        help="keep transcripts with characters the English front end cannot read (emoji, other "
+        "scripts); by default they are skipped and listed as unsupported_text in the data report",
+    )
+
+
+def read_only_line(report, utts) -> str:
+    """The data account of a command that reads transcripts but no audio (durations from headers)."""
+    durations = [u.duration for u in utts if u.duration is not None]
+    hours = sum(durations) / 3600 if durations else None
+    return report.line(len(utts), hours, len({u.speaker for u in utts}))
 
 
 def cmd_make_corpus(args) -> int:
@@ -203,14 +229,19 @@ def cmd_download(args) -> int:
 def cmd_prepare(args) -> int:
     from ..data import FeatureCache, PrepareConfig, SkipReport, prepare_corpus, write_filelist
 
-    report_path = args.report or (args.filelist.with_suffix(".report.jsonl") if args.filelist else None)
+    report_path = args.report or (
+        args.filelist.with_suffix(".report.jsonl") if args.filelist else Path("data_report.jsonl")
+    )
     report = SkipReport(strict=args.strict, path=report_path)
     try:
         _, utts = load_data_arguments(args, report)
     finally:
-        if report_path:
-            report.save()
-    cfg = PrepareConfig(min_duration=args.min_duration, max_duration=args.max_duration)
+        report.save()
+    cfg = PrepareConfig(
+        min_duration=args.min_duration,
+        max_duration=args.max_duration,
+        keep_unsupported_text=args.keep_unsupported_text,
+    )
     prepared = prepare_corpus(
         utts,
         cache=FeatureCache(args.cache_dir),
@@ -220,8 +251,6 @@ def cmd_prepare(args) -> int:
         what=f"{args.data}",
     )
     print(prepared.summary())
-    if report_path:
-        print(f"report: {report_path}")
     if args.filelist:
         usable = [p.utterance.replace(phonemes=p.phonemes) for p in prepared]
         write_filelist(usable, args.filelist, audio_root=args.filelist.parent)
@@ -249,10 +278,13 @@ def cmd_info(args) -> int:
         "max_seconds": round(max(durations), 3) if durations else None,
         "with_phonemes": sum(u.phonemes is not None for u in utts),
         "skipped": dict(report.counts()),
+        "not_selected": dict(report.not_selected),
+        "found": report.found,
     }
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         for k, v in info.items():
             print(f"{k:>20}: {v}")
+        print(read_only_line(report, utts))
     return 0

@@ -66,6 +66,11 @@ def register(sub) -> None:
     )
     p.add_argument("--no-ground-truth", action="store_true", help="skip the ground-truth (ceiling) row")
     p.add_argument(
+        "--allow-base-mismatch",
+        action="store_true",
+        help="load adapted: systems even on a base checkpoint other than the one they were adapted from",
+    )
+    p.add_argument(
         "--metrics",
         default="sim,wer,mcd,dnsmos",
         help=f"comma-separated subset of {','.join(ALL_METRICS)} (default sim,wer,mcd,dnsmos)",
@@ -283,6 +288,7 @@ def _systems(args: argparse.Namespace):
     from ..evaluation.systems import make_system
 
     entries = [] if args.no_ground_truth else [SystemEntry(GROUND_TRUTH, GROUND_TRUTH)]
+    allow = {"allow_base_mismatch": bool(getattr(args, "allow_base_mismatch", False))}
     if args.systems:
         if not args.systems.is_file():
             raise FileNotFoundError(f"systems file not found: {args.systems}")
@@ -294,7 +300,7 @@ def _systems(args: argparse.Namespace):
         for n, d in enumerate(listed):
             if not isinstance(d, dict) or "name" not in d or "spec" not in d:
                 raise ValueError(f"{args.systems}: entry {n} needs 'name' and 'spec'")
-            sys_ = make_system(str(d["spec"]), name=str(d["name"]), device=args.device)
+            sys_ = make_system(str(d["spec"]), name=str(d["name"]), device=args.device, **allow)
             info = {**getattr(sys_, "info", {}), **(d.get("info") or {})}
             entries.append(SystemEntry(str(d["name"]), d.get("role", "adapted"), sys_, info))
     if args.base:
@@ -304,7 +310,7 @@ def _systems(args: argparse.Namespace):
         name, sep, spec = item.partition("=")
         if not sep or not name or not spec:
             raise ValueError(f"--system expects NAME=SPEC, got {item!r}")
-        sys_ = make_system(spec, name=name, device=args.device)
+        sys_ = make_system(spec, name=name, device=args.device, **allow)
         entries.append(SystemEntry(name, "adapted", sys_, dict(getattr(sys_, "info", {}))))
     if not entries:
         raise ValueError("nothing to evaluate: give --base, --system or --systems")

@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adapted", required=True, help="folder written by 'tts-adapt adapt'")
     p.add_argument("--checkpoint", help="the base checkpoint (default: the one recorded in the folder)")
     p.add_argument("--out", required=True, help="output .pth; its config.yml is written beside it")
+    p.add_argument(
+        "--allow-base-mismatch",
+        action="store_true",
+        help="merge even into a base checkpoint other than the one the folder was adapted from (experts)",
+    )
     p.set_defaults(func=run_export)
 
 
@@ -71,7 +76,9 @@ def run_export(args: argparse.Namespace) -> int:
     from ..train import load_adapted_model
     from ..utils.io import write_text
 
-    model = load_adapted_model(args.adapted, checkpoint=args.checkpoint, modules=None)
+    model = load_adapted_model(
+        args.adapted, checkpoint=args.checkpoint, modules=None, allow_base_mismatch=args.allow_base_mismatch
+    )
     out = save_official(model, args.out)
     config = Path(args.adapted) / "config.yml"
     target = out.with_name("config.yml") if out.name != "config.yml" else out.with_suffix(".yml")

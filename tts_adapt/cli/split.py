@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .data import add_data_arguments, load_data_arguments
+from .data import add_data_arguments, load_data_arguments, read_only_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import per_speaker_subset, write_filelist
+    from ..data import SkipReport, per_speaker_subset, write_filelist
 
-    _, utts = load_data_arguments(args)
+    report = SkipReport(path=args.train_out.with_suffix(".report.jsonl"))
+    try:
+        _, utts = load_data_arguments(args, report)
+    finally:
+        report.save()
+    print(read_only_line(report, utts))
     if not utts:
         raise ValueError(f"no utterances in {args.data}")
     test = per_speaker_subset(utts, args.test, seed=args.seed)

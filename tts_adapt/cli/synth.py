@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="official second-stage checkpoint (epochs_2nd_*.pth)")
     p.add_argument("--config", required=True, help="the config.yml shipped with the checkpoint")
     p.add_argument("--adapter", help="an adapted-model folder written by 'tts-adapt adapt' (optional)")
+    p.add_argument(
+        "--allow-base-mismatch",
+        action="store_true",
+        help="load --adapter even on a base checkpoint other than the one it was adapted from (experts)",
+    )
     text = p.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="English text to speak")
     text.add_argument("--phonemes", help="IPA phonemes to speak (skips espeak-ng)")
@@ -44,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         from ..train import load_adapted_model
 
         # the adapted folder carries its own resolved config (e.g. the adapted sigma_data)
-        model = load_adapted_model(args.adapter, checkpoint=args.checkpoint)
+        model = load_adapted_model(
+            args.adapter, checkpoint=args.checkpoint, allow_base_mismatch=args.allow_base_mismatch
+        )
     else:
         model = load_official(args.checkpoint, args.config, modules=INFERENCE_MODULES)
     model = model.to(torch.device(args.device))

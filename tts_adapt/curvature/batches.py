@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: Mel frames (even length) an utterance needs for the curvature objective's crops (two 41-frame windows).
+MIN_FRAMES = 2 * 41
+
 
 class LazyBatches(Sequence):
     """``batches[i]`` = ``collate([dataset[j] for j in index_batches[i]])``, built on demand."""
@@ -48,6 +51,7 @@ class DataSpec:
     max_batch_size: int | None = 16
     min_seconds: float = 1.1
     max_seconds: float = 30.0
+    keep_unsupported_text: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -64,11 +68,19 @@ class DataSpec:
 
 
 def corpus_batches(
-    spec: DataSpec, progress: bool = True, jobs: int = 1
+    spec: DataSpec, progress: bool = True, jobs: int = 1, report: Any = None
 ) -> tuple[LazyBatches, dict[str, Any]]:
-    """Load, subset, prepare (phonemise + cache features) and batch a corpus; ``(batches, description)``."""
+    """Load, subset, prepare (phonemise + cache features) and batch a corpus; ``(batches, description)``.
+
+    Every utterance left out is accounted for in ``report`` (a :class:`~tts_adapt.data.SkipReport`):
+    reading and preparation problems, durations outside ``[min_seconds, max_seconds]`` and clips too
+    short for the decoder crop are skipped with a reason; ``--speakers``/``--max-utterances`` count as
+    not selected.
+    """
     from ..data import (
         FrameBudgetBatchSampler,
+        PrepareConfig,
+        SkipReport,
         TTSDataset,
         filter_duration,
         load_corpus,
@@ -78,6 +90,7 @@ def corpus_batches(
     )
     from ..data.corpus import detect_layout
 
+    report = report if report is not None else SkipReport()
     path = spec.data.split("::", 1)[0] if "::" in spec.data and not Path(spec.data).exists() else spec.data
     layout = detect_layout(path)
     options: dict[str, Any] = {}
@@ -85,18 +98,43 @@ def corpus_batches(
         options["subsets"] = spec.subsets
     if layout == "vctk":
         options["mic"] = spec.mic
-    utts = load_corpus(spec.data, audio_root=spec.audio_root, layout=layout, **options)
+    utts = load_corpus(spec.data, audio_root=spec.audio_root, layout=layout, report=report, **options)
+    report.count_found(len(utts))
     if spec.speakers:
+        before = len(utts)
         utts = select_speakers(utts, spec.speakers)
-    utts = filter_duration(utts, min_seconds=spec.min_seconds, max_seconds=spec.max_seconds)
+        report.leave_out("--speakers", before, len(utts))
+    utts = filter_duration(utts, min_seconds=spec.min_seconds, max_seconds=spec.max_seconds, report=report)
     if not utts:
-        raise ValueError(f"{spec.data}: no utterance between {spec.min_seconds} and {spec.max_seconds} s")
+        limits = f"{spec.min_seconds} and {spec.max_seconds} s"
+        raise ValueError(f"{spec.data}: no utterance between {limits} ({report.line(0)})")
     if spec.max_utterances is not None:
         if spec.max_utterances <= 0:
             raise ValueError("--max-utterances must be positive")
+        before = len(utts)
         utts = random_subset(utts, min(spec.max_utterances, len(utts)), seed=spec.seed)
-    prepared = prepare_corpus(utts, progress=progress, jobs=jobs, what="curvature data")
-    items = [p for p in prepared.items if p.num_frames - p.num_frames % 2 >= 2 * 41]
+        report.leave_out("--max-utterances", before, len(utts))
+    prepared = prepare_corpus(
+        utts,
+        config=PrepareConfig(keep_unsupported_text=spec.keep_unsupported_text),
+        report=report,
+        progress=progress,
+        jobs=jobs,
+        what="curvature data",
+    )
+    items = []
+    for p in prepared.items:
+        if p.num_frames - p.num_frames % 2 >= MIN_FRAMES:
+            items.append(p)
+        else:
+            report.skip(
+                p.id,
+                p.utterance.audio_path,
+                "too_short",
+                f"{p.utterance.audio_path}: {p.num_frames} mel frames, fewer than the {MIN_FRAMES} "
+                "the curvature objective needs",
+            )
+    report.save()
     if not items:
         raise ValueError(f"{spec.data}: no usable utterance of at least ~1 s after preparation")
     dataset = TTSDataset(items, seed=spec.seed)

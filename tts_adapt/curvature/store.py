@@ -124,7 +124,7 @@ class Curvature:
         if check_weights and self.fingerprint.get("weights") and fp["weights"] != self.fingerprint["weights"]:
             raise ValueError(
                 "the curvature was estimated on different weights of this architecture (another "
-                "checkpoint?); pass check_weights=False if that is intended"
+                "checkpoint?); pass --curvature-any-weights to 'tts-adapt adapt' if that is intended"
             )
 
     # ---- files --------------------------------------------------------------------------------

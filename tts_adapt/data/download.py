@@ -259,10 +259,6 @@ def download_archive(
     except ValueError as e:
         path.unlink(missing_ok=True)
         raise ValueError(f"{e}; the file was deleted") from e
-    if spec.sha256 is None:
-        log.warning(
-            "no published checksum for %s; its sha256 is %s (recorded in %s)", spec.name, digest, MANIFEST
-        )
     record = {
         "urls": list(spec.urls),
         "sha256": digest,
@@ -271,23 +267,42 @@ def download_archive(
     }
     if not extract:
         _record(dest, spec.name, record)
+        _warn_unverified(spec, digest, dest)
         return path
     try:
         names = safe_extract(path, dest, into=spec.into)
-    except UnsafeArchiveError:
-        raise  # kept in .downloads for inspection; a rerun refuses it again
+    except UnsafeArchiveError as e:
+        _discard(path, archive_dir)  # nothing refused stays behind to be picked up later
+        raise UnsafeArchiveError(f"{e}; the archive was deleted and nothing was recorded") from e
     except ValueError as e:
-        path.unlink(missing_ok=True)  # a damaged archive must not be reused by the next run
+        _discard(path, archive_dir)  # a damaged archive must not be reused by the next run
         raise ValueError(f"{e}; the archive was deleted, run again to download it afresh") from e
     record["extracted"] = names
     _record(dest, spec.name, record)
+    _warn_unverified(spec, digest, dest)
     if not keep_archive:
-        path.unlink()
-        try:
-            archive_dir.rmdir()
-        except OSError:
-            pass
+        _discard(path, archive_dir)
     return target
+
+
+def _discard(path: Path, archive_dir: Path) -> None:
+    """Delete a fetched archive, and ``.downloads/`` with it when nothing else is in there."""
+    path.unlink(missing_ok=True)
+    try:
+        archive_dir.rmdir()
+    except OSError:
+        pass
+
+
+def _warn_unverified(spec: ArchiveSpec, digest: str, dest: Path) -> None:
+    """Called once the hash really is in the manifest, so the message never names a missing record."""
+    if spec.sha256 is None:
+        log.warning(
+            "no published checksum for %s; its sha256 is %s (recorded in %s)",
+            spec.name,
+            digest,
+            dest / MANIFEST,
+        )
 
 
 def _record(dest: Path, name: str, record: dict) -> None:

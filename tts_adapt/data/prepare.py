@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..text.support import describe_characters, unsupported_characters
 from ..text.symbols import SYMBOL_TO_ID
 from .cache import FeatureCache, compute_features, hash_file
 from .report import SkipReport, require_usable
@@ -37,6 +38,7 @@ class PrepareConfig:
     min_active_seconds: float = 0.1  # ...or whose windows above it add up to less than this
     max_channels: int = 2  # stereo is averaged to mono; more channels is probably the wrong file
     clip_fraction: float = 1e-3  # warn when more samples than this sit at full scale
+    keep_unsupported_text: bool = False  # transcripts espeak-ng would misread: skip (default) or keep
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,9 @@ class PreparedCorpus:
         return self.items[i]
 
     def summary(self) -> str:
+        """The report's one-line account of what is used and why the rest is not (see ``SkipReport.line``)."""
         hours = sum(p.num_samples for p in self.items) / 24000 / 3600
-        return (
-            f"{len(self.items)} of {self.total} utterances usable ({hours:.2f} h, "
-            f"{len({p.speaker for p in self.items})} speakers); cache {self.cache_hits} hits, "
-            f"{self.cache_misses} computed; {self.report.summary()}"
-        )
+        return self.report.line(len(self.items), hours, len({p.speaker for p in self.items}))
 
 
 def _dbfs(x: float) -> float:
@@ -279,8 +278,20 @@ def prepare_corpus(
         for u in utts:
             if not (u.phonemes or u.text).strip():
                 report.skip(u.id, u.audio_path, "empty_transcript", f"{u.audio_path}: empty transcript")
-            else:
-                texts_ok.append(u)
+                continue
+            odd = unsupported_characters(u.text) if u.phonemes is None else []
+            if odd:
+                detail = (
+                    f"{u.audio_path}: transcript {u.text[:60]!r} has characters the English front end "
+                    f"cannot read: {describe_characters(odd)} (espeak-ng would speak other words)"
+                )
+                if not cfg.keep_unsupported_text:
+                    report.skip(
+                        u.id, u.audio_path, "unsupported_text", detail + "; --keep-unsupported-text keeps it"
+                    )
+                    continue
+                report.warn(u.id, u.audio_path, "unsupported_text", detail)
+            texts_ok.append(u)
         phonemes = phonemes_for(texts_ok, phonemizer, report)
         todo = [(u, ps) for u, ps in zip(texts_ok, phonemes) if ps is not None]
 
@@ -312,6 +323,6 @@ def prepare_corpus(
     finally:
         report.save()
     result = PreparedCorpus(items, report, hits, misses, time.perf_counter() - t0, len(utts))
-    log.info("prepared %s", result.summary())
+    log.info("prepared %s: %s; cache %d hits, %d computed", what, result.summary(), hits, misses)
     require_usable(len(items), len(utts), report, what)
     return result

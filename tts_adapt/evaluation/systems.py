@@ -146,10 +146,12 @@ class StyleTTS2System:
         checkpoint: str | os.PathLike | None = None,
         name: str = "adapted",
         device: str = "cpu",
+        allow_base_mismatch: bool = False,
         **settings: Any,
     ) -> StyleTTS2System:
         """An adapted-model folder (``tts-adapt adapt``); method, λ and trainable parameters come from its
-        manifest, the base checkpoint from the manifest unless ``checkpoint`` is given."""
+        manifest, the base checkpoint from the manifest unless ``checkpoint`` is given (it must hold the
+        weights the folder was adapted from, unless ``allow_base_mismatch``)."""
         import torch
 
         from ..train.artifacts import load_adapted_model, read_manifest
@@ -157,7 +159,9 @@ class StyleTTS2System:
         manifest = read_manifest(adapted_dir)
         from ..models.styletts2 import INFERENCE_MODULES
 
-        model = load_adapted_model(adapted_dir, checkpoint, modules=INFERENCE_MODULES)
+        model = load_adapted_model(
+            adapted_dir, checkpoint, modules=INFERENCE_MODULES, allow_base_mismatch=allow_base_mismatch
+        )
         prior = manifest.get("prior") or {}
         info: dict[str, Any] = {
             "method": manifest.get("method"),
@@ -177,7 +181,9 @@ class StyleTTS2System:
         return np.asarray(wave, dtype=np.float32).reshape(-1), int(sr)
 
 
-def _adapted_factory(args: list[str], name: str | None, device: str) -> Synthesizer:
+def _adapted_factory(
+    args: list[str], name: str | None, device: str, allow_base_mismatch: bool = False
+) -> Synthesizer:
     """``adapted:DIR[:BASE_CHECKPOINT][:alpha=..,...]``: a folder written by ``tts-adapt adapt``."""
     opts_text = args[-1] if args and "=" in args[-1] else ""
     paths = [a for a in (args[:-1] if opts_text else args) if a]
@@ -187,7 +193,12 @@ def _adapted_factory(args: list[str], name: str | None, device: str) -> Synthesi
         )
     settings = _styletts2_settings(_parse_options(opts_text), "adapted")
     return StyleTTS2System.from_adapted(
-        paths[0], paths[1] if len(paths) > 1 else None, name=name or "adapted", device=device, **settings
+        paths[0],
+        paths[1] if len(paths) > 1 else None,
+        name=name or "adapted",
+        device=device,
+        allow_base_mismatch=allow_base_mismatch,
+        **settings,
     )
 
 
@@ -240,12 +251,19 @@ def register_system(kind: str, factory: Callable[[list[str], str | None, str], S
     SYSTEM_FACTORIES[kind] = factory
 
 
-def make_system(spec: str, name: str | None = None, device: str = "cpu") -> Synthesizer:
-    """Build a system from ``KIND:ARG[:ARG...]`` (see module docstring)."""
+def make_system(
+    spec: str, name: str | None = None, device: str = "cpu", allow_base_mismatch: bool = False
+) -> Synthesizer:
+    """Build a system from ``KIND:ARG[:ARG...]`` (see module docstring).
+
+    ``allow_base_mismatch`` lets an ``adapted:`` system load on a base other than its own (the CLI's
+    ``--allow-base-mismatch``); other kinds have no recorded base and ignore it.
+    """
     kind, _, rest = spec.partition(":")
     if kind not in SYSTEM_FACTORIES:
         raise ValueError(f"unknown system kind {kind!r} in spec {spec!r}; known: {sorted(SYSTEM_FACTORIES)}")
-    system = SYSTEM_FACTORIES[kind](rest.split(":") if rest else [], name, device)
+    extra = {"allow_base_mismatch": True} if allow_base_mismatch and kind == "adapted" else {}
+    system = SYSTEM_FACTORIES[kind](rest.split(":") if rest else [], name, device, **extra)
     if not isinstance(system, Synthesizer):
         raise TypeError(f"factory for {kind!r} returned {type(system).__name__}, which is not a Synthesizer")
     return system

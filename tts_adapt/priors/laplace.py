@@ -79,7 +79,7 @@ class LaplacePrior(nn.Module):
         if strength < 0:
             raise ValueError(f"prior strength must be >= 0, got {strength}")
         if missing not in ("error", "skip"):
-            raise ValueError("missing must be 'error' or 'skip'")
+            raise ValueError(f"missing must be 'error' or 'skip' (--prior-missing-layers), got {missing!r}")
         adapters = lora_layers(model)
         if mode == "auto":
             mode = "lora" if adapters else "full"
@@ -110,7 +110,8 @@ class LaplacePrior(nn.Module):
             if lack and missing == "error":
                 raise ValueError(
                     f"{len(lack)} LoRA layers have no curvature ({lack[:3]}); estimate it for the LoRA "
-                    "targets or pass missing='skip'"
+                    "targets (tts-adapt curvature --targets) or pass --prior-missing-layers skip to "
+                    "'tts-adapt adapt' to leave them without a prior"
                 )
             if lack:
                 log.warning("no prior on %d LoRA layers without curvature: %s", len(lack), lack[:5])

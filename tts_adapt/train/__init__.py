@@ -20,6 +20,9 @@ _EXPORTS = {
     "load_adapted_model": "artifacts",
     "read_manifest": "artifacts",
     "run_adaptation": "run",
+    "BaseMismatchError": "provenance",
+    "check_base": "provenance",
+    "weights_sha256": "provenance",
 }
 
 __all__ = sorted(_EXPORTS)

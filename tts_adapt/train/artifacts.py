@@ -9,7 +9,6 @@ trainable-parameter counts, base checkpoint and its hash, versions, final losses
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import platform
@@ -22,19 +21,12 @@ from torch import nn
 
 from ..utils.io import load_tensors, save_tensors, write_json, write_text
 from .methods import GENERATOR_MODULES
+from .provenance import check_base, sha256_file  # noqa: F401  (sha256_file: re-exported)
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yml"
 WEIGHTS = "weights.safetensors"
 ADAPTER = "adapter"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolved_config(config: dict[str, Any], sigma_data: float) -> dict[str, Any]:
@@ -110,10 +102,14 @@ def load_adapted_model(
     checkpoint: str | os.PathLike | None = None,
     merge: bool = True,
     modules: tuple[str, ...] | None = GENERATOR_MODULES,
+    allow_base_mismatch: bool = False,
 ):
     """The base model (``checkpoint`` or the one recorded in the manifest) with the adaptation applied.
 
-    LoRA adapters are merged into the weights by default, so inference costs what the base model costs.
+    The base must hold the weights the folder was adapted from (:func:`~.provenance.check_base`; same
+    weights under another path or file name are fine); ``allow_base_mismatch`` turns a refusal into a
+    warning. LoRA adapters are merged into the weights by default, so inference costs what the base
+    model costs.
     """
     from ..models.styletts2 import load_official
 
@@ -124,6 +120,7 @@ def load_adapted_model(
         raise FileNotFoundError(
             f"base checkpoint {base!r} of {out} not found; pass the pre-trained checkpoint explicitly"
         )
+    check_base(out, base, manifest, allow_mismatch=allow_base_mismatch)
     model = load_official(base, out / CONFIG, modules=modules)
     method = manifest["method"]
     if method.startswith("lora"):

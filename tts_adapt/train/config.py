@@ -51,6 +51,8 @@ class TrainConfig:
     lora_layer_types: tuple[str, ...] = ("linear",)
     curvature: str | None = None
     strength: float | dict[str, float] = 1e3
+    prior_missing: str = "error"  # LoRA layers the curvature does not cover: "error" or "skip"
+    curvature_any_weights: bool = False  # accept curvature estimated on other weights of this model
     seed: int = 0
     f0: str = "jdc"
     dropout: bool = True
@@ -96,6 +98,8 @@ def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
         raise ConfigError(
             f"--curvature was given but method {cfg.method!r} has no prior; use '{cfg.method}+prior'"
         )
+    if cfg.prior_missing not in ("error", "skip"):
+        raise ConfigError(f"--prior-missing-layers must be 'error' or 'skip', got {cfg.prior_missing!r}")
     strengths = cfg.strength.values() if isinstance(cfg.strength, dict) else [cfg.strength]
     if any(not math.isfinite(s) or s < 0 for s in strengths):
         raise ConfigError(f"prior strength (lambda) must be finite and >= 0, got {cfg.strength}")

@@ -55,9 +55,10 @@ def build_prior(model: nn.Module, cfg: TrainConfig, mode: str) -> nn.Module:
     from ..priors import LaplacePrior
 
     curvature = "l2sp" if cfg.curvature == "l2sp" else Curvature.load(cfg.curvature)
+    options = {"missing": cfg.prior_missing, "check_weights": not cfg.curvature_any_weights}
     if not isinstance(cfg.strength, dict):
-        return LaplacePrior(model, curvature, float(cfg.strength), mode=mode)
-    return ComponentPriors(model, curvature, cfg.strength, mode)
+        return LaplacePrior(model, curvature, float(cfg.strength), mode=mode, **options)
+    return ComponentPriors(model, curvature, cfg.strength, mode, **options)
 
 
 class ComponentPriors(nn.Module):
@@ -66,11 +67,13 @@ class ComponentPriors(nn.Module):
     Implemented as one prior with unit strength per layer group, summed with its λ.
     """
 
-    def __init__(self, model: nn.Module, curvature, strengths: dict[str, float], mode: str) -> None:
+    def __init__(
+        self, model: nn.Module, curvature, strengths: dict[str, float], mode: str, **options: Any
+    ) -> None:
         super().__init__()
         from ..priors import LaplacePrior
 
-        self.prior = LaplacePrior(model, curvature, 1.0, mode=mode)
+        self.prior = LaplacePrior(model, curvature, 1.0, mode=mode, **options)
         default = float(strengths.get("default", 0.0))
         unknown = sorted(set(strengths) - set(GENERATOR_MODULES) - {"default"})
         if unknown:

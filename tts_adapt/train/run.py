@@ -12,9 +12,10 @@ from typing import Any
 from ..data.prepare import PreparedUtterance
 from ..objective.finetune import LossWeights
 from ..utils.logging import add_file_log
-from .artifacts import MANIFEST, export_adapted, sha256_file
+from .artifacts import MANIFEST, export_adapted
 from .config import TrainConfig, validate
 from .distributed import DistInfo, init_from_env
+from .provenance import base_record, sha256_file
 from .resolve import check_slm
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def run_adaptation(
             "train_config": cfg.to_dict(),
             "base": {
                 "checkpoint": str(Path(checkpoint).resolve()),
-                "sha256": sha256_file(checkpoint) if hash_checkpoint else None,
+                **(base_record(checkpoint) if hash_checkpoint else {"sha256": None, "weights_sha256": None}),
                 "config": str(Path(config).resolve()) if not isinstance(config, dict) else None,
             },
             "prior": {"curvature": cfg.curvature, "strength": cfg.strength} if cfg.uses_prior else None,

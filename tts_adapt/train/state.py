@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils.io import load_tensors, save_tensors
+from ..utils.io import DiskFullError, dir_mode, disk_full_error, is_disk_full, load_tensors, save_tensors
 
 STATE = "state.json"
 WEIGHTS = "weights.safetensors"
@@ -102,26 +102,41 @@ def save_checkpoint(
     optimizers: dict[str, torch.optim.Optimizer | None],
     state: dict[str, Any],
 ) -> Path:
-    """Write one checkpoint folder atomically; returns its path."""
+    """Write one checkpoint folder atomically; returns its path.
+
+    On a full disk the partial folder is removed and :class:`DiskFullError` names the folder and the
+    size of the whole checkpoint (the previous checkpoint, if any, is kept).
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    os.chmod(tmp, dir_mode())  # mkdtemp's folder is private (0o700); a checkpoint is an ordinary folder
+    weights = {k: v.cpu() for k, v in trainable_state(model).items()}
+    opt_tensors: dict[str, torch.Tensor] = {}
+    opt_meta: dict[str, Any] = {}
+    for name, opt in optimizers.items():
+        if opt is not None:
+            t, m = flatten_optimizer(opt, name)
+            opt_tensors.update({k: v.cpu() for k, v in t.items()})
+            opt_meta[name] = m
+    rng_t, rng_m = rng_state()
     try:
-        save_tensors(tmp / WEIGHTS, {k: v.cpu() for k, v in trainable_state(model).items()})
-        opt_tensors: dict[str, torch.Tensor] = {}
-        opt_meta: dict[str, Any] = {}
-        for name, opt in optimizers.items():
-            if opt is not None:
-                t, m = flatten_optimizer(opt, name)
-                opt_tensors.update({k: v.cpu() for k, v in t.items()})
-                opt_meta[name] = m
-        rng_t, rng_m = rng_state()
+        save_tensors(tmp / WEIGHTS, weights)
         save_tensors(tmp / OPTIM, {**opt_tensors, **rng_t})
         full = {**state, "optimizers": opt_meta, "rng": rng_m}
         (tmp / STATE).write_text(json.dumps(full, indent=1, default=str), encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        tensors = [*weights.values(), *opt_tensors.values(), *rng_t.values()]
+        needed = sum(t.numel() * t.element_size() for t in tensors)
+        raise disk_full_error(folder.parent, f"checkpoint {folder.name}", needed) from (
+            e.__cause__ if isinstance(e, DiskFullError) and e.__cause__ else e
+        )
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -44,7 +44,16 @@ TRAIN_MODE = ("text_aligner", "text_encoder", "predictor", "bert_encoder", "bert
 # Modules the SLM-adversarial generator update steps (the official choice).
 SLM_UPDATED = ("bert_encoder", "bert", "predictor", "diffusion")
 # Settings that may change between a run and its resumption.
-EPHEMERAL = ("steps", "log_every", "save_every", "sample_every", "keep_checkpoints", "device", "nan_patience")
+EPHEMERAL = (
+    "steps",
+    "log_every",
+    "save_every",
+    "sample_every",
+    "keep_checkpoints",
+    "device",
+    "nan_patience",
+    "curvature_any_weights",  # a check, not a setting: the run is the same either way
+)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -115,6 +124,9 @@ class Trainer:
         self.nan_streak = 0
         self.skipped = 0
         self.sigma_history: list[float] = []
+        # per-step losses of the last log_every steps, saved with each checkpoint: the final losses of a
+        # resumed run then cover the same steps as those of an uninterrupted one
+        self.recent_losses: list[dict[str, float]] = []
         self.fingerprint = self._fingerprint()
         self.scaling = LossScaling(cfg.amp, self.device)
         self.writer = None
@@ -137,6 +149,8 @@ class Trainer:
     # -- identity and resumption -----------------------------------------------------------------
     def _fingerprint(self) -> str:
         settings = {k: v for k, v in self.cfg.to_dict().items() if k not in EPHEMERAL}
+        if settings.get("prior_missing") == "error":  # the default: runs begun before it existed resume
+            del settings["prior_missing"]
         ids = [it.id for it in self.dataset.items]
         blob = json.dumps(
             {"settings": settings, "data": ids, "world": self.dist.world}, sort_keys=True, default=str
@@ -156,6 +170,7 @@ class Trainer:
             "skipped": self.skipped,
             "sigma_data": float(self.model.diffusion.sigma_data),
             "sigma_history": self.sigma_history,
+            "recent_losses": self.recent_losses[-self.cfg.log_every :],
             "fingerprint": self.fingerprint,
             "method": self.cfg.method,
             "loss_scaler": self.scaling.state_dict(),
@@ -179,6 +194,7 @@ class Trainer:
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.nan_streak, self.skipped = state["nan_streak"], state["skipped"]
         self.sigma_history = list(state["sigma_history"])
+        self.recent_losses = list(state.get("recent_losses") or [])
         self.model.diffusion.sigma_data = state["sigma_data"]
         self.scaling.load_state_dict(state.get("loss_scaler"))
         log.info("resumed from %s (step %d)", latest, self.step)
@@ -398,13 +414,14 @@ class Trainer:
 
             bar = tqdm(total=cfg.steps, initial=self.step, desc=f"adapt [{cfg.method}]", unit="step")
         t0, utt_since, last_log = time.perf_counter(), 0, time.perf_counter()
-        history: list[dict[str, float]] = []
+        history = self.recent_losses
         while self.step < cfg.steps:
             result = self.train_step([next(source) for _ in range(cfg.grad_accum)])
             self.step += 1
             utt_since += result.utterances
             if result.losses:
                 history.append(result.losses)
+                del history[: -cfg.log_every]
             if bar is not None:
                 bar.update(1)
                 if result.losses:

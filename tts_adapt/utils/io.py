@@ -2,13 +2,20 @@
 
 Our own tensors are stored as safetensors with a JSON metadata blob; foreign checkpoints are read
 with ``torch.load(weights_only=True)`` so that a pickle carrying code is refused, not executed.
+
+A renamed temporary file gets the mode an ordinary ``open()`` would have given it (``0o666`` less the
+umask), not ``mkstemp``'s private ``0o600``. A write that fails because the disk is full raises
+:class:`DiskFullError` naming the folder and the space the file needs; the temporary file is removed,
+so nothing half-written is left under the final name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +24,100 @@ from typing import Any
 import torch
 
 
+class DiskFullError(RuntimeError):
+    """A write that ran out of disk space; the message names the folder and the space needed.
+
+    A ``RuntimeError`` so that the command line prints it as its usual one-line error.
+    """
+
+    def __init__(self, message: str, folder: Path, needed: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOSPC
+        self.folder = folder
+        self.needed = needed
+
+
+_NO_SPACE_TEXT = ("no space left on device", "os error 28", "disk quota exceeded")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """``ENOSPC``/``EDQUOT`` in an ``OSError`` or its text (safetensors and torch wrap the OS error)."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, DiskFullError):
+            return True
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(t in str(e).lower() for t in _NO_SPACE_TEXT):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62
+
+
+def disk_full_error(folder: Path, what: str, needed: int | None) -> DiskFullError:
+    """The one-line message for a full disk under ``folder`` (free space measured now)."""
+    try:
+        free = shutil.disk_usage(folder).free
+        free_text = f"{human_bytes(free)} free"
+    except OSError:
+        free_text = "free space unknown"
+    need_text = f"needs about {human_bytes(needed)}" if needed else "needs more space"
+    return DiskFullError(
+        f"no space left on device in {folder}: writing {what} {need_text} ({free_text}); "
+        "free some space or choose another output folder, then rerun (nothing was left half-written)",
+        folder,
+        needed,
+    )
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only a read)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """The mode ``mkdir()`` gives a new folder: ``0o777`` less the umask."""
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, suffix: str = "", size_hint: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    ``size_hint`` (bytes the file will take, if known) goes into the message of a
+    :class:`DiskFullError` when the disk fills up while writing.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
@@ -29,7 +127,17 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, path)
+    except Exception as e:
+        if isinstance(e, DiskFullError):
+            raise
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        # torch.save reports a full disk only as "file write failed": compare with the free space
+        if is_disk_full(e) or (size_hint is not None and _free_bytes(path.parent) < size_hint):
+            raise disk_full_error(path.parent, path.name, size_hint) from e
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -73,7 +181,8 @@ def save_tensors(
         seen.add(ptr)
         clean[k] = v
     meta = {"tts_adapt": json.dumps(metadata or {}, default=_json_default)}
-    with atomic_path(path) as tmp:
+    size = sum(v.numel() * v.element_size() for v in clean.values()) + len(meta["tts_adapt"])
+    with atomic_path(path, size_hint=size) as tmp:
         save_file(clean, str(tmp), metadata=meta)
 
 
@@ -107,15 +216,37 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load`` restricted to tensors and plain containers; a pickle with code is an error."""
+    """``torch.load`` restricted to tensors and plain containers; a pickle with code is an error.
+
+    The error says what is wrong with the file (damaged, not a checkpoint, or carrying code) and never
+    passes on torch's advice to retry with ``weights_only=False``, which would run whatever code the
+    file carries.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(str(path), map_location=map_location, weights_only=True)
-    except Exception as e:  # UnpicklingError and friends
-        first_line = str(e).splitlines()[0] if str(e) else ""
-        raise ValueError(
-            f"refusing to load {path}: it is not a plain tensor checkpoint that "
-            f"torch.load(weights_only=True) accepts ({type(e).__name__}: {first_line})"
-        ) from e
+    except Exception as e:  # UnpicklingError, RuntimeError from the zip reader, EOFError, ...
+        raise ValueError(f"refusing to load {path}: {_load_failure(e)}") from None
+
+
+def _load_failure(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in our words (torch's text suggests unsafe loading)."""
+    import re
+
+    text = str(error)
+    found = re.search(r"unsupported GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"it carries Python objects besides tensors ({found.group(1)}), which could run code when "
+            "loaded; only plain tensor checkpoints are accepted"
+        )
+    if "central directory" in text or "PytorchStreamReader" in text or isinstance(error, EOFError):
+        return "the file is damaged or truncated (not a complete PyTorch archive); download or copy it again"
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    detail = found.group(1).strip() if found else type(error).__name__
+    if found is None:
+        lines = [ln for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+        detail = lines[0].strip() if lines else type(error).__name__
+    return f"it is damaged or not a PyTorch checkpoint ({detail})"

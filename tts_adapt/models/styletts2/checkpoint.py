@@ -155,8 +155,10 @@ def save_official(model: StyleTTS2, path: str | os.PathLike, prefixed: bool = Tr
     from ...utils.io import atomic_path
 
     path = Path(path)
-    with atomic_path(path, suffix=".pth") as tmp:
-        torch.save(official_state(model, prefixed), tmp)
+    state = official_state(model, prefixed)
+    size = sum(t.numel() * t.element_size() for sd in state["net"].values() for t in sd.values())
+    with atomic_path(path, suffix=".pth", size_hint=size) as tmp:
+        torch.save(state, tmp)
     return path
 
 
