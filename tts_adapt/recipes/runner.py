@@ -35,17 +35,24 @@ def is_done(out: Path, stage: Stage, argv: list[str]) -> bool:
         return False
 
 
-def select(recipe: Recipe, start: int | None, stop: int | None, only: list[str] | None) -> list[Stage]:
-    names = {s.name for s in recipe.stages}
+def select(
+    recipe: Recipe,
+    start: int | None,
+    stop: int | None,
+    only: list[str] | None,
+    stages: list[Stage] | None = None,
+) -> list[Stage]:
+    """Stages by number range and by name; a name picks a YAML stage (all its grid points) or one point."""
+    stages = recipe.stages if stages is None else stages
+    names = {s.name for s in recipe.stages} | {s.name for s in stages}
     bad = sorted(set(only or []) - names)
     if bad:
         raise RecipeError(
-            f"{recipe.path}: no stage named {', '.join(bad)} (stages: {', '.join(sorted(names))})"
+            f"{recipe.path}: no stage named {', '.join(bad)} (stages: "
+            f"{', '.join(sorted(s.name for s in recipe.stages))})"
         )
-    chosen = [
-        s for s in recipe.stages if (start is None or s.index >= start) and (stop is None or s.index <= stop)
-    ]
-    return [s for s in chosen if not only or s.name in only]
+    chosen = [s for s in stages if (start is None or s.index >= start) and (stop is None or s.index <= stop)]
+    return [s for s in chosen if not only or s.name in only or s.family in only]
 
 
 def run_recipe(
@@ -57,12 +64,13 @@ def run_recipe(
     only: list[str] | None = None,
     force: bool = False,
     dry_run: bool = False,
+    variant: str | None = None,
 ) -> list[str]:
     """Run the selected stages; returns the tags of the stages that ran (or would run, dry)."""
     out = Path(out)
-    values = recipe.resolve(out, overrides)
+    values = recipe.resolve(out, overrides, variant)
     ran = []
-    for stage in select(recipe, start, stop, only):
+    for stage in select(recipe, start, stop, only, recipe.expand(values)):
         argv = recipe.command(stage, values)
         launcher = recipe.launcher(stage, values)
         if not force and is_done(out, stage, argv):
