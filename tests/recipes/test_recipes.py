@@ -18,8 +18,9 @@ def test_bundled_recipes_are_valid_commands(path, tmp_path):
         values = recipe.resolve(tmp_path, {k: "X" for k, v in recipe.vars.items() if v is None}, variant)
         parser = build_parser()
         for stage in recipe.expand(values):
-            args = parser.parse_args(recipe.command(stage, values))
-            assert callable(args.func), stage.name
+            for argv in recipe.commands(stage, values):
+                args = parser.parse_args(argv)
+                assert callable(args.func), stage.name
 
 
 def write(tmp_path, text: str):
@@ -191,7 +192,9 @@ def test_matrix_points_resume_one_by_one(tmp_path):
     assert any((out / "w" / "l1-s0").iterdir())
     # a wider grid runs only the new points; --only by YAML name selects every point of it
     assert run_recipe(recipe, out, {"lambdas": "1", "seeds": "0,1"}) == ["01-make.lam-1.seed-1"]
-    assert run_recipe(recipe, out, {"lambdas": "1", "seeds": "0,1"}, only=["make"], dry_run=True, force=True) == [
+    assert run_recipe(
+        recipe, out, {"lambdas": "1", "seeds": "0,1"}, only=["make"], dry_run=True, force=True
+    ) == [
         "01-make.lam-1.seed-0",
         "01-make.lam-1.seed-1",
     ]

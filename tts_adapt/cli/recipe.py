@@ -64,7 +64,8 @@ def run_show(args: argparse.Namespace) -> int:
     print("\nstages:")
     for s in r.stages:
         print(
-            f"  {s.index:2d} {s.name:18s} tts-adapt {s.run}"
+            f"  {s.index:2d} {s.name:18s} "
+            + " && ".join(f"tts-adapt {r}" for r in (s.run if isinstance(s.run, list) else [s.run]))
             + (f"   [launcher: {s.launcher}]" if s.launcher else "")
             + (f"   [matrix: {', '.join(f'{k}={v}' for k, v in s.matrix.items())}]" if s.matrix else "")
             + (f"   [when: {s.when}]" if s.when else "")

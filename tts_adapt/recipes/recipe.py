@@ -58,7 +58,7 @@ class RecipeError(ValueError):
 class Stage:
     index: int
     name: str
-    run: str
+    run: str | list[str]  # one command, or several run in order under one stamp
     launcher: str | None = None
     description: str = ""
     matrix: dict[str, Any] = field(default_factory=dict)  # axis -> list of values or "{variable}"
@@ -151,8 +151,18 @@ class Recipe:
         return out
 
     def command(self, stage: Stage, values: dict[str, str]) -> list[str]:
-        """The stage's argv (after ``tts-adapt``); the launcher prefix comes from :meth:`launcher`."""
-        return shlex.split(fill(stage.run, {**values, **stage.bindings}, f"{self.path} stage '{stage.name}'"))
+        """The stage's argv (after ``tts-adapt``); the launcher prefix comes from :meth:`launcher`. For a
+        stage of several commands, use :meth:`commands`."""
+        argvs = self.commands(stage, values)
+        if len(argvs) != 1:
+            raise RecipeError(f"{self.path} stage '{stage.name}' runs {len(argvs)} commands; use commands()")
+        return argvs[0]
+
+    def commands(self, stage: Stage, values: dict[str, str]) -> list[list[str]]:
+        """Every argv of the stage, in order."""
+        runs = stage.run if isinstance(stage.run, list) else [stage.run]
+        where = f"{self.path} stage '{stage.name}'"
+        return [shlex.split(fill(r, {**values, **stage.bindings}, where)) for r in runs]
 
     def launcher(self, stage: Stage, values: dict[str, str]) -> list[str]:
         if not stage.launcher:
@@ -241,11 +251,18 @@ def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
             if not isinstance(spec, (list, tuple, str, int, float)):
                 raise RecipeError(f"{path}: stage {name!r} matrix axis {axis!r} must be a list or '{{var}}'")
         when = raw.get("when")
+        run = raw["run"]
+        if isinstance(run, list):
+            if not run or not all(isinstance(r, str) and r.strip() for r in run):
+                raise RecipeError(f"{path}: stage {name!r} 'run' must be a command or a list of commands")
+            run = [" ".join(r.split()) for r in run]
+        else:
+            run = " ".join(str(run).split())
         stages.append(
             Stage(
                 i,
                 name,
-                " ".join(str(raw["run"]).split()),
+                run,
                 raw.get("launcher"),
                 raw.get("description", ""),
                 matrix={str(k): v for k, v in matrix.items()},
