@@ -101,3 +101,34 @@ def test_bad_configuration_is_rejected():
         make_system("tacotron:foo")
     with pytest.raises(ValueError, match="key=value"):
         make_system("espeak:en-us:fast")
+
+
+def test_accumulate_keeps_earlier_systems_and_speaker_level_retention(synthetic_corpus, tmp_path):
+    """A grid evaluated one run per call: with ``accumulate`` the aggregates hold every run so far."""
+    from tts_adapt.data import load_corpus
+    from tts_adapt.evaluation.stats import bootstrap_ratio_by_group
+
+    train = load_corpus(synthetic_corpus / "train-synth")
+    held = load_corpus(synthetic_corpus / "test-synth")
+    spk = sorted({u.speaker for u in train})[0]
+    cases = build_test_set(train, held, n_target=2, n_heldout_per_speaker=2, seed=0, target_speaker=spk)
+    cfg = EvalConfig(metrics=("sim",), n_boot=100)
+    base = SystemEntry("base", "base", EspeakSystem("en-us", pitch=50))
+
+    def entry(name, pitch):
+        return SystemEntry(name, "adapted", EspeakSystem("en-us", pitch=pitch))
+
+    run_evaluation([base, entry("a", 30)], cases, tmp_path, cfg, progress=False, accumulate=True)
+    agg = run_evaluation([base, entry("b", 70)], cases, tmp_path, cfg, progress=False, accumulate=True)
+    assert set(agg["systems"]) == {"base", "a", "b"}
+    alone = run_evaluation([base, entry("b", 70)], cases, tmp_path / "other", cfg, progress=False)
+    assert set(alone["systems"]) == {"base", "b"}
+    assert agg["systems"]["b"]["retention"] == alone["systems"]["b"]["retention"]
+    rows = [r for r in _rows(tmp_path) if r["set"] == "heldout"]
+    a = {r["id"]: r for r in rows if r["system"] == "a"}
+    b = {r["id"]: r for r in rows if r["system"] == "base"}
+    ids = sorted(a)
+    expected = bootstrap_ratio_by_group(
+        [a[i]["sim"] for i in ids], [b[i]["sim"] for i in ids], [a[i]["speaker"] for i in ids], 100, 0
+    )
+    assert agg["systems"]["a"]["retention_speaker"]["sim"] == pytest.approx(expected.to_dict())

@@ -14,11 +14,13 @@ from tts_adapt.recipes import RECIPES_DIR, RecipeError, StageFailed, load_recipe
 def test_bundled_recipes_are_valid_commands(path, tmp_path):
     """Every stage of every bundled recipe is accepted by our own CLI parser (catches typos in flags)."""
     recipe = load_recipe(path)
-    values = recipe.resolve(tmp_path, {k: "X" for k, v in recipe.vars.items() if v is None})
-    parser = build_parser()
-    for stage in recipe.stages:
-        args = parser.parse_args(recipe.command(stage, values))
-        assert callable(args.func), stage.name
+    for variant in [None, *recipe.variants]:
+        values = recipe.resolve(tmp_path, {k: "X" for k, v in recipe.vars.items() if v is None}, variant)
+        parser = build_parser()
+        for stage in recipe.expand(values):
+            for argv in recipe.commands(stage, values):
+                args = parser.parse_args(argv)
+                assert callable(args.func), stage.name
 
 
 def write(tmp_path, text: str):
@@ -139,3 +141,90 @@ def test_bad_recipes_are_named(tmp_path, text, message):
     with pytest.raises(RecipeError, match=message):
         recipe = load_recipe(write(tmp_path, text))
         recipe.command(recipe.stages[0], recipe.resolve(tmp_path / "o"))
+
+
+GRID = """
+name: grid
+vars:
+  lambdas: "1,10"
+  seeds: [0, 1]
+  extra: ""
+  big: "false"
+  where: "{out}/w"
+variants:
+  quick: {lambdas: "5", big: "yes"}
+stages:
+  - name: make
+    run: make-corpus --speakers 1 --utterances 2 --seed {seed} --out {where}/l{lam}-s{seed}
+    matrix: {lam: "{lambdas}", seed: "{seeds}"}
+  - name: none
+    matrix: {seed: "{extra}"}
+    run: make-corpus --speakers 2 --utterances 3 --seed {seed} --out {out}/x
+  - name: only-big
+    when: "{big}"
+    run: make-corpus --speakers 2 --utterances 3 --out {out}/big
+"""
+
+
+def test_matrix_expands_to_the_product_in_order(tmp_path):
+    """Grid points = itertools.product of the axes as written; each one a stage with its own command."""
+    import itertools
+
+    recipe = load_recipe(write(tmp_path, GRID))
+    values = recipe.resolve(tmp_path / "o")
+    assert values["where"] == f"{tmp_path}/o/w" and values["seeds"] == "0,1"
+    stages = recipe.expand(values)
+    expected = [f"make.lam-{lam}.seed-{s}" for lam, s in itertools.product(["1", "10"], ["0", "1"])]
+    assert [s.name for s in stages] == expected  # empty axis: no stage; when false: left out
+    assert {s.tag[:3] for s in stages} == {"01-"} and {s.family for s in stages} == {"make"}
+    argv = recipe.command(stages[3], values)
+    assert argv[argv.index("--seed") + 1] == "1" and argv[-1] == f"{tmp_path}/o/w/l10-s1"
+    quick = recipe.expand(recipe.resolve(tmp_path / "o", {"seeds": "3"}, "quick"))
+    assert [s.name for s in quick] == ["make.lam-5.seed-3", "only-big"]
+
+
+def test_matrix_points_resume_one_by_one(tmp_path):
+    recipe = load_recipe(write(tmp_path, GRID))
+    out = tmp_path / "run"
+    over = {"lambdas": "1", "seeds": "0"}
+    assert run_recipe(recipe, out, over) == ["01-make.lam-1.seed-0"]
+    assert (out / "stages" / "01-make.lam-1.seed-0.done.json").is_file()
+    assert any((out / "w" / "l1-s0").iterdir())
+    # a wider grid runs only the new points; --only by YAML name selects every point of it
+    assert run_recipe(recipe, out, {"lambdas": "1", "seeds": "0,1"}) == ["01-make.lam-1.seed-1"]
+    assert run_recipe(
+        recipe, out, {"lambdas": "1", "seeds": "0,1"}, only=["make"], dry_run=True, force=True
+    ) == [
+        "01-make.lam-1.seed-0",
+        "01-make.lam-1.seed-1",
+    ]
+    assert run_recipe(
+        recipe, out, {"lambdas": "1", "seeds": "0,1"}, only=["make.lam-1.seed-1"], dry_run=True, force=True
+    ) == ["01-make.lam-1.seed-1"]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("stages:\n  - {name: a, run: x, matrix: [1, 2]}\n", "must map axis names"),
+        ("stages:\n  - {name: a, run: x, matrix: {out: [1]}}\n", "not a usable name"),
+        ("vars: {k: 1}\nstages:\n  - {name: a, run: x, matrix: {k: [1]}}\n", "also a variable"),
+        ("stages:\n  - {name: a, run: 'x {k}', matrix: {k: [1, 1]}}\n", "repeated value"),
+        ("stages:\n  - {name: a, run: 'x {k}', matrix: {k: '{nope}'}}\n", "unknown variable"),
+        ("vars: {a: '{b}', b: '{a}'}\nstages:\n  - {name: s, run: x}\n", "cycle"),
+        ("variants: {q: {zz: 1}}\nstages:\n  - {name: s, run: x}\n", "unknown variable"),
+    ],
+)
+def test_bad_grids_are_named(tmp_path, text, message):
+    with pytest.raises(RecipeError, match=message):
+        recipe = load_recipe(write(tmp_path, text))
+        recipe.expand(recipe.resolve(tmp_path / "o"))
+
+
+def test_cli_quick_variant(tmp_path, capsys):
+    path = write(tmp_path, GRID)
+    assert main(["recipe", "run", str(path), "--out", str(tmp_path / "o"), "--quick", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "[01-make.lam-5.seed-0]" in printed and "[03-only-big]" in printed and "lam-10" not in printed
+    assert main(["recipe", "run", str(path), "--out", str(tmp_path / "o"), "--variant", "nope"]) == 1
+    assert "no variant 'nope'" in capsys.readouterr().err

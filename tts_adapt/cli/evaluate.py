@@ -90,6 +90,12 @@ def register(sub) -> None:
         "--per-model", help="phoneme recogniser for PER (official ASR .pth or train-per .safetensors)"
     )
     p.add_argument("--no-heldout-dnsmos", action="store_true", help="score DNSMOS on the target set only")
+    p.add_argument(
+        "--accumulate",
+        action="store_true",
+        help="keep systems that earlier calls scored into --out (same test set and scoring) in the "
+        "aggregates: a grid of runs evaluated one per call",
+    )
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="test-set, synthesis and bootstrap seed (default 0)")
     _device(p)
@@ -339,7 +345,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     target = _load(args.target) if args.target else None
     heldout = _load(args.heldout, args.heldout_speakers) if args.heldout else None
     cases = build_test_set(target, heldout, args.n_target, args.n_heldout, args.seed, args.target_speaker)
-    agg = run_evaluation(entries, cases, args.out, cfg, progress=not args.quiet)
+    agg = run_evaluation(entries, cases, args.out, cfg, progress=not args.quiet, accumulate=args.accumulate)
     summary = {
         name: {st: {m: round(v["mean"], 4) for m, v in d.items()} for st, d in s["sets"].items()}
         for name, s in agg["systems"].items()

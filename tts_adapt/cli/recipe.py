@@ -20,6 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("recipe", help="recipe name or YAML path")
     q.add_argument("--out", required=True, help="run folder (stages/, logs/ and every stage's outputs)")
     q.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a recipe variable")
+    q.add_argument("--variant", help="a named set of variable values from the recipe's 'variants'")
+    q.add_argument(
+        "--quick", action="store_const", dest="variant", const="quick", help="same as --variant quick"
+    )
     q.add_argument("--stage", type=int, help="first stage to run (number)")
     q.add_argument("--stop-stage", type=int, help="last stage to run (number)")
     q.add_argument("--only", help="comma-separated stage names to run")
@@ -55,11 +59,16 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"{r.name} ({r.path})\n{r.description}\n\nvariables:")
     for k, v in r.vars.items():
         print(f"  {k} = {'<required>' if v is None else v}")
+    for name, values in r.variants.items():
+        print(f"\nvariant {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     print("\nstages:")
     for s in r.stages:
         print(
-            f"  {s.index:2d} {s.name:18s} tts-adapt {s.run}"
+            f"  {s.index:2d} {s.name:18s} "
+            + " && ".join(f"tts-adapt {r}" for r in (s.run if isinstance(s.run, list) else [s.run]))
             + (f"   [launcher: {s.launcher}]" if s.launcher else "")
+            + (f"   [matrix: {', '.join(f'{k}={v}' for k, v in s.matrix.items())}]" if s.matrix else "")
+            + (f"   [when: {s.when}]" if s.when else "")
         )
     return 0
 
@@ -70,7 +79,15 @@ def run_run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     ran = run_recipe(
-        recipe, args.out, _overrides(args.set), args.stage, args.stop_stage, only, args.force, args.dry_run
+        recipe,
+        args.out,
+        _overrides(args.set),
+        args.stage,
+        args.stop_stage,
+        only,
+        args.force,
+        args.dry_run,
+        args.variant,
     )
     if not ran:
         print(f"nothing to do: every selected stage of {recipe.name} is finished in {args.out}")

@@ -105,3 +105,97 @@ def speaker_bars(per_speaker: dict[str, dict[str, float]], metric: str = "sim") 
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=min(4, len(systems)))
     return png_bytes(fig)
+
+
+def lambda_pareto_plot(
+    curves: dict[str, list[tuple[float, float, Any]]],
+    singles: dict[str, tuple[float, float]] | None = None,
+    base: tuple[float, float] | None = None,
+) -> bytes:
+    """Target vs held-out similarity with one curve per method through its λ values (labelled), single
+    points for methods without λ (full, linear, LoRA) and the base model as a square.
+
+    ``curves[label] = [(heldout, target, lambda), ...]`` (drawn in λ order)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 5.4))
+    for label, pts in curves.items():
+        pts = sorted(pts, key=lambda p: float(p[2]))
+        (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=5, lw=1.3, label=label)
+        for x, y, lam in pts:
+            ax.annotate(
+                f"{float(lam):g}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, 3),
+                fontsize=6,
+                color=line.get_color(),
+            )
+    for label, (x, y) in (singles or {}).items():
+        ax.plot([x], [y], "D", ms=7, label=label)
+    if base is not None:
+        ax.plot([base[0]], [base[1]], "s", ms=9, color="black", label="base")
+    ax.set_xlabel("held-out voices: similarity (zero-shot ability kept)")
+    ax.set_ylabel("target voice: similarity")
+    ax.set_title("Adaptation vs forgetting over λ (labels: λ)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return png_bytes(fig)
+
+
+def lambda_curves_plot(
+    series: dict[str, list[tuple[float, dict[str, float | None]]]],
+    metrics: Sequence[tuple[str, str]],
+    references: dict[str, dict[str, float]] | None = None,
+) -> bytes:
+    """One panel per metric against λ (log scale), one line per method; ``references[name][metric]``
+    are drawn as horizontal lines (the base model, plain LoRA)."""
+    plt = _pyplot()
+    n = len(metrics)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
+    for ax, (key, title) in zip(axes[0], metrics, strict=True):
+        for label, pts in series.items():
+            pts = sorted(
+                (float(lam), v.get(key)) for lam, v in pts if v.get(key) is not None and float(lam) > 0
+            )
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=4, label=label)
+        for name, vals in (references or {}).items():
+            if vals.get(key) is not None:
+                ax.axhline(vals[key], ls="--", lw=1, color="grey")
+                ax.annotate(
+                    name,
+                    (0.01, vals[key]),
+                    xycoords=("axes fraction", "data"),
+                    fontsize=7,
+                    color="grey",
+                    va="bottom",
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("λ")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def prediction_plot(pairs: dict[str, list[tuple[float, float]]], rho: dict[str, float]) -> bytes:
+    """Measured held-out loss increase against each curvature's predicted ½·vec(ΔW)ᵀ H vec(ΔW), one panel
+    per curvature, with Spearman's ρ in the title (the prediction's scale is free; its order is not)."""
+    plt = _pyplot()
+    n = max(1, len(pairs))
+    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
+    for ax, (label, pts) in zip(axes[0], pairs.items(), strict=False):
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", ms=4)
+            if all(p[0] > 0 for p in pts):
+                ax.set_xscale("log")
+        r = rho.get(label)
+        ax.set_title(
+            f"{label}: ρ = {r:.2f}" if r is not None and np.isfinite(r) else f"{label}: ρ = –", fontsize=10
+        )
+        ax.set_xlabel("predicted ½·vec(ΔW)ᵀ H vec(ΔW)")
+        ax.set_ylabel("held-out loss increase")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return png_bytes(fig)

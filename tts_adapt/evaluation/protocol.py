@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .audio_io import write_wave
-from .stats import bootstrap_mean, bootstrap_ratio
+from .stats import bootstrap_mean, bootstrap_ratio, bootstrap_ratio_by_group
 from .systems import Synthesizer
 from .testset import TestCase, write_test_set
 from .text_norm import edit_distance, normalize_text
@@ -102,6 +102,15 @@ class SystemEntry:
             raise ValueError(
                 f"system name {self.name!r} must be non-empty, without '/' and not start with '.'"
             )
+
+
+@dataclass
+class ScoredSystem:
+    """A system scored by an earlier call into the same folder (kept by ``accumulate=True``)."""
+
+    name: str
+    role: str
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class Scorers:
@@ -335,8 +344,12 @@ def run_evaluation(
     out_dir: str | os.PathLike,
     cfg: EvalConfig | None = None,
     progress: bool = True,
+    accumulate: bool = False,
 ) -> dict:
-    """Run the protocol (see module docstring); returns the aggregates also written to disk."""
+    """Run the protocol (see module docstring); returns the aggregates also written to disk.
+
+    ``accumulate``: the aggregates also cover systems an earlier call scored into ``out_dir`` with the
+    same scoring settings on the same cases (a grid of runs evaluated one run per call)."""
     from ..utils.io import write_json
 
     cfg = cfg or EvalConfig()
@@ -383,7 +396,13 @@ def run_evaluation(
         all_rows += [reuse[i] for i in range(len(cases))]
         kept = [r for r in _read_rows(rows_path) if r.get("system") not in {e.name for e in entries}]
         _write_rows(rows_path, kept + all_rows)  # progress survives an interruption in a later system
-    agg = aggregate(all_rows, entries, cfg)
+    listed: list[Any] = list(entries)
+    if accumulate:
+        earlier = _earlier_systems(out, rows_path, key, cases, {e.name for e in entries})
+        for entry, rows in earlier:
+            listed.append(entry)
+            all_rows += rows
+    agg = aggregate(all_rows, listed, cfg)
     agg["test_set"] = {
         "n_cases": len(cases),
         "sets": sorted({c.set for c in cases}),
@@ -444,7 +463,33 @@ def point_value(rows: Sequence[dict], metric: str) -> float:
     return float(np.mean([r[metric] for r in rows if r.get(metric) is not None]))
 
 
-def aggregate(rows: Sequence[dict], entries: Sequence[SystemEntry], cfg: EvalConfig) -> dict:
+def _earlier_systems(
+    out: Path, rows_path: Path, key: str, cases: Sequence[TestCase], current: set[str]
+) -> list[tuple[ScoredSystem, list[dict]]]:
+    """Systems of earlier calls whose rows cover exactly these cases with these scoring settings."""
+    path = out / "aggregates.json"
+    if not path.is_file():
+        return []
+    try:
+        before = json.loads(path.read_text(encoding="utf-8")).get("systems", {})
+    except (OSError, json.JSONDecodeError):
+        log.warning("cannot read %s; earlier systems are not kept", path)
+        return []
+    wanted = {(c.set, c.id) for c in cases}
+    rows: dict[str, list[dict]] = {}
+    for r in _read_rows(rows_path):
+        if r.get("system") not in current and r.get("scoring_key") == key:
+            rows.setdefault(r["system"], []).append(r)
+    out_list = []
+    for name, s in before.items():
+        mine = [r for r in rows.get(name, []) if (r["set"], r["id"]) in wanted]
+        if name in current or {(r["set"], r["id"]) for r in mine} != wanted:
+            continue
+        out_list.append((ScoredSystem(name, s.get("role", "adapted"), s.get("info") or {}), mine))
+    return out_list
+
+
+def aggregate(rows: Sequence[dict], entries: Sequence[Any], cfg: EvalConfig) -> dict:
     """Bootstrap means per system/set/metric, per-speaker means, and held-out retention vs the base."""
     by_system: dict[str, list[dict]] = {}
     for r in rows:
@@ -477,7 +522,7 @@ def aggregate(rows: Sequence[dict], entries: Sequence[SystemEntry], cfg: EvalCon
         for e in entries:
             if e.role != "adapted":
                 continue
-            retention = {}
+            retention, by_speaker = {}, {}
             pairs = [
                 (r, base_rows.get((r["set"], r["id"])))
                 for r in by_system.get(e.name, [])
@@ -496,7 +541,9 @@ def aggregate(rows: Sequence[dict], entries: Sequence[SystemEntry], cfg: EvalCon
                 if ab:
                     num, den, spk = zip(*ab, strict=True)
                     retention[m] = bootstrap_ratio(num, den, cfg.n_boot, cfg.seed, groups=spk).to_dict()
+                    by_speaker[m] = bootstrap_ratio_by_group(num, den, spk, cfg.n_boot, cfg.seed).to_dict()
             systems[e.name]["retention"] = retention
+            systems[e.name]["retention_speaker"] = by_speaker
     return {
         "config": asdict(cfg),
         "base": base,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .plots import pareto_plot, speaker_bars
+from .plots import lambda_curves_plot, lambda_pareto_plot, pareto_plot, speaker_bars
 
 # (column title, set, metric); a column is shown when at least one system has a value for it
 COLUMNS = [
@@ -32,6 +32,12 @@ COLUMNS = [
     ("DNSMOS ↑", "target", "dnsmos"),
 ]
 AUDIO_SR = 16000
+FIGURES = (
+    ("pareto", "Target vs held-out similarity"),
+    ("pareto_lambda", "Target vs held-out similarity over λ (one curve per method)"),
+    ("lambda_curves", "Per-method curves over λ"),
+    ("per_speaker", "Per-speaker similarity"),
+)
 
 
 def load_evaluations(dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
@@ -103,13 +109,14 @@ def table_rows(systems: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
     header = (
         ["System", "Role", "Method", "λ", "Trainable params"]
         + [c[0] for c in cols]
-        + ["Retention (held-out sim)"]
+        + ["Retention (held-out sim)", "Retention, speaker-level interval"]
     )
     body = []
     for label, s in systems.items():
         row = [label, s["role"], _info(s, "method"), _info(s, "lambda"), _info(s, "trainable_params")]
         row += [_fmt(s["sets"].get(st, {}).get(m)) for _, st, m in cols]
         row.append(_fmt((s.get("retention") or {}).get("sim")) if s["role"] == "adapted" else "–")
+        row.append(_fmt((s.get("retention_speaker") or {}).get("sim")) if s["role"] == "adapted" else "–")
         body.append(row)
     return header, body
 
@@ -167,7 +174,49 @@ def _figures(data: dict) -> dict[str, bytes]:
                     ]
     if per_spk:
         figs["per_speaker"] = speaker_bars(per_spk)
+    figs.update(_lambda_figures(systems))
     return figs
+
+
+def _lambda_group(s: dict) -> str | None:
+    """Adapted systems that differ only in λ share a group: method and curvature file."""
+    info = s.get("info") or {}
+    if s["role"] != "adapted" or info.get("lambda") is None or isinstance(info["lambda"], dict):
+        return None
+    curv = info.get("curvature")
+    return f"{info.get('method', '?')} ({Path(str(curv)).stem})" if curv else str(info.get("method", "?"))
+
+
+def _lambda_figures(systems: dict[str, dict]) -> dict[str, bytes]:
+    """Over λ: target vs held-out similarity (one curve per method) and each similarity against λ,
+    when some method was run with at least two λ values."""
+    groups: dict[str, list[tuple[float, float, float]]] = {}
+    singles: dict[str, tuple[float, float]] = {}
+    base = None
+    for label, s in systems.items():
+        t = s["sets"].get("target", {}).get("sim")
+        h = s["sets"].get("heldout", {}).get("sim")
+        if not t or not h:
+            continue
+        group = _lambda_group(s)
+        if group is not None:
+            groups.setdefault(group, []).append((h["mean"], t["mean"], float(s["info"]["lambda"])))
+        elif s["role"] == "base":
+            base = (h["mean"], t["mean"])
+        elif s["role"] == "adapted":
+            singles[label] = (h["mean"], t["mean"])
+    if not any(len({p[2] for p in pts}) > 1 for pts in groups.values()):
+        return {}
+    series = {
+        g: [(lam, {"target_sim": t, "heldout_sim": h}) for h, t, lam in pts] for g, pts in groups.items()
+    }
+    refs = {"base": {"target_sim": base[1], "heldout_sim": base[0]}} if base else None
+    return {
+        "pareto_lambda": lambda_pareto_plot(groups, singles, base),
+        "lambda_curves": lambda_curves_plot(
+            series, [("target_sim", "target similarity ↑"), ("heldout_sim", "held-out similarity ↑")], refs
+        ),
+    }
 
 
 CSS = """
@@ -201,10 +250,7 @@ def render_html(data: dict, title: str, n_audio: int = 3) -> str:
         "of speaker embeddings to the speaker's held-out recordings. Retention = adapted / base on "
         "held-out speakers (paired bootstrap). The ground-truth row is the ceiling.</p>"
     )
-    for key, heading in (
-        ("pareto", "Target vs held-out similarity"),
-        ("per_speaker", "Per-speaker similarity"),
-    ):
+    for key, heading in FIGURES:
         if key in figs:
             b64 = base64.b64encode(figs[key]).decode("ascii")
             parts.append(
@@ -242,10 +288,7 @@ def render_markdown(data: dict, title: str, files_dir: Path, md_dir: Path, n_aud
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
     lines += ["", "Means with bootstrap 95 % intervals; retention = adapted / base on held-out speakers.", ""]
-    for key, heading in (
-        ("pareto", "Target vs held-out similarity"),
-        ("per_speaker", "Per-speaker similarity"),
-    ):
+    for key, heading in FIGURES:
         if key in figs:
             png = files_dir / f"{key}.png"
             with atomic_path(png, suffix=".png") as tmp:

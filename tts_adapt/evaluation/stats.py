@@ -134,3 +134,70 @@ def bootstrap_ratio(
     q = (1 - level) / 2
     lo, hi = np.quantile(ratios, [q, 1 - q])
     return Estimate(ratio, float(lo), float(hi), int(a.size))
+
+
+def bootstrap_ratio_by_group(
+    numerator, denominator, groups, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, level: float = 0.95
+) -> Estimate:
+    """``mean(numerator) / mean(denominator)`` with whole groups (speakers) resampled, not items.
+
+    Sentences of one speaker are correlated (they share a voice the model either kept or lost), so an
+    interval that treats them as independent is too narrow when the question is about speakers. Each
+    resample draws speakers with replacement and takes ``Σ num / Σ den`` over all their items. ``n`` of the
+    result is the number of groups. With one item per group this is :func:`bootstrap_ratio` exactly.
+    """
+    a = np.asarray(numerator, dtype=np.float64).reshape(-1)
+    b = np.asarray(denominator, dtype=np.float64).reshape(-1)
+    g = np.asarray(groups).reshape(-1)
+    if not (a.shape == b.shape == g.shape):
+        raise ValueError(f"grouped bootstrap needs equal lengths, got {a.size}, {b.size} and {g.size}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b, g = a[keep], b[keep], g[keep]
+    if a.size == 0 or b.sum() == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    names, inverse = np.unique(g, return_inverse=True)
+    sums = np.zeros((names.size, 2))
+    np.add.at(sums, inverse, np.stack([a, b], axis=1))
+    ratio = float(a.sum() / b.sum())
+    if names.size == 1:
+        return Estimate(ratio, ratio, ratio, 1)
+    totals = _resample_means(sums, n_boot, np.random.default_rng(seed))  # means of sums: same ratio
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = totals[:, 0] / totals[:, 1]
+    ratios = ratios[np.isfinite(ratios)]
+    q = (1 - level) / 2
+    lo, hi = np.quantile(ratios, [q, 1 - q])
+    return Estimate(ratio, float(lo), float(hi), int(names.size))
+
+
+def rank(values) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (what Spearman's coefficient uses)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(x.size)
+    sorted_x = x[order]
+    i = 0
+    while i < x.size:
+        j = i
+        while j + 1 < x.size and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the average ranks; pairs with a NaN are
+    dropped; NaN when fewer than 3 pairs remain or a side is constant."""
+    a = np.asarray(x, dtype=np.float64).reshape(-1)
+    b = np.asarray(y, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"spearman needs equal lengths, got {a.size} and {b.size}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if a.size < 3:
+        return float("nan")
+    ra, rb = rank(a), rank(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = np.sqrt((ra**2).sum() * (rb**2).sum())
+    return float((ra * rb).sum() / den) if den > 0 else float("nan")

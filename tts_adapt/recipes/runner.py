@@ -35,17 +35,24 @@ def is_done(out: Path, stage: Stage, argv: list[str]) -> bool:
         return False
 
 
-def select(recipe: Recipe, start: int | None, stop: int | None, only: list[str] | None) -> list[Stage]:
-    names = {s.name for s in recipe.stages}
+def select(
+    recipe: Recipe,
+    start: int | None,
+    stop: int | None,
+    only: list[str] | None,
+    stages: list[Stage] | None = None,
+) -> list[Stage]:
+    """Stages by number range and by name; a name picks a YAML stage (all its grid points) or one point."""
+    stages = recipe.stages if stages is None else stages
+    names = {s.name for s in recipe.stages} | {s.name for s in stages}
     bad = sorted(set(only or []) - names)
     if bad:
         raise RecipeError(
-            f"{recipe.path}: no stage named {', '.join(bad)} (stages: {', '.join(sorted(names))})"
+            f"{recipe.path}: no stage named {', '.join(bad)} (stages: "
+            f"{', '.join(sorted(s.name for s in recipe.stages))})"
         )
-    chosen = [
-        s for s in recipe.stages if (start is None or s.index >= start) and (stop is None or s.index <= stop)
-    ]
-    return [s for s in chosen if not only or s.name in only]
+    chosen = [s for s in stages if (start is None or s.index >= start) and (stop is None or s.index <= stop)]
+    return [s for s in chosen if not only or s.name in only or s.family in only]
 
 
 def run_recipe(
@@ -57,46 +64,53 @@ def run_recipe(
     only: list[str] | None = None,
     force: bool = False,
     dry_run: bool = False,
+    variant: str | None = None,
 ) -> list[str]:
     """Run the selected stages; returns the tags of the stages that ran (or would run, dry)."""
     out = Path(out)
-    values = recipe.resolve(out, overrides)
+    values = recipe.resolve(out, overrides, variant)
     ran = []
-    for stage in select(recipe, start, stop, only):
-        argv = recipe.command(stage, values)
+    for stage in select(recipe, start, stop, only, recipe.expand(values)):
+        argvs = recipe.commands(stage, values)
+        # a single command's stamp keeps its argv; a stage of several commands stamps the list
+        stamp = argvs[0] if len(argvs) == 1 else argvs
         launcher = recipe.launcher(stage, values)
-        if not force and is_done(out, stage, argv):
+        if not force and is_done(out, stage, stamp):
             log.info("stage %s: done before, skipping", stage.tag)
             continue
         # a launcher (e.g. ``torchrun --nproc-per-node 4``) takes ``-m tts_adapt`` like python does
-        full = [*(launcher or [sys.executable]), "-m", "tts_adapt", *argv]
+        fulls = [[*(launcher or [sys.executable]), "-m", "tts_adapt", *argv] for argv in argvs]
         ran.append(stage.tag)
         if dry_run:
-            print(f"[{stage.tag}] {' '.join(full)}")
+            for full in fulls:
+                print(f"[{stage.tag}] {' '.join(full)}")
             continue
-        _execute(out, stage, full, argv)
+        _execute(out, stage, fulls, argvs, stamp)
     return ran
 
 
-def _execute(out: Path, stage: Stage, full: list[str], argv: list[str]) -> None:
+def _execute(out: Path, stage: Stage, fulls: list[list[str]], argvs: list[list[str]], stamp: list) -> None:
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{stage.tag}.log"
-    print(f"==> stage {stage.tag}: tts-adapt {' '.join(argv)}", flush=True)
     t0 = time.time()
-    with open(log_path, "a", encoding="utf-8") as log_file:
-        log_file.write(f"\n$ {' '.join(full)}\n")
-        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            log_file.write(line)
-        code = proc.wait()
+    for full, argv in zip(fulls, argvs, strict=True):
+        print(f"==> stage {stage.tag}: tts-adapt {' '.join(argv)}", flush=True)
+        with open(log_path, "a", encoding="utf-8") as log_file:
+            log_file.write(f"\n$ {' '.join(full)}\n")
+            proc = subprocess.Popen(
+                full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                log_file.write(line)
+            code = proc.wait()
+        if code != 0:
+            raise StageFailed(
+                f"stage {stage.tag} failed (exit {code}); see {log_path}. Fix it and run the recipe again "
+                f"to continue from this stage."
+            )
     seconds = time.time() - t0
-    if code != 0:
-        raise StageFailed(
-            f"stage {stage.tag} failed (exit {code}); see {log_path}. Fix it and run the recipe again "
-            f"to continue from this stage."
-        )
-    write_json(stamp_path(out, stage), {"argv": argv, "seconds": round(seconds, 2), "finished": time.time()})
+    write_json(stamp_path(out, stage), {"argv": stamp, "seconds": round(seconds, 2), "finished": time.time()})
     print(f"<== stage {stage.tag} done in {seconds:.1f} s", flush=True)

@@ -1,0 +1,144 @@
+"""Pareto dominance between methods, rank correlation of predicted vs real forgetting, the goal check.
+
+A *point* is one (method, curvature size, λ) setting averaged over its seeds, placed at
+``(held-out similarity, target similarity)``; both are better when higher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..evaluation.stats import spearman
+
+Point = tuple[float, float]
+GOAL_TARGET_SHARE = 0.95  # of plain LoRA's target similarity
+GOAL_RETENTION = 0.95  # of the base model's held-out similarity
+
+
+def weakly_dominated(p: Point, by: Sequence[Point]) -> bool:
+    """Some point of ``by`` is at least as good as ``p`` in both coordinates."""
+    return any(q[0] >= p[0] and q[1] >= p[1] for q in by)
+
+
+def dominates(a: Sequence[Point], b: Sequence[Point]) -> bool:
+    """Curve ``a`` dominates curve ``b`` (Zitzler's "better" relation between point sets): every point
+    of ``b`` is weakly dominated by a point of ``a``, and some point of ``a`` is not weakly dominated by
+    any point of ``b``. In regions: what ``b`` reaches, ``a`` reaches too, and ``a`` reaches more."""
+    a, b = [tuple(map(float, p)) for p in a], [tuple(map(float, p)) for p in b]
+    if not a or not b:
+        return False
+    return all(weakly_dominated(p, a) for p in b) and not all(weakly_dominated(p, b) for p in a)
+
+
+def seed_means(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> list[dict[str, Any]]:
+    """One point per (method, curvature size, λ): the mean of ``fields`` over seeds, with their spread."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r.get("curvature_size"), r.get("lambda")), []).append(r)
+    points = []
+    for (method, size, lam), members in groups.items():
+        p: dict[str, Any] = {
+            "method": method,
+            "curvature_size": size,
+            "lambda": lam,
+            "seeds": sorted(m.get("seed") for m in members if m.get("seed") is not None),
+            "runs": [m["run"] for m in members],
+        }
+        for f in fields:
+            vals = np.array([m.get(f) for m in members if m.get(f) is not None], dtype=np.float64)
+            vals = vals[np.isfinite(vals)]
+            p[f] = float(vals.mean()) if vals.size else None
+            p[f + "_sd"] = float(vals.std(ddof=1)) if vals.size > 1 else None
+        points.append(p)
+    return sorted(points, key=lambda p: (p["method"], p["curvature_size"] or 0, p["lambda"] or 0))
+
+
+def curve(points: Sequence[Mapping[str, Any]], method: str, size: int | None = None) -> list[Point]:
+    """``(held-out sim, target sim)`` of a method's points (one curvature size), ordered by λ."""
+    chosen = [
+        p
+        for p in points
+        if p["method"] == method
+        and (size is None or p.get("curvature_size") in (None, size))
+        and p.get("heldout_sim") is not None
+        and p.get("target_sim") is not None
+    ]
+    chosen.sort(key=lambda p: p.get("lambda") or 0)
+    return [(p["heldout_sim"], p["target_sim"]) for p in chosen]
+
+
+def goal_check(
+    points: Sequence[Mapping[str, Any]], base_heldout_sim: float | None, main_size: int | None
+) -> dict[str, Any]:
+    """The experiment's goal, computed: at ≥ 95 % of plain LoRA's target similarity, LoRA + KFAC keeps
+    ≥ 95 % of the base model's held-out similarity (some λ), and the KFAC curve dominates the diag and
+    the L2-SP curves. Every part is reported with the numbers it rests on; missing data fails it."""
+    out: dict[str, Any] = {"main_size": main_size, "parts": {}}
+    lora = [p for p in points if p["method"] == "lora" and p.get("target_sim") is not None]
+    kfac = [
+        p
+        for p in points
+        if p["method"] == "lora+kfac"
+        and p.get("curvature_size") == main_size
+        and p.get("target_sim") is not None
+    ]
+    part1: dict[str, Any] = {"met": False}
+    if lora and kfac and base_heldout_sim:
+        lora_target = float(np.mean([p["target_sim"] for p in lora]))
+        need = GOAL_TARGET_SHARE * lora_target  # taken literally, also for a negative similarity
+        ok = [
+            p
+            for p in kfac
+            if p["target_sim"] >= need
+            and p.get("heldout_sim") is not None
+            and p["heldout_sim"] / base_heldout_sim >= GOAL_RETENTION
+        ]
+        part1.update(
+            met=bool(ok),
+            lora_target_sim=lora_target,
+            target_needed=need,
+            base_heldout_sim=base_heldout_sim,
+            kfac=[
+                {
+                    "lambda": p["lambda"],
+                    "target_sim": p["target_sim"],
+                    "retention": (p["heldout_sim"] / base_heldout_sim)
+                    if p.get("heldout_sim") is not None
+                    else None,
+                }
+                for p in sorted(kfac, key=lambda p: p["lambda"] or 0)
+            ],
+            lambdas_meeting=[p["lambda"] for p in ok],
+        )
+    else:
+        part1["why"] = "needs plain LoRA, LoRA + KFAC at the main curvature size and the base model's scores"
+    out["parts"]["retention_at_lora_target"] = part1
+    kfac_curve = curve(points, "lora+kfac", main_size)
+    for other in ("lora+diag", "lora+l2sp"):
+        other_curve = curve(points, other, main_size if other != "lora+l2sp" else None)
+        out["parts"][f"kfac_dominates_{other.split('+')[1]}"] = {
+            "met": dominates(kfac_curve, other_curve),
+            "kfac": kfac_curve,
+            other: other_curve,
+        }
+    out["met"] = all(p["met"] for p in out["parts"].values())
+    return out
+
+
+def rank_correlations(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Spearman's ρ between each curvature's predicted increase and the measured held-out loss increase,
+    over every adapted run that has both."""
+    labels = sorted({k for r in rows for k in (r.get("predicted") or {})})
+    out = {}
+    for label in labels:
+        pairs = [
+            (r["predicted"][label], r["loss_increase"])
+            for r in rows
+            if label in (r.get("predicted") or {}) and r.get("loss_increase") is not None
+        ]
+        x, y = zip(*pairs, strict=True) if pairs else ((), ())
+        out[label] = {"spearman": spearman(x, y), "n": len(pairs)}
+    return out
