@@ -34,9 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Laplace-prior training. Re-running with the same --out resumes; torchrun runs it data-parallel.",
     )
     p.add_argument(
-        "--checkpoint", required=True, help="official pre-trained checkpoint (epochs_2nd_00020.pth)"
+        "--checkpoint",
+        help="checkpoint: official second-stage .pth or our .safetensors (default: the shipped base model)",
     )
-    p.add_argument("--config", required=True, help="its config.yml")
+    p.add_argument("--config", help="its config.yml (default: the shipped base model's)")
     add_data_arguments(p)
     add_text_argument(p)
     p.add_argument(
@@ -98,7 +99,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-dropout", type=float, default=d.lora_dropout, help="dropout on the LoRA input")
     p.add_argument("--lora-layers", default="linear", help="layer kinds for LoRA: linear,conv1d,lstm")
     p.add_argument("--lora-targets", help="comma-separated modules/layers/globs (default: the paper's)")
-    p.add_argument("--f0", default=d.f0, choices=("jdc", "pyin"), help="F0 targets: JDC network or pYIN DSP")
+    p.add_argument(
+        "--f0",
+        choices=("jdc", "pyin"),
+        help="F0 targets: JDC network or pYIN DSP (default: the config's f0_source, else jdc)",
+    )
     p.add_argument(
         "--no-dropout", action="store_true", help="train every module in eval mode (deterministic)"
     )
@@ -171,6 +176,9 @@ def run(args: argparse.Namespace) -> int:
     from ..train.objective import LossWeights
     from ..train.resolve import check_slm, describe_settings, resolve_settings
 
+    from ..models.styletts2.default import resolve_model_paths
+
+    args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(args.out)
@@ -199,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         prior_missing=args.prior_missing_layers,
         curvature_any_weights=args.curvature_any_weights,
         seed=args.seed,
-        f0=args.f0,
+        f0=args.f0 or config.get("f0_source", "jdc"),
         dropout=not args.no_dropout,
         amp=args.amp,
         device=args.device,

@@ -17,8 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="One pass (two for ekfac) over pre-training data with the model's weights fixed. "
         "Resumable: rerun the same command after an interruption. Multi-GPU: launch with torchrun.",
     )
-    p.add_argument("--checkpoint", required=True, help="official second-stage checkpoint (epochs_2nd_*.pth)")
-    p.add_argument("--config", required=True, help="the config.yml shipped with the checkpoint")
+    p.add_argument(
+        "--checkpoint",
+        help="checkpoint: official second-stage .pth or our .safetensors (default: the shipped base model)",
+    )
+    p.add_argument("--config", help="its config.yml (default: the shipped base model's)")
     p.add_argument(
         "--data", help="pre-training corpus (LibriTTS folder, other corpus or StyleTTS 2 file list)"
     )
@@ -123,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     from ..curvature.batches import DataSpec, corpus_batches
     from ..curvature.objectives import get_objective
     from ..models.styletts2 import load_official
+    from ..models.styletts2.default import resolve_model_paths
+
+    args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
 
     out = Path(args.out)
     for path, what in ((args.checkpoint, "checkpoint"), (args.config, "config")):

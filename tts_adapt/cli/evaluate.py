@@ -50,7 +50,11 @@ def register(sub) -> None:
     p.add_argument("--heldout-speakers", help="comma-separated subset of held-out speakers")
     p.add_argument("--n-target", type=int, default=20, help="target test sentences (default 20)")
     p.add_argument("--n-heldout", type=int, default=5, help="test sentences per held-out speaker (default 5)")
-    p.add_argument("--base", help="the base system spec, e.g. styletts2:CKPT:CONFIG or espeak:en-us")
+    p.add_argument(
+        "--base",
+        help="the base system spec, e.g. styletts2:CKPT:CONFIG, styletts2:default or espeak:en-us "
+        "(default without --systems: styletts2:default, the shipped base model)",
+    )
     p.add_argument(
         "--system",
         action="append",
@@ -309,8 +313,13 @@ def _systems(args: argparse.Namespace):
             sys_ = make_system(str(d["spec"]), name=str(d["name"]), device=args.device, **allow)
             info = {**getattr(sys_, "info", {}), **(d.get("info") or {})}
             entries.append(SystemEntry(str(d["name"]), d.get("role", "adapted"), sys_, info))
-    if args.base:
-        sys_ = make_system(args.base, name="base", device=args.device)
+    base = args.base
+    if base is None and not args.systems:
+        from ..models.styletts2.default import default_model_paths
+
+        base = "styletts2:default" if default_model_paths() else None  # the shipped base model
+    if base:
+        sys_ = make_system(base, name="base", device=args.device)
         entries.append(SystemEntry("base", "base", sys_, dict(getattr(sys_, "info", {}))))
     for item in args.system:
         name, sep, spec = item.partition("=")

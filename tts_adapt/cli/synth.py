@@ -16,8 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Speak a text in the voice and style of a reference recording with the base model, "
         "or with an adapted one (--adapter). The same seed gives the same audio.",
     )
-    p.add_argument("--checkpoint", required=True, help="official second-stage checkpoint (epochs_2nd_*.pth)")
-    p.add_argument("--config", required=True, help="the config.yml shipped with the checkpoint")
+    p.add_argument(
+        "--checkpoint",
+        help="checkpoint: official second-stage .pth or our .safetensors (default: the shipped base model)",
+    )
+    p.add_argument("--config", help="its config.yml (default: the shipped base model's)")
     p.add_argument("--adapter", help="an adapted-model folder written by 'tts-adapt adapt' (optional)")
     p.add_argument(
         "--allow-base-mismatch",
@@ -45,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from ..models.styletts2 import INFERENCE_MODULES, load_official
     from ..utils.io import atomic_path
 
+    if not args.adapter:
+        from ..models.styletts2.default import resolve_model_paths
+
+        args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
     if args.adapter:
         from ..train import load_adapted_model
 

@@ -42,7 +42,7 @@ class TrainingObjective:
         terms: tuple[str, ...] | None = None,
         max_len: int = 300,
         weights: LossWeights | None = None,
-        f0_source: str = "jdc",
+        f0_source: str | None = None,
         seed: int = 0,
     ) -> None:
         terms = tuple(t for t in TERMS if t not in ADVERSARIAL) if terms is None else tuple(terms)
@@ -67,8 +67,11 @@ class TrainingObjective:
             weights = self.weights or LossWeights.from_config(
                 (getattr(model, "config", None) or {}).get("loss_params")
             )
+            # F0 targets: as asked, else what the model's config says (a model without a trained JDC
+            # names pyin), else the official JDC
+            f0 = self.f0_source or (getattr(model, "config", None) or {}).get("f0_source", "jdc")
             self._objective = FineTuneObjective(
-                model, weights, self.max_len, self.f0_source, self.seed, estimate_sigma_data=True
+                model, weights, self.max_len, f0, self.seed, estimate_sigma_data=True
             )
             self._model_id = id(model)
         return self._objective

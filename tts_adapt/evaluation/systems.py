@@ -5,6 +5,7 @@ later without touching the protocol:
 
 * ``espeak:VOICE[:pitch=P,speed=S]``: the espeak-ng program (a real, if robotic, baseline; it
   ignores the reference, so it has no zero-shot ability at all);
+* ``styletts2:default[:options]``: the shipped base model (:mod:`tts_adapt.models.styletts2.default`);
 * ``styletts2:CHECKPOINT:CONFIG[:adapter=DIR,alpha=0.3,beta=0.7,diffusion_steps=5,embedding_scale=1.0]``:
   an official-format StyleTTS 2 checkpoint through ``tts_adapt.models.styletts2.load_official``,
   optionally with a LoRA adapter folder (``tts_adapt.adapters.load_adapted``) on top;
@@ -229,6 +230,10 @@ def _espeak_factory(args: list[str], name: str | None, device: str) -> Synthesiz
 
 
 def _styletts2_factory(args: list[str], name: str | None, device: str) -> Synthesizer:
+    if args and args[0] == "default":  # the shipped base model: styletts2:default[:options]
+        from ..models.styletts2.default import resolve_model_paths
+
+        args = [*resolve_model_paths(None, None), *args[1:]]
     if not 2 <= len(args) <= 3:
         raise ValueError("styletts2 spec: styletts2:CHECKPOINT:CONFIG[:alpha=..,beta=..,diffusion_steps=..]")
     settings = _styletts2_settings(

@@ -110,6 +110,12 @@ class FineTuneObjective(nn.Module):
             raise ValueError(f"f0_source must be 'jdc', 'pyin' or 'table', got {f0_source!r}")
         if (f0_source == "table") != (f0_table is not None):
             raise ValueError("f0_source 'table' and f0_table go together")
+        untrained = set((getattr(model, "config", None) or {}).get("untrained_modules") or ())
+        if f0_source == "jdc" and "pitch_extractor" in untrained:
+            raise ValueError(
+                "this model has no trained pitch extractor (its config lists it under untrained_modules): "
+                "use --f0 pyin for the F0 targets"
+            )
         self.f0_table = f0_table
         # cached monotonic paths of a frozen aligner (pre-training's second stage): no aligner pass,
         # no s2s/mono terms

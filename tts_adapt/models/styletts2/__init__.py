@@ -5,6 +5,7 @@ Public API: :func:`build_model` (random init from an official ``config.yml``), :
 """
 
 from .checkpoint import CheckpointMismatchError, load_official, save_official
+from .default import default_model_paths
 from .model import INFERENCE_MODULES, MODULE_NAMES, StyleTTS2, build_model
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "CheckpointMismatchError",
     "StyleTTS2",
     "build_model",
+    "default_model_paths",
     "load_official",
     "save_official",
 ]
