@@ -172,11 +172,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data import PrepareConfig, SkipReport, prepare_corpus
     from ..data.ood import read_ood_texts
     from ..models.styletts2.config import load_config
+    from ..models.styletts2.default import resolve_model_paths
     from ..train import run_adaptation, validate
     from ..train.objective import LossWeights
     from ..train.resolve import check_slm, describe_settings, resolve_settings
-
-    from ..models.styletts2.default import resolve_model_paths
 
     args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
     if args.device == "auto":
