@@ -161,6 +161,20 @@ def _phonemizer():
     return _PHONEMIZER
 
 
+def text_to_ids(text: str, phonemes: str | None, max_tokens: int) -> list[int]:
+    """English text (phonemised with espeak-ng) or IPA ``phonemes`` -> token ids, start token first."""
+    if phonemes is None:
+        if not text or not text.strip():
+            raise ValueError("text is empty")
+        phonemes = _phonemizer()(text)
+    ids = Tokenizer().encode(phonemes)
+    if len(ids) > max_tokens:
+        raise ValueError(
+            f"text is too long: {len(ids)} tokens, PL-BERT takes at most {max_tokens}; split it into sentences"
+        )
+    return ids
+
+
 def synthesize(
     model: StyleTTS2,
     text: str,
@@ -178,16 +192,7 @@ def synthesize(
     ``seed`` seeds torch's RNG for this call only (the caller's RNG state is restored), so the same seed
     gives the same audio; the draws happen in the notebook's order.
     """
-    if phonemes is None:
-        if not text or not text.strip():
-            raise ValueError("text is empty")
-        phonemes = _phonemizer()(text)
-    ids = Tokenizer().encode(phonemes)
-    max_pos = model.bert.config.max_position_embeddings
-    if len(ids) > max_pos:
-        raise ValueError(
-            f"text is too long: {len(ids)} tokens, PL-BERT takes at most {max_pos}; split it into sentences"
-        )
+    ids = text_to_ids(text, phonemes, model.bert.config.max_position_embeddings)
     was_training = model.training
     model.eval()
     try:
