@@ -18,11 +18,14 @@ fixed_embedding    embedding ``[1, T, H]``                          fixed ``[1, 
 duration           d_en, s ``[1, S]``                               d ``[1, T, C+S]``, durations ``[1, T]``
 f0n                en ``[1, C+S, F]``, s                            F0, N ``[1, 2F]``
 decoder            asr ``[1, C, F]``, F0, N, ref ``[1, S]``,         wave ``[1, 1, samples]``
-                   phases ``[1, 9]``, noise ``[1, samples, 9]``
+                   excitation ``[1, samples, 9]``
 =================  ===============================================  =====================================
 
-The decoder's harmonic source is random in PyTorch; here its initial phases and Gaussian noise are
-inputs (all zeros = PyTorch's ``deterministic=True``), so the same draws give the same waveform.
+The decoder's sine generator (the NSF source before its learned mixing layer) has no weights and
+stays in Python: it integrates F0 into phases of thousands of radians in float32, where one rounding
+step of ONNX's Resize or CumSum (which accumulates in float32, torch's in float64) already moves the
+phase by 1e-3 rad. Running the package's own ``SineGen`` on the graph's F0 keeps the excitation, with
+its random phases and noise, exactly PyTorch's.
 Weight and spectral norms are folded into plain weights before tracing (the hook would otherwise be traced as ops).
 All sequences of one utterance are full length, so the LSTMs run unpacked, as PyTorch runs them then.
 """
@@ -43,7 +46,6 @@ import yaml
 from torch import nn
 
 from ..models.styletts2.model import StyleTTS2
-from ..models.styletts2.source import SourceDraws
 from ..utils.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -135,13 +137,26 @@ class _F0N(nn.Module):
         return self.p.F0Ntrain(en, s)
 
 
+class _GivenExcitation(nn.Module):
+    """Stands in for the sine generator: returns the excitation given to the graph as input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value: torch.Tensor | None = None
+
+    def forward(self, f0: torch.Tensor, *args: Any) -> tuple[torch.Tensor, torch.Tensor, None]:
+        return self.value, self.value[..., :1], None
+
+
 class _Decoder(nn.Module):
     def __init__(self, m: StyleTTS2) -> None:
         super().__init__()
         self.dec = m.decoder
+        self.dec.generator.m_source.l_sin_gen = _GivenExcitation()
 
-    def forward(self, asr, F0, N, ref, phases, noise) -> torch.Tensor:  # noqa: N803 (official names)
-        return self.dec(asr, F0, N, ref, draws=SourceDraws(phases, noise))
+    def forward(self, asr, F0, N, ref, excitation) -> torch.Tensor:  # noqa: N803 (official names)
+        self.dec.generator.m_source.l_sin_gen.value = excitation
+        return self.dec(asr, F0, N, ref, deterministic=True)
 
 
 def fold_norms(model: nn.Module) -> nn.Module:
@@ -195,8 +210,7 @@ def _examples(model: StyleTTS2, text_len: int = 12, frames: int = 20) -> dict[st
             100 + 50 * torch.rand(1, 2 * frames, generator=g),
             torch.randn(1, 2 * frames, generator=g),
             torch.randn(1, sd, generator=g),
-            torch.rand(1, 9, generator=g),
-            torch.randn(1, samples, 9, generator=g),
+            0.1 * torch.randn(1, samples, 9, generator=g),
         ),
     }
     return x
@@ -223,13 +237,13 @@ def _signatures(model: StyleTTS2) -> dict[str, tuple[list[str], list[str], dict[
         ),
         "f0n": (["en", "s"], ["F0", "N"], {"en": {2: F}, "F0": {1: "f0_frames"}, "N": {1: "f0_frames"}}),
         "decoder": (
-            ["asr", "F0", "N", "ref", "phases", "noise"],
+            ["asr", "F0", "N", "ref", "excitation"],
             ["wave"],
             {
                 "asr": {2: F},
                 "F0": {1: "f0_frames"},
                 "N": {1: "f0_frames"},
-                "noise": {1: "samples"},
+                "excitation": {1: "samples"},
                 "wave": {2: "samples"},
             },
         ),
@@ -253,6 +267,19 @@ def _plain_config(model: StyleTTS2) -> dict[str, Any]:
     cfg = {k: v for k, v in copy.deepcopy(model.config).items() if not str(k).startswith("_")}
     cfg["model_params"]["diffusion"]["dist"]["sigma_data"] = float(model.diffusion.sigma_data)
     return cfg
+
+
+def _sine_params(m: StyleTTS2) -> dict[str, float | int]:
+    """What the runtime needs to rebuild the (weightless) sine generator of the decoder's source."""
+    sg = m.decoder.generator.m_source.l_sin_gen
+    return {
+        "sampling_rate": sg.sampling_rate,
+        "upsample_scale": sg.upsample_scale,
+        "harmonic_num": sg.harmonic_num,
+        "sine_amp": sg.sine_amp,
+        "noise_std": sg.noise_std,
+        "voiced_threshold": sg.voiced_threshold,
+    }
 
 
 def _versions() -> dict[str, str]:
@@ -286,7 +313,7 @@ def export_onnx(model: StyleTTS2, out_dir: str | os.PathLike, opset: int = OPSET
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise ValueError(f"{out} exists and is not an ONNX export (no {MANIFEST}); choose an empty folder")
     m = fold_norms(_copy(model))
-    examples, signatures = _examples(m), _signatures(m)
+    examples, signatures, sine = _examples(m), _signatures(m), _sine_params(m)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     umask = os.umask(0)
@@ -321,7 +348,7 @@ def export_onnx(model: StyleTTS2, out_dir: str | os.PathLike, opset: int = OPSET
             "multispeaker": m.multispeaker,
             "decoder_type": m.decoder_type,
             "samples_per_f0_frame": m.decoder.generator.hop,
-            "source_harmonics": m.decoder.generator.m_source.l_sin_gen.dim,
+            "sine_generator": sine,
             "sigma_data": float(m.diffusion.sigma_data),
             "max_tokens": m.bert.config.max_position_embeddings,
             "graphs": graphs,

@@ -29,7 +29,7 @@ from ..models.styletts2.inference import (
     shift_right,
     text_to_ids,
 )
-from ..models.styletts2.source import SourceDraws, draw_source
+from ..models.styletts2.source import SineGen, SourceDraws, upsample_f0
 from ..models.styletts2.style_encoder import MIN_FRAMES
 from .onnx import GRAPH_ORDER, MANIFEST
 
@@ -53,7 +53,9 @@ class OnnxSynthesizer:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON: {e}") from e
         if self.manifest.get("format") != "tts-adapt-onnx":
-            raise ValueError(f"{path}: 'format' must be 'tts-adapt-onnx', got {self.manifest.get('format')!r}")
+            raise ValueError(
+                f"{path}: 'format' must be 'tts-adapt-onnx', got {self.manifest.get('format')!r}"
+            )
         graphs = self.manifest.get("graphs", {})
         missing = [g for g in GRAPH_ORDER if g not in graphs]
         if missing:
@@ -77,7 +79,7 @@ class OnnxSynthesizer:
         self.sigma_data = float(m["sigma_data"])
         self.max_tokens = int(m["max_tokens"])
         self.samples_per_f0_frame = int(m["samples_per_f0_frame"])
-        self.source_harmonics = int(m["source_harmonics"])
+        self.sine_generator = SineGen(**m["sine_generator"])
 
     def run(self, name: str, *inputs: torch.Tensor) -> list[torch.Tensor]:
         """Run graph ``name`` on tensors given in the manifest's input order; outputs as tensors."""
@@ -98,10 +100,16 @@ class OnnxSynthesizer:
     def style_from_reference(self, reference: Any) -> torch.Tensor:
         """A wav path, 24 kHz waveform, or a precomputed ``ref_s [1, 2*style_dim]``."""
         width = 2 * self.style_dim
-        if isinstance(reference, torch.Tensor) and reference.shape[-1] == width and reference.numel() == width:
+        if (
+            isinstance(reference, torch.Tensor)
+            and reference.shape[-1] == width
+            and reference.numel() == width
+        ):
             return reference.reshape(1, width).float()
         if reference is None:
-            raise ValueError("synthesis needs a reference: a wav path, a 24 kHz waveform, or a precomputed ref_s")
+            raise ValueError(
+                "synthesis needs a reference: a wav path, a 24 kHz waveform, or a precomputed ref_s"
+            )
         if not isinstance(reference, (str, os.PathLike, np.ndarray, torch.Tensor, list)):
             raise ValueError(f"unsupported reference of type {type(reference).__name__}")
         wave = np.asarray(reference, dtype=np.float32) if isinstance(reference, list) else reference
@@ -156,7 +164,8 @@ class OnnxSynthesizer:
         """:func:`tts_adapt.models.styletts2.inference.infer_tokens` on the exported graphs.
 
         Draws missing noise from torch's RNG in the PyTorch model's order; ``draws`` fixes the
-        decoder source's phases and noise (``deterministic`` zeroes them).
+        decoder source's phases and noise (``deterministic`` zeroes them), as in
+        ``model.decoder(..., draws=draws)``.
         """
         sd = self.style_dim
         tokens = tokens.long().reshape(1, -1)
@@ -186,14 +195,9 @@ class OnnxSynthesizer:
                 en, asr = shift_right(en), shift_right(asr)
             F0, N = self.run("f0n", en, s)
         with _stage(timings, "decoder"):
-            samples = F0.shape[-1] * self.samples_per_f0_frame
-            if deterministic:
-                draws = SourceDraws(
-                    torch.zeros(1, self.source_harmonics), torch.zeros(1, samples, self.source_harmonics)
-                )
-            elif draws is None:
-                draws = draw_source(1, samples, self.source_harmonics)
-            wave = self.run("decoder", asr, F0, N, ref, draws.phases.float(), draws.noise.float())[0]
+            f0_up = upsample_f0(F0, self.samples_per_f0_frame)
+            excitation, _, _ = self.sine_generator(f0_up, deterministic, None, draws)
+            wave = self.run("decoder", asr, F0, N, ref, excitation)[0]
         wave = wave.squeeze()[..., :-TRIM_SAMPLES]
         return SynthesisResult(wave, s_pred, ref, s, durations, pred_dur, aln, F0, N)
 

@@ -33,6 +33,11 @@ def draw_source(batch: int, samples: int, dim: int = 9) -> SourceDraws:
     return SourceDraws(phases, torch.randn(batch, samples, dim))
 
 
+def upsample_f0(f0: torch.Tensor, hop: int) -> torch.Tensor:
+    """F0 curve ``[B, T]`` -> per-sample F0 ``[B, T * hop, 1]``, as the generators feed the source."""
+    return torch.repeat_interleave(f0.unsqueeze(1), hop, dim=-1).transpose(1, 2)
+
+
 class SineGen(nn.Module):
     def __init__(
         self,
