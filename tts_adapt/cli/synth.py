@@ -11,8 +11,10 @@ log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="synthesise speech in the voice of a reference recording")
-    p.add_argument("--checkpoint", required=True, help="official second-stage checkpoint (epochs_2nd_*.pth)")
-    p.add_argument("--config", required=True, help="the config.yml shipped with the checkpoint")
+    p.add_argument("--checkpoint", help="official second-stage checkpoint (epochs_2nd_*.pth)")
+    p.add_argument("--config", help="the config.yml shipped with the checkpoint")
+    p.add_argument("--onnx", help="a folder written by 'tts-adapt export --format onnx' (runs onnxruntime)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads (with --onnx; default: all cores)")
     p.add_argument("--adapter", help="an adapted-model folder written by 'tts-adapt adapt' (optional)")
     text = p.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="English text to speak")
@@ -35,14 +37,23 @@ def run(args: argparse.Namespace) -> int:
     from ..models.styletts2 import INFERENCE_MODULES, load_official
     from ..utils.io import atomic_path
 
-    if args.adapter:
+    if args.onnx:
+        if args.checkpoint or args.adapter:
+            raise ValueError("--onnx runs an exported folder; drop --checkpoint/--adapter")
+        from ..export.onnx_runtime import OnnxSynthesizer
+
+        model = OnnxSynthesizer(args.onnx, threads=args.threads)
+    elif not (args.checkpoint and (args.config or args.adapter)):
+        raise ValueError("synth needs --checkpoint and --config (or --adapter), or --onnx DIR")
+    elif args.adapter:
         from ..train import load_adapted_model
 
         # the adapted folder carries its own resolved config (e.g. the adapted sigma_data)
         model = load_adapted_model(args.adapter, checkpoint=args.checkpoint)
     else:
         model = load_official(args.checkpoint, args.config, modules=INFERENCE_MODULES)
-    model = model.to(torch.device(args.device))
+    if not args.onnx:
+        model = model.to(torch.device(args.device))
     wave, sr = model.synthesize(
         args.text or "",
         reference=args.reference,

@@ -26,7 +26,8 @@ stays in Python: it integrates F0 into phases of thousands of radians in float32
 step of ONNX's Resize or CumSum (which accumulates in float32, torch's in float64) already moves the
 phase by 1e-3 rad. Running the package's own ``SineGen`` on the graph's F0 keeps the excitation, with
 its random phases and noise, exactly PyTorch's.
-Weight and spectral norms are folded into plain weights before tracing (the hook would otherwise be traced as ops).
+Weight and spectral norms are folded into plain weights before tracing (their hooks would otherwise be
+traced as ops).
 All sequences of one utterance are full length, so the LSTMs run unpacked, as PyTorch runs them then.
 """
 

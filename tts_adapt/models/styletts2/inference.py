@@ -173,7 +173,8 @@ def text_to_ids(text: str, phonemes: str | None, max_tokens: int) -> list[int]:
     ids = Tokenizer().encode(phonemes)
     if len(ids) > max_tokens:
         raise ValueError(
-            f"text is too long: {len(ids)} tokens, PL-BERT takes at most {max_tokens}; split it into sentences"
+            f"text is too long: {len(ids)} tokens, PL-BERT takes at most {max_tokens}; "
+            "split it into sentences"
         )
     return ids
 
