@@ -5,6 +5,14 @@ so the duration head is set to predict exactly ``--frames-per-token`` frames of 
 per second, natural read speech) and the audio length matches real use. Usage:
 
     python benchmarks/bench_synthesis.py [--device cpu] [--threads 2] [--tokens 120] [--repeats 3]
+
+With ``--official PATH`` (a checkout of the official repository; its modules are imported, nothing is
+copied) it times, in one run and on the same weights, text, reference style and seed: the official
+inference, ours in PyTorch eager, ours with LoRA adapters unmerged and merged, and onnxruntime
+(``--no-onnx`` skips the export), then prints the ratios to the official time, the per-component split
+and the largest waveform difference to the official output:
+
+    python benchmarks/bench_synthesis.py --official ../StyleTTS2 --threads 2 --tokens 60 --repeats 2
 """
 
 from __future__ import annotations
@@ -30,9 +38,17 @@ def main() -> None:
     ap.add_argument("--frames-per-token", type=float, default=3.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--official", help="official StyleTTS 2 repository: compare against it")
+    ap.add_argument("--config", default="libritts", help="libritts or micro (with --official: libritts)")
+    ap.add_argument("--no-onnx", action="store_true", help="with --official: skip the onnxruntime run")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.official:
+        from compare_official import compare
+
+        compare(args)
+        return
     device = torch.device(args.device)
     model = build_model(LIBRITTS_CONFIG).eval().to(device)
     set_uniform_durations(model, args.frames_per_token)

@@ -27,11 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "export",
-        help="write an adapted model (merged) as an official-format checkpoint for the official tools",
+        help="write a model (an adapted one merged) as an official-format checkpoint or as ONNX graphs",
+        description="--format pth (default): an adapted model, merged, as an official-format checkpoint for "
+        "the official tools. --format onnx: the inference graphs for onnxruntime ('tts-adapt synth --onnx "
+        "DIR'), of the base model (--checkpoint/--config) or of an adapted model (--adapted).",
     )
-    p.add_argument("--adapted", required=True, help="folder written by 'tts-adapt adapt'")
+    p.add_argument("--format", choices=("pth", "onnx"), default="pth", help="what to write")
+    p.add_argument("--adapted", "--adapter", help="folder written by 'tts-adapt adapt'")
     p.add_argument("--checkpoint", help="the base checkpoint (default: the one recorded in the folder)")
-    p.add_argument("--out", required=True, help="output .pth; its config.yml is written beside it")
+    p.add_argument("--config", help="config.yml of --checkpoint (ONNX export of a base model)")
+    p.add_argument(
+        "--out", required=True, help="pth: output .pth (its config.yml is written beside it); onnx: a folder"
+    )
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (onnx format)")
     p.add_argument(
         "--allow-base-mismatch",
         action="store_true",
@@ -76,6 +84,10 @@ def run_export(args: argparse.Namespace) -> int:
     from ..train import load_adapted_model
     from ..utils.io import write_text
 
+    if args.format == "onnx":
+        return run_export_onnx(args)
+    if not args.adapted:
+        raise ValueError("export --format pth needs --adapted (the folder written by 'tts-adapt adapt')")
     model = load_adapted_model(
         args.adapted, checkpoint=args.checkpoint, modules=None, allow_base_mismatch=args.allow_base_mismatch
     )
@@ -84,4 +96,27 @@ def run_export(args: argparse.Namespace) -> int:
     target = out.with_name("config.yml") if out.name != "config.yml" else out.with_suffix(".yml")
     write_text(target, config.read_text(encoding="utf-8"))
     print(f"wrote {out} and {target}")
+    return 0
+
+
+def run_export_onnx(args: argparse.Namespace) -> int:
+    from ..export.onnx import export_onnx
+    from ..models.styletts2 import INFERENCE_MODULES, load_official
+
+    if args.adapted:
+        from ..train import load_adapted_model
+
+        model = load_adapted_model(
+            args.adapted, checkpoint=args.checkpoint, allow_base_mismatch=args.allow_base_mismatch
+        )  # adapters merged
+    else:
+        from ..models.styletts2.default import resolve_model_paths
+
+        # a base model: as given, or the shipped one when --checkpoint/--config are omitted
+        checkpoint, config = resolve_model_paths(
+            args.checkpoint, args.config and str(resolve_config(args.config))
+        )
+        model = load_official(checkpoint, config, modules=INFERENCE_MODULES)
+    out = export_onnx(model, args.out, opset=args.opset)
+    print(f"wrote ONNX graphs (opset {args.opset}) to {out}")
     return 0

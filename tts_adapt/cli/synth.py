@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="checkpoint: official second-stage .pth or our .safetensors (default: the shipped base model)",
     )
     p.add_argument("--config", help="its config.yml (default: the shipped base model's)")
+    p.add_argument("--onnx", help="a folder written by 'tts-adapt export --format onnx' (runs onnxruntime)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads (with --onnx; default: all cores)")
     p.add_argument("--adapter", help="an adapted-model folder written by 'tts-adapt adapt' (optional)")
     p.add_argument(
         "--allow-base-mismatch",
@@ -48,11 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from ..models.styletts2 import INFERENCE_MODULES, load_official
     from ..utils.io import atomic_path
 
-    if not args.adapter:
-        from ..models.styletts2.default import resolve_model_paths
+    if args.onnx:
+        if args.checkpoint or args.adapter:
+            raise ValueError("--onnx runs an exported folder; drop --checkpoint/--adapter")
+        from ..export.onnx_runtime import OnnxSynthesizer
 
-        args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
-    if args.adapter:
+        model = OnnxSynthesizer(args.onnx, threads=args.threads)
+    elif args.adapter:
         from ..train import load_adapted_model
 
         # the adapted folder carries its own resolved config (e.g. the adapted sigma_data)
@@ -60,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
             args.adapter, checkpoint=args.checkpoint, allow_base_mismatch=args.allow_base_mismatch
         )
     else:
+        from ..models.styletts2.default import resolve_model_paths
+
+        args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
         model = load_official(args.checkpoint, args.config, modules=INFERENCE_MODULES)
-    model = model.to(torch.device(args.device))
+    if not args.onnx:
+        model = model.to(torch.device(args.device))
     wave, sr = model.synthesize(
         args.text or "",
         reference=args.reference,

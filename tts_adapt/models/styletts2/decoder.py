@@ -19,6 +19,7 @@ from .hifigan import HiFiGANGenerator
 from .istftnet import ISTFTNetGenerator
 from .layers import AdainResBlk1d
 from .norm import weight_norm
+from .source import SourceDraws
 
 BLOCK_CHANNELS = 1024
 TEXT_RESIDUAL_CHANNELS = 64
@@ -100,11 +101,12 @@ class Decoder(nn.Module):
         s: torch.Tensor,
         deterministic: bool = False,
         generators: Sequence[torch.Generator] | None = None,
+        draws: SourceDraws | None = None,
     ) -> torch.Tensor:
         """``asr [B, 512, T]``, ``F0_curve``/``N [B, 2T]``, ``s [B, style_dim]`` -> ``[B, 1, samples]``.
 
         ``deterministic`` zeroes the source's random phases and noise; ``generators`` (one per row)
-        draw them per utterance instead of from the global RNG.
+        draw them per utterance instead of from the global RNG; ``draws`` gives them explicitly.
         """
         if self.training:
             F0_curve = self._smooth(F0_curve, (0, 3, 7))
@@ -120,4 +122,4 @@ class Decoder(nn.Module):
             x = block(x, s)
             if block.upsample:
                 residual = False
-        return self.generator(x, s, F0_curve, deterministic=deterministic, generators=generators)
+        return self.generator(x, s, F0_curve, deterministic=deterministic, generators=generators, draws=draws)

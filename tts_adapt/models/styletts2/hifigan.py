@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .norm import weight_norm
-from .source import SourceModuleHnNSF
+from .source import SourceDraws, SourceModuleHnNSF, upsample_f0
 from .vocoder_blocks import AdaINResBlock1, snake
 
 
@@ -65,9 +65,10 @@ class HiFiGANGenerator(nn.Module):
         f0: torch.Tensor,
         deterministic: bool = False,
         generators: Sequence[torch.Generator] | None = None,
+        draws: SourceDraws | None = None,
     ) -> torch.Tensor:
-        f0_up = torch.repeat_interleave(f0.unsqueeze(1), self.hop, dim=-1).transpose(1, 2)  # [B, L, 1]
-        har, _, _ = self.m_source(f0_up, deterministic, generators)
+        f0_up = upsample_f0(f0, self.hop)
+        har, _, _ = self.m_source(f0_up, deterministic, generators, draws)
         har = har.transpose(1, 2)  # [B, 1, L]
         for i in range(self.num_upsamples):
             x = snake(x, self.alphas[i])

@@ -19,6 +19,7 @@ import torch
 
 from ...audio import reference_mel
 from ...text import Tokenizer, length_to_mask
+from .source import SourceDraws
 
 if TYPE_CHECKING:
     from .model import StyleTTS2
@@ -103,6 +104,7 @@ def infer_tokens(
     step_noises: torch.Tensor | None = None,
     deterministic: bool = False,
     timings: dict[str, float] | None = None,
+    draws: SourceDraws | None = None,
 ) -> SynthesisResult:
     """The notebook's ``inference()`` body for one utterance of ids ``[1, T]`` (start token included).
 
@@ -110,6 +112,7 @@ def infer_tokens(
     the sampled style is used as is.
 
     ``timings``, if given, receives seconds per stage (text, bert, sampler, predictor, decoder).
+    ``draws`` fixes the decoder source's random phases and noise (default: torch's RNG).
     """
     sd = model.style_dim
     param = next(model.parameters())
@@ -144,7 +147,7 @@ def infer_tokens(
             en, asr = shift_right(en), shift_right(asr)
         F0, N = model.predictor.F0Ntrain(en, s)
     with _stage(timings, "decoder"):
-        wave = model.decoder(asr, F0, N, ref, deterministic=deterministic).squeeze()
+        wave = model.decoder(asr, F0, N, ref, deterministic=deterministic, draws=draws).squeeze()
     wave = wave[..., :-TRIM_SAMPLES]
     return SynthesisResult(wave, s_pred, ref, s, durations, pred_dur, aln, F0, N)
 
@@ -159,6 +162,21 @@ def _phonemizer():
 
         _PHONEMIZER = Phonemizer()
     return _PHONEMIZER
+
+
+def text_to_ids(text: str, phonemes: str | None, max_tokens: int) -> list[int]:
+    """English text (phonemised with espeak-ng) or IPA ``phonemes`` -> token ids, start token first."""
+    if phonemes is None:
+        if not text or not text.strip():
+            raise ValueError("text is empty")
+        phonemes = _phonemizer()(text)
+    ids = Tokenizer().encode(phonemes)
+    if len(ids) > max_tokens:
+        raise ValueError(
+            f"text is too long: {len(ids)} tokens, PL-BERT takes at most {max_tokens}; "
+            "split it into sentences"
+        )
+    return ids
 
 
 def synthesize(
@@ -178,16 +196,7 @@ def synthesize(
     ``seed`` seeds torch's RNG for this call only (the caller's RNG state is restored), so the same seed
     gives the same audio; the draws happen in the notebook's order.
     """
-    if phonemes is None:
-        if not text or not text.strip():
-            raise ValueError("text is empty")
-        phonemes = _phonemizer()(text)
-    ids = Tokenizer().encode(phonemes)
-    max_pos = model.bert.config.max_position_embeddings
-    if len(ids) > max_pos:
-        raise ValueError(
-            f"text is too long: {len(ids)} tokens, PL-BERT takes at most {max_pos}; split it into sentences"
-        )
+    ids = text_to_ids(text, phonemes, model.bert.config.max_position_embeddings)
     was_training = model.training
     model.eval()
     try:

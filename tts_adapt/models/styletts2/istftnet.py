@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .norm import weight_norm
-from .source import SourceModuleHnNSF
+from .source import SourceDraws, SourceModuleHnNSF, upsample_f0
 from .vocoder_blocks import AdaINResBlock1
 
 
@@ -110,10 +110,11 @@ class ISTFTNetGenerator(nn.Module):
         f0: torch.Tensor,
         deterministic: bool = False,
         generators: Sequence[torch.Generator] | None = None,
+        draws: SourceDraws | None = None,
     ) -> torch.Tensor:
         with torch.no_grad():
-            f0_up = torch.repeat_interleave(f0.unsqueeze(1), self.hop, dim=-1).transpose(1, 2)
-            har, _, _ = self.m_source(f0_up, deterministic, generators)
+            f0_up = upsample_f0(f0, self.hop)
+            har, _, _ = self.m_source(f0_up, deterministic, generators, draws)
             mag, phase = self.stft.transform(har.transpose(1, 2).squeeze(1))
             har = torch.cat([mag, phase], dim=1)
         for i in range(self.num_upsamples):

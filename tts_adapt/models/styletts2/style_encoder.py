@@ -32,10 +32,9 @@ class LearnedDownSample(nn.Module):
 
 
 def _halve(x: torch.Tensor) -> torch.Tensor:
-    """2×2 average pooling; an odd time length first repeats its last frame."""
-    if x.shape[-1] % 2:
-        x = torch.cat([x, x[..., -1:]], dim=-1)
-    return F.avg_pool2d(x, 2)
+    """2×2 average pooling; an odd time length first repeats its last frame (a pad of 0 or 1 frames,
+    written without a branch on the shape so that an exported graph keeps the length dynamic)."""
+    return F.avg_pool2d(F.pad(x, (0, x.shape[-1] % 2, 0, 0), mode="replicate"), 2)
 
 
 class ResBlk(nn.Module):

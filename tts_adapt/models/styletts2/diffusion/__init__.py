@@ -29,6 +29,9 @@ __all__ = [
     "build_diffusion",
 ]
 
+# The official inference schedule (Karras, 5 points by default).
+SIGMA_MIN, SIGMA_MAX, RHO = 1e-4, 3.0, 9.0
+
 _TRANSFORMER_KEYS = ("num_layers", "num_heads", "head_features", "multiplier")
 _DIST_KEYS = ("sigma_data", "mean", "std")
 
@@ -117,9 +120,9 @@ class StyleDiffusion(nn.Module):
         num_steps: int = 5,
         embedding_scale: float = 1.0,
         step_noises: Tensor | Sequence[Tensor] | None = None,
-        sigma_min: float = 1e-4,
-        sigma_max: float = 3.0,
-        rho: float = 9.0,
+        sigma_min: float = SIGMA_MIN,
+        sigma_max: float = SIGMA_MAX,
+        rho: float = RHO,
         embedding_mask_proba: float = 0.0,
         embedding_mask: Tensor | None = None,
     ) -> Tensor:

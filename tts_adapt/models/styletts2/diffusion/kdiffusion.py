@@ -28,6 +28,17 @@ class LogNormalDistribution:
         return f"LogNormalDistribution(mean={self.mean}, std={self.std})"
 
 
+def edm_scalings(sigmas: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """EDM preconditioning ``(c_skip, c_out, c_in, c_noise)`` for noise levels ``sigmas`` [B]."""
+    sd = float(sigma_data)
+    c_noise = torch.log(sigmas) * 0.25
+    s = sigmas.view(-1, 1, 1)
+    c_skip = sd**2 / (s**2 + sd**2)
+    c_out = s * sd * (sd**2 + s**2) ** -0.5
+    c_in = (s**2 + sd**2) ** -0.5
+    return c_skip, c_out, c_in, c_noise
+
+
 class KDiffusion(nn.Module):
     """EDM wrapper: ``D(x; sigma) = c_skip x + c_out F(c_in x, log(sigma) / 4)`` with ``F`` = ``net``.
 
@@ -42,13 +53,7 @@ class KDiffusion(nn.Module):
 
     def scale_weights(self, sigmas: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Preconditioning coefficients for per-item noise levels ``sigmas`` [B] (shaped [B, 1, 1])."""
-        sd = self.sigma_data
-        c_noise = torch.log(sigmas) * 0.25
-        s = sigmas.view(-1, 1, 1)
-        c_skip = sd**2 / (s**2 + sd**2)
-        c_out = s * sd * (sd**2 + s**2) ** -0.5
-        c_in = (s**2 + sd**2) ** -0.5
-        return c_skip, c_out, c_in, c_noise
+        return edm_scalings(sigmas, self.sigma_data)
 
     def denoise_fn(
         self,

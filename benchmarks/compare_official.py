@@ -1,0 +1,106 @@
+"""``bench_synthesis.py --official``: the official inference beside ours on the same weights and noise."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from tts_adapt.models.styletts2 import build_model
+from tts_adapt.models.styletts2.config import LIBRITTS_CONFIG, MICRO_CONFIG
+from tts_adapt.models.styletts2.inference import infer_tokens
+from tts_adapt.models.styletts2.model import StyleTTS2, set_uniform_durations
+
+STAGES = ("text_encoder", "bert", "diffusion_sampler", "predictor", "decoder")
+
+
+def _copy(model: StyleTTS2) -> StyleTTS2:
+    other = StyleTTS2(model.config)
+    other.load_state_dict(model.state_dict())
+    return other.eval()
+
+
+def _time(run: Callable[[dict], torch.Tensor], repeats: int, seed: int) -> tuple[dict, torch.Tensor]:
+    """Median seconds per stage and in total over ``repeats`` seeded runs, and the last waveform."""
+    runs = []
+    for _ in range(repeats):
+        timings: dict[str, float] = {}
+        torch.manual_seed(seed)
+        t0 = time.perf_counter()
+        wave = run(timings)
+        timings["total"] = time.perf_counter() - t0
+        runs.append(timings)
+    return {k: float(np.median([r.get(k, 0.0) for r in runs])) for k in runs[0]}, wave
+
+
+def compare(args: argparse.Namespace) -> None:
+    from official_inference import OfficialModel
+
+    from tts_adapt.adapters.lora import apply_lora
+    from tts_adapt.adapters.merge import merge_lora
+
+    config = {"libritts": LIBRITTS_CONFIG, "micro": MICRO_CONFIG}.get(args.config, args.config)
+    torch.manual_seed(0)
+    ours = build_model(config).eval()
+    set_uniform_durations(ours, args.frames_per_token)
+    official = OfficialModel(args.official, ours)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(1, 178, (1, args.tokens), generator=g)
+    tokens[0, 0] = 0
+    with torch.no_grad():
+        ref_s = ours.compute_style(torch.randn(1, 80, 200, generator=g))
+
+    def eager(model: StyleTTS2) -> Callable[[dict], torch.Tensor]:
+        return lambda t: infer_tokens(model, tokens, ref_s, timings=t).wave
+
+    def adapted() -> StyleTTS2:
+        model = _copy(ours)
+        torch.manual_seed(7)  # the same random adapters twice
+        return apply_lora(model, rank=16, init_lora_weights=False)  # random B: a non-zero update
+
+    unmerged, merged = adapted(), merge_lora(adapted())
+    systems: dict[str, Callable[[dict], torch.Tensor]] = {
+        "official": lambda t: official.infer(tokens, ref_s, timings=t),
+        "ours_eager": eager(ours),
+        "ours_lora_unmerged": eager(unmerged),
+        "ours_lora_merged": eager(merged),
+    }
+    if not args.no_onnx:
+        from tts_adapt.export.onnx import export_onnx
+        from tts_adapt.export.onnx_runtime import OnnxSynthesizer
+
+        folder = tempfile.mkdtemp(prefix="bench_onnx_")
+        export_onnx(ours, folder)
+        onnx_model = OnnxSynthesizer(folder, threads=torch.get_num_threads())
+        systems["onnxruntime"] = lambda t: onnx_model.infer_tokens(tokens, ref_s, timings=t).wave
+    with torch.no_grad():
+        for run in systems.values():  # warm-up
+            torch.manual_seed(0)
+            run({})
+        results = {name: _time(run, args.repeats, seed=1) for name, run in systems.items()}
+    ref_wave = results["official"][1]
+    lora_ref = results["ours_lora_unmerged"][1]
+    audio_s = ref_wave.numel() / ours.sample_rate
+    base = results["official"][0]["total"]
+    print(
+        f"{args.config} StyleTTS 2, cpu, {torch.get_num_threads()} threads, {args.tokens} tokens -> "
+        f"{audio_s:.2f} s audio; median of {args.repeats}"
+    )
+    print(
+        f"{'system':20s} {'total s':>8s} {'x official':>10s} {'max|diff|':>10s}  "
+        + " ".join(f"{s[:10]:>10s}" for s in STAGES)
+    )
+    for name, (t, wave) in results.items():
+        against = lora_ref if name == "ours_lora_merged" else ref_wave
+        diff = float((wave - against).abs().max()) if wave.shape == against.shape else float("nan")
+        if name == "ours_lora_unmerged":
+            diff = float("nan")  # other weights than the official run
+        print(
+            f"{name:20s} {t['total']:8.3f} {t['total'] / base:10.3f} {diff:10.2e}  "
+            + " ".join(f"{t.get(s, 0.0):10.3f}" for s in STAGES)
+        )
+    print("max|diff|: to the official waveform (merged LoRA: to the unmerged one); same seed for all")
