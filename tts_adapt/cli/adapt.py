@@ -101,8 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-targets", help="comma-separated modules/layers/globs (default: the paper's)")
     p.add_argument(
         "--f0",
-        choices=("jdc", "pyin"),
-        help="F0 targets: JDC network or pYIN DSP (default: the config's f0_source, else jdc)",
+        choices=("jdc", "pyin", "yin"),
+        help="F0 targets: JDC network, or the pYIN/YIN DSP trackers (default: the config's f0_source, "
+        "else jdc)",
     )
     p.add_argument(
         "--no-dropout", action="store_true", help="train every module in eval mode (deterministic)"

@@ -106,8 +106,8 @@ class FineTuneObjective(nn.Module):
         alignments: Callable[[Batch], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if f0_source not in ("jdc", "pyin", "table"):
-            raise ValueError(f"f0_source must be 'jdc', 'pyin' or 'table', got {f0_source!r}")
+        if f0_source not in ("jdc", "pyin", "yin", "table"):
+            raise ValueError(f"f0_source must be 'jdc', 'pyin', 'yin' or 'table', got {f0_source!r}")
         if (f0_source == "table") != (f0_table is not None):
             raise ValueError("f0_source 'table' and f0_table go together")
         untrained = set((getattr(model, "config", None) or {}).get("untrained_modules") or ())
@@ -133,7 +133,11 @@ class FineTuneObjective(nn.Module):
             else float(embedding_mask_proba)
         )
         self.mel_loss = MultiResolutionMelLoss(getattr(model, "sample_rate", 24000))
-        self._pyin = PyinTracker(getattr(model, "sample_rate", 24000)) if f0_source == "pyin" else None
+        self._pyin = (
+            PyinTracker(getattr(model, "sample_rate", 24000), method=f0_source)
+            if f0_source in ("pyin", "yin")
+            else None
+        )
 
     # -- pieces --------------------------------------------------------------------------------------
     def _align(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

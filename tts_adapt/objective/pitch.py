@@ -14,11 +14,12 @@ import torch
 
 log = logging.getLogger(__name__)
 
-F0_SOURCES = ("jdc", "pyin")
+F0_SOURCES = ("jdc", "pyin", "yin")
+TRACKERS = ("yin", "pyin")
 HOP = 300
 
 
-__all__ = ["F0_SOURCES", "HOP", "PyinTracker", "jdc_f0"]
+__all__ = ["F0_SOURCES", "HOP", "TRACKERS", "PyinTracker", "jdc_f0", "track_f0"]
 
 
 def jdc_f0(pitch_extractor: torch.nn.Module, mel: torch.Tensor) -> torch.Tensor:
@@ -28,10 +29,44 @@ def jdc_f0(pitch_extractor: torch.nn.Module, mel: torch.Tensor) -> torch.Tensor:
     return f0.reshape(mel.shape[0], -1)
 
 
-class PyinTracker:
-    """pYIN F0 per utterance, computed once on the full padded waveform and then cropped like the mel."""
+def track_f0(
+    wave: np.ndarray,
+    sample_rate: int = 24000,
+    method: str = "yin",
+    fmin: float = 50.0,
+    fmax: float = 600.0,
+) -> np.ndarray:
+    """F0 in Hz per 300-sample frame (``center=True``, the mel's framing); 0 where unvoiced."""
+    import librosa
 
-    def __init__(self, sample_rate: int = 24000, fmin: float = 50.0, fmax: float = 600.0) -> None:
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    if method == "pyin":
+        f0, voiced, _ = librosa.pyin(
+            wave, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=2048, hop_length=HOP, center=True
+        )
+        return np.where(voiced & np.isfinite(f0), f0, 0.0).astype(np.float32)
+    if method != "yin":
+        raise ValueError(f"F0 tracker must be one of {', '.join(TRACKERS)}, got {method!r}")
+    f0 = librosa.yin(wave, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=2048, hop_length=HOP)
+    rms = librosa.feature.rms(y=wave, frame_length=2048, hop_length=HOP, center=True)[0]
+    zcr = librosa.feature.zero_crossing_rate(wave, frame_length=2048, hop_length=HOP, center=True)[0]
+    n = min(len(f0), len(rms), len(zcr))
+    f0, rms, zcr = f0[:n], rms[:n], zcr[:n]
+    level_db = 20 * np.log10(np.maximum(rms, 1e-8) / max(float(rms.max()), 1e-8))
+    # voiced: loud enough, not noise-like, and a period inside the search range (YIN pins to the
+    # edges of the range when it finds no period)
+    voiced = (level_db > -30.0) & (zcr < 0.15) & (f0 > fmin * 1.05) & (f0 < fmax * 0.95)
+    return np.where(voiced, f0, 0.0).astype(np.float32)
+
+
+class PyinTracker:
+    """DSP F0 (pYIN, or YIN with ``method="yin"``) per utterance, computed once on the full padded
+    waveform and then cropped like the mel."""
+
+    def __init__(
+        self, sample_rate: int = 24000, fmin: float = 50.0, fmax: float = 600.0, method: str = "pyin"
+    ) -> None:
+        self.method = method
         self.sample_rate = sample_rate
         self.fmin = fmin
         self.fmax = fmax
@@ -39,18 +74,7 @@ class PyinTracker:
 
     def track(self, key: str, wave: np.ndarray) -> np.ndarray:
         if key not in self._cache:
-            import librosa
-
-            f0, voiced, _ = librosa.pyin(
-                wave.astype(np.float32),
-                fmin=self.fmin,
-                fmax=self.fmax,
-                sr=self.sample_rate,
-                frame_length=2048,
-                hop_length=HOP,
-                center=True,
-            )
-            self._cache[key] = np.where(voiced & np.isfinite(f0), f0, 0.0).astype(np.float32)
+            self._cache[key] = track_f0(wave, self.sample_rate, self.method, self.fmin, self.fmax)
         return self._cache[key]
 
     def crop(self, key: str, wave: np.ndarray, start_frame: int, frames: int) -> np.ndarray:

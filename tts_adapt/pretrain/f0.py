@@ -23,42 +23,10 @@ import torch
 
 from ..data.cache import load_features
 from ..data.prepare import PreparedUtterance
+from ..objective.pitch import HOP, TRACKERS, track_f0
 from ..utils.io import load_tensors, save_tensors
 
 log = logging.getLogger(__name__)
-
-HOP = 300
-TRACKERS = ("yin", "pyin")
-
-
-def track_f0(
-    wave: np.ndarray,
-    sample_rate: int = 24000,
-    method: str = "yin",
-    fmin: float = 50.0,
-    fmax: float = 600.0,
-) -> np.ndarray:
-    """F0 in Hz per 300-sample frame (``center=True``, the mel's framing); 0 where unvoiced."""
-    import librosa
-
-    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
-    if method == "pyin":
-        f0, voiced, _ = librosa.pyin(
-            wave, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=2048, hop_length=HOP, center=True
-        )
-        return np.where(voiced & np.isfinite(f0), f0, 0.0).astype(np.float32)
-    if method != "yin":
-        raise ValueError(f"F0 tracker must be one of {', '.join(TRACKERS)}, got {method!r}")
-    f0 = librosa.yin(wave, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=2048, hop_length=HOP)
-    rms = librosa.feature.rms(y=wave, frame_length=2048, hop_length=HOP, center=True)[0]
-    zcr = librosa.feature.zero_crossing_rate(wave, frame_length=2048, hop_length=HOP, center=True)[0]
-    n = min(len(f0), len(rms), len(zcr))
-    f0, rms, zcr = f0[:n], rms[:n], zcr[:n]
-    level_db = 20 * np.log10(np.maximum(rms, 1e-8) / max(float(rms.max()), 1e-8))
-    # voiced: loud enough, not noise-like, and a period inside the search range (YIN pins to the
-    # edges of the range when it finds no period)
-    voiced = (level_db > -30.0) & (zcr < 0.15) & (f0 > fmin * 1.05) & (f0 < fmax * 0.95)
-    return np.where(voiced, f0, 0.0).astype(np.float32)
 
 
 class F0Table:
@@ -111,3 +79,6 @@ class F0Table:
                 metadata={"settings": settings},
             )
         return cls(tracks)
+
+
+__all__ = ["F0Table", "HOP", "TRACKERS", "track_f0"]

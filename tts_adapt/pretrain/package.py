@@ -30,7 +30,8 @@ def shipped_config(config_path: str | Path) -> dict[str, Any]:
     cfg = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     cfg["untrained_modules"] = list(LEFT_OUT)
     cfg.setdefault("loss_params", {})["lambda_slm"] = 0.0
-    cfg["f0_source"] = "pyin"  # what adaptation should use for F0 targets: there is no trained JDC
+    # what adaptation uses for F0 targets: there is no trained JDC; the tracker pre-training used
+    cfg["f0_source"] = str((cfg.get("pretrain") or {}).get("f0", "yin"))
     return cfg
 
 
