@@ -5,6 +5,8 @@ ceiling row) and each test case it writes the audio, then computes per utterance
 
 * ``sim``: cosine similarity to the speaker's profile (unit mean embedding of that speaker's test
   recordings, leaving out the case's own recording); ``sim_ref``: similarity to the reference prompt;
+  ``sim_other``: mean similarity to the *other* speakers' profiles of the same set, and ``sim_margin``
+  = ``sim - sim_other`` (does the synthesis sound like its own speaker rather than any speaker?);
 * ``wer``/``cer`` from an ASR backend; ``per`` from a CTC phoneme recogniser;
 * ``mcd``: MCD-DTW against the ground-truth recording of the same text;
 * ``dnsmos`` (overall) with ``dnsmos_sig``/``dnsmos_bak``.
@@ -37,10 +39,24 @@ from .text_norm import edit_distance, normalize_text
 log = logging.getLogger(__name__)
 
 ALL_METRICS = ("sim", "wer", "per", "mcd", "dnsmos")
-METRIC_FIELDS = ("sim", "sim_ref", "wer", "cer", "per", "mcd", "dnsmos", "dnsmos_sig", "dnsmos_bak")
+METRIC_FIELDS = (
+    "sim",
+    "sim_ref",
+    "sim_other",
+    "sim_margin",
+    "wer",
+    "cer",
+    "per",
+    "mcd",
+    "dnsmos",
+    "dnsmos_sig",
+    "dnsmos_bak",
+)
 HIGHER_IS_BETTER = {
     "sim": True,
     "sim_ref": True,
+    "sim_other": False,
+    "sim_margin": True,
     "wer": False,
     "cer": False,
     "per": False,
@@ -222,6 +238,17 @@ class SpeakerProfiles:
             own = sorted(pool - left_out)
             if own:
                 self.profile[c.key] = centroid(np.stack([self.emb[p] for p in own]))
+        # one whole-speaker centroid per (set, speaker) for the "other speakers" comparison
+        self.speaker_profile: dict[tuple[str, str], np.ndarray] = {}
+        for key in sorted({(c.set, c.speaker) for c in cases}):
+            pool = sorted(
+                {p for x in cases if (x.set, x.speaker) == key for p in (x.audio_path, x.prompt_path)}
+            )
+            self.speaker_profile[key] = centroid(np.stack([self.emb[p] for p in pool]))
+
+    def others(self, case: TestCase) -> list[np.ndarray]:
+        """Profiles of the other speakers in the case's set."""
+        return [v for (s, spk), v in self.speaker_profile.items() if s == case.set and spk != case.speaker]
 
 
 def synthesize_all(
@@ -294,6 +321,10 @@ def score_cases(
             profile = profiles.profile.get(c.key)
             r["sim"] = float(e @ profile) if profile is not None else None
             r["sim_ref"] = float(e @ profiles.emb[c.prompt_path])
+            others = profiles.others(c)
+            if others and r["sim"] is not None:
+                r["sim_other"] = float(np.mean([e @ o for o in others]))
+                r["sim_margin"] = r["sim"] - r["sim_other"]
     for r, c, a in tqdm(
         list(zip(rows, cases, audio, strict=True)),
         desc=f"scoring {entry.name}",
