@@ -87,6 +87,14 @@ def test_pretrain_resumes_exactly_and_the_result_loads(synthetic_corpus, tmp_pat
         f = dict(getattr(fresh, name).named_parameters())
         assert any(not torch.equal(w[k], f[k]) for k in w), f"{name} did not train"
     del init
+    # packaged: float16, no JDC/WavLM discriminator, loads strictly with the declared untrained modules
+    from tts_adapt.pretrain.package import package_run
+
+    packaged = package_run(straight, tmp_path / "pkg")
+    small = load_official(packaged, tmp_path / "pkg" / "config.yml")
+    w = dict(small.decoder.named_parameters())
+    for k, v in model.decoder.named_parameters():
+        assert torch.allclose(w[k], v, atol=2e-3 * max(1.0, float(v.abs().max())))
 
 
 def test_changed_settings_refuse_to_resume(synthetic_corpus, tmp_path, capsys):

@@ -1,0 +1,63 @@
+"""The shipped base model: present, small, strictly loadable, the default of every command, and speaks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tts_adapt.models.styletts2 import INFERENCE_MODULES, default_model_paths, load_official
+from tts_adapt.models.styletts2.default import resolve_model_paths
+from tts_adapt.utils.io import load_tensors
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    paths = default_model_paths()
+    assert paths is not None, "the package must ship its base model (tts_adapt/assets/base/)"
+    return paths
+
+
+def test_size_and_precision(shipped):
+    weights, _ = shipped
+    assert weights.stat().st_size <= 25 * 1024 * 1024
+    tensors, meta = load_tensors(weights)
+    assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.float16}
+    modules = {k.split(".", 1)[0] for k in tensors}
+    assert "pitch_extractor" not in modules and "wd" not in modules
+    assert set(INFERENCE_MODULES) | {"text_aligner", "mpd", "msd"} == modules
+
+
+def test_loads_strictly_with_every_module_it_trained(shipped):
+    weights, config = shipped
+    model = load_official(weights, config)  # all modules except the declared untrained ones
+    assert set(model.config["untrained_modules"]) == {"pitch_extractor", "wd"}
+    assert model.config["f0_source"] in ("yin", "pyin")
+    assert model.config["loss_params"]["lambda_slm"] == 0
+
+
+def test_untrained_pitch_extractor_is_refused_as_f0_source(shipped):
+    from tts_adapt.objective.finetune import FineTuneObjective
+
+    model = load_official(*shipped)
+    with pytest.raises(ValueError, match="no trained pitch extractor"):
+        FineTuneObjective(model, f0_source="jdc")
+
+
+def test_commands_default_to_it_and_need_both_flags(shipped):
+    assert resolve_model_paths(None, None) == (str(shipped[0]), str(shipped[1]))
+    with pytest.raises(ValueError, match="--checkpoint was given without --config"):
+        resolve_model_paths("x.pth", None)
+
+
+@pytest.mark.espeak
+def test_it_speaks_at_a_natural_rate(shipped, synthetic_corpus):
+    """Zero-shot from a held-out-style reference: non-silent audio whose length fits the text
+    (a random model's duration head gives ~0.6 s per phoneme; espeak speaks at ~0.07 s)."""
+    model = load_official(*shipped, modules=INFERENCE_MODULES)
+    ref = sorted(synthetic_corpus.glob("*/*/*/*.wav"))[0]
+    text = "The quick brown fox jumps over the lazy dog."
+    wave, sr = model.synthesize(text, reference=str(ref), seed=0)
+    seconds = len(wave) / sr
+    assert 1.0 < seconds < 6.0
+    assert np.sqrt(np.mean(wave**2)) > 0.005
