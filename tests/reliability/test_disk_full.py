@@ -66,7 +66,7 @@ def adapt_argv(micro_bases, synthetic_corpus, out: Path) -> list[str]:
     return ["adapt", "--checkpoint", str(micro_bases[0]), "--config", str(MICRO_CONFIG),
             "--data", str(synthetic_corpus), "--speakers", speaker, "--out", str(out), "--method", "lora",
             "--steps", "2", "--max-len", "80", "--save-every", "1", "--sample-every", "100",
-            "--no-dropout", "--device", "cpu"]  # fmt: skip
+            "--no-dropout", "--no-slm", "--device", "cpu"]  # fmt: skip
 
 
 def test_adapt_checkpoint_on_a_full_disk(micro_bases, synthetic_corpus, tmp_path, monkeypatch, capsys):

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="LABEL=PATH",
         help="a curvature to predict with (repeatable); PATH 'l2sp' is the identity",
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device for the loss passes")
     p.add_argument("--out", required=True, type=Path, help="output JSON file")
     p.set_defaults(func=cmd_loss)
 

@@ -22,4 +22,4 @@ def pretraining_loss_fn(
     """``loss_fn(model, batch) -> Tensor[B]``: the per-utterance pre-training loss named ``name``."""
     from ..curvature.objectives import get_objective
 
-    return get_objective(name, crop_frames=crop_frames)
+    return get_objective(name, max_len=crop_frames)

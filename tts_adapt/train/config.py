@@ -107,7 +107,9 @@ def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.f0 not in ("jdc", "pyin", "yin"):
-        raise ConfigError(f"f0 must be 'jdc' (the pitch extractor), 'pyin' or 'yin' (DSP trackers), got {cfg.f0!r}")
+        raise ConfigError(
+            f"f0 must be 'jdc' (the pitch extractor), 'pyin' or 'yin' (DSP trackers), got {cfg.f0!r}"
+        )
     if cfg.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"amp must be 'none', 'bf16' or 'fp16', got {cfg.amp!r}")
     if cfg.max_len < MIN_CROP_FRAMES:
