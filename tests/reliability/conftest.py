@@ -36,7 +36,14 @@ def adapted_folder(micro_bases, prepared_synthetic, tmp_path_factory) -> Path:
 
     items = [it for it in prepared_synthetic.items if it.speaker == prepared_synthetic.items[0].speaker][:2]
     cfg = TrainConfig(
-        method="lora", steps=1, max_len=80, batch_size=2, save_every=100, sample_every=100, dropout=False
+        method="lora",
+        steps=1,
+        max_len=80,
+        batch_size=2,
+        save_every=100,
+        sample_every=100,
+        dropout=False,
+        no_slm=True,
     )
     out = tmp_path_factory.mktemp("adapted") / "lora"
     return run_adaptation(micro_bases[0], MICRO_CONFIG, items, cfg, out, progress=False)

@@ -44,7 +44,7 @@ def test_final_losses_cover_the_steps_before_a_resume(micro_bases, prepared_synt
     """In-process twin of the kill -9 test (fast): a crash at step 3 of 4, then a resumed run."""
     items = [it for it in prepared_synthetic.items if it.speaker == prepared_synthetic.items[0].speaker][:2]
     cfg = TrainConfig(method="lora", steps=4, batch_size=2, max_len=80, log_every=100, save_every=1,
-                      sample_every=10**6, dropout=False, lr=1e-3)  # fmt: skip
+                      sample_every=10**6, dropout=False, lr=1e-3, no_slm=True)  # fmt: skip
 
     def trainer(out):
         return Trainer(load_official(micro_bases[0], MICRO_CONFIG), cfg, items, out, progress=False)
