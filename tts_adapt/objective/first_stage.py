@@ -30,7 +30,7 @@ from ..data.dataset import Batch
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
 from ..text.tokenizer import length_to_mask
 from .adversarial import discriminator_loss_from_outputs, generator_loss_from_outputs
-from .finetune import SAMPLES_PER_MEL_FRAME, utterance_generator
+from .finetune import SAMPLES_PER_MEL_FRAME, FineTuneObjective, utterance_generator
 from .spectral import MultiResolutionMelLoss
 
 ALIGNMENT_SOURCES = ("attention", "ctc")
@@ -204,31 +204,18 @@ class FirstStageObjective(nn.Module):
             terms["mono"] = (attn - hard.to(attn)).abs().flatten(1).mean(-1) * 10
         return ReconstructionPass(real=real, generated=generated, terms=terms, crop_frames=crop)
 
-    # -- adversarial (the same MPD/MSD losses as fine-tuning) ---------------------------------------
-    @staticmethod
-    def _rows(out, b):
-        real, fake, real_maps, fake_maps = out
-        return (
-            [r[b : b + 1] for r in real],
-            [f[b : b + 1] for f in fake],
-            [[t[b : b + 1] for t in maps] for maps in real_maps],
-            [[t[b : b + 1] for t in maps] for maps in fake_maps],
-        )
-
+    # -- adversarial: the fine-tuning objective's per-utterance MPD/MSD losses ------------------------
     def discriminator_loss(self, p: ReconstructionPass) -> torch.Tensor:
         real, fake = p.real.detach(), p.generated.detach()
-        mpd, msd = self.model.mpd(real, fake), self.model.msd(real, fake)
-        return torch.stack(
-            [
-                discriminator_loss_from_outputs(self._rows(mpd, b), self._rows(msd, b))
-                for b in range(len(real))
-            ]
+        m = self.model
+        return FineTuneObjective._per_utterance(
+            discriminator_loss_from_outputs, m.mpd(real, fake), m.msd(real, fake), real.shape[0]
         )
 
     def adversarial_terms(self, p: ReconstructionPass) -> None:
-        mpd, msd = self.model.mpd(p.real, p.generated), self.model.msd(p.real, p.generated)
-        p.terms["gen"] = torch.stack(
-            [generator_loss_from_outputs(self._rows(mpd, b), self._rows(msd, b)) for b in range(len(p.real))]
+        m = self.model
+        p.terms["gen"] = FineTuneObjective._per_utterance(
+            generator_loss_from_outputs, m.mpd(p.real, p.generated), m.msd(p.real, p.generated), len(p.real)
         )
 
     def total(self, p: ReconstructionPass, tma: bool) -> torch.Tensor:
