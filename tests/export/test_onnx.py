@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from tts_adapt.cli import main  # noqa: E402
-from tts_adapt.export.onnx import MANIFEST, export_onnx  # noqa: E402
+from tts_adapt.export.onnx import MANIFEST, export_onnx, real_stfts  # noqa: E402
 from tts_adapt.export.onnx_runtime import OnnxSynthesizer  # noqa: E402
 from tts_adapt.models.styletts2 import INFERENCE_MODULES, load_official  # noqa: E402
 from tts_adapt.models.styletts2.config import MICRO_CONFIG  # noqa: E402
@@ -26,6 +27,7 @@ from tts_adapt.models.styletts2.inference import infer_tokens  # noqa: E402
 from tts_adapt.models.styletts2.source import draw_source  # noqa: E402
 
 TOL = 1e-3  # max abs difference of float32 waveforms
+ISTFTNET_SNR_DB = 30.0  # see assert_same_audio; measured 34-45 dB over 8 seeds on the shipped model
 PHONEMES = "ðɪs ɪz ə tˈɛst."
 ASSETS = Path(__file__).resolve().parents[2] / "tts_adapt" / "assets"
 
@@ -59,7 +61,28 @@ def exported(request, tmp_path_factory) -> tuple[torch.nn.Module, OnnxSynthesize
         ]
         model = load_official(weights, config, modules=INFERENCE_MODULES)
         export_onnx(model, out)
-    return model.eval(), OnnxSynthesizer(out, threads=1), out
+    # The graphs compute the iSTFTNet decoder's STFT with real-valued ops; the reference is the
+    # PyTorch model doing the same (identical for HiFi-GAN decoders, which have no STFT).
+    twin = real_stfts(model.eval())
+    return twin, OnnxSynthesizer(out, threads=1), out
+
+
+def _snr_db(want, got) -> float:
+    want, got = torch.as_tensor(want).double(), torch.as_tensor(got).double()
+    return float(10 * torch.log10(want.pow(2).sum() / (want - got).pow(2).sum().clamp(min=1e-30)))
+
+
+def assert_same_audio(got, want, model) -> None:
+    """HiFi-GAN: equal within float32 rounding (TOL). iSTFTNet: within ISTFTNET_SNR_DB, because its
+    decoder reads the source spectrum's angle, which jumps by 2*pi where a bin with a negative real part
+    has its imaginary part cross zero: rounding-level differences upstream (F0 agrees to 1e-4) move a
+    few such bins across, in PyTorch on another device as much as in onnxruntime."""
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if model.decoder_type == "istftnet":
+        assert _snr_db(want, got) > ISTFTNET_SNR_DB
+    else:
+        diff = np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64)
+        assert float(np.abs(diff).max()) < TOL
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -105,7 +128,7 @@ def test_two_text_lengths_match_pytorch(exported):
         assert torch.equal(got.pred_dur, want.pred_dur)
         for name in ("s_pred", "ref", "s", "durations", "F0", "N"):
             assert _max_diff(getattr(got, name), getattr(want, name)) < 1e-4, name
-        assert _max_diff(got.wave, want.wave) < TOL
+        assert_same_audio(got.wave, want.wave, model)
         lengths.add(got.wave.shape[-1])
     assert len(lengths) == 2  # dynamic text and audio lengths through the same graphs
 
@@ -137,7 +160,7 @@ def test_seeded_synthesis_matches_pytorch(exported):
     want, sr = model.synthesize("", reference=ref, phonemes=PHONEMES, seed=3)
     got, sr2 = onnx_model.synthesize("", reference=ref, phonemes=PHONEMES, seed=3)
     assert sr == sr2 and got.dtype == np.float32
-    assert got.shape == want.shape and np.abs(got - want).max() < TOL
+    assert_same_audio(got, want, model)
 
 
 def test_cli_synth_onnx(exported, tmp_path, capsys):
@@ -154,6 +177,37 @@ def test_cli_synth_onnx(exported, tmp_path, capsys):
     expected, _ = onnx_model.synthesize("", reference=str(ref), phonemes=PHONEMES, seed=0)
     assert sr == 24000 and len(audio) == len(expected)
     assert np.abs(audio - expected).max() < 2 / 32768  # 16-bit PCM rounding
+
+
+ISTFTNET_MODELS = [
+    pytest.param(w, c, id=str(w.relative_to(ASSETS)))
+    for w, c in shipped_models()
+    if yaml.safe_load(c.read_text())["model_params"]["decoder"]["type"] == "istftnet"
+]
+
+
+@pytest.mark.parametrize(("weights", "config"), ISTFTNET_MODELS)
+def test_real_valued_stft_keeps_istftnet_audio(weights, config):
+    """The export's real-valued STFT changes iSTFTNet audio only at rounding level.
+
+    Not bit-equal: the decoder reads the source spectrum's *angle*, and bins whose imaginary part is zero
+    in exact arithmetic (the reflect-padded first and last frames are symmetric) come out of any float32
+    DFT as +-1e-9, so their angle is +pi or -pi by the sign of a rounding residue (the export snaps those
+    to +0; torch's FFT picks either sign). Bound: ISTFTNET_SNR_DB.
+    """
+    model = load_official(weights, config, modules=INFERENCE_MODULES).eval()
+    twin = real_stfts(load_official(weights, config, modules=INFERENCE_MODULES).eval())
+    g = torch.Generator().manual_seed(5)
+    sd = model.style_dim
+    tokens = torch.randint(1, 178, (1, 30), generator=g)
+    ref_s = torch.randn(1, 2 * sd, generator=g)
+    noise, steps = torch.randn(1, 1, 2 * sd, generator=g), torch.randn(4, 1, 1, 2 * sd, generator=g)
+    plain = infer_tokens(model, tokens, ref_s, noise=noise, step_noises=steps, deterministic=True)
+    torch.manual_seed(5)
+    draws = draw_source(1, plain.F0.shape[-1] * model.decoder.generator.hop)
+    a = infer_tokens(model, tokens, ref_s, noise=noise, step_noises=steps, draws=draws).wave
+    b = infer_tokens(twin, tokens, ref_s, noise=noise, step_noises=steps, draws=draws).wave
+    assert _snr_db(a, b) > ISTFTNET_SNR_DB
 
 
 def test_bad_inputs(tmp_path, capsys):

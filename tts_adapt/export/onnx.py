@@ -46,6 +46,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..models.styletts2.istftnet import ISTFT
 from ..models.styletts2.model import StyleTTS2
 from ..utils.io import write_json, write_text
 
@@ -185,6 +186,19 @@ def _copy(model: StyleTTS2) -> StyleTTS2:
     return m.eval()
 
 
+def real_stfts(model: nn.Module) -> nn.Module:
+    """Replace every complex-valued :class:`ISTFT` (iSTFTNet decoders) by its real-valued twin, in place:
+    ONNX has no complex tensors. The result is the PyTorch model the exported graphs compute exactly;
+    against the complex original it differs at rounding level (see ``real_stft``)."""
+    from .real_stft import RealISTFT
+
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, ISTFT):
+                setattr(module, name, RealISTFT(child.n_fft, child.hop_length, child.window))
+    return model
+
+
 def _examples(model: StyleTTS2, text_len: int = 12, frames: int = 20) -> dict[str, tuple]:
     """Example inputs for tracing (their values do not matter; their shapes are made dynamic)."""
     mp = model.config["model_params"]
@@ -313,7 +327,7 @@ def export_onnx(model: StyleTTS2, out_dir: str | os.PathLike, opset: int = OPSET
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise ValueError(f"{out} exists and is not an ONNX export (no {MANIFEST}); choose an empty folder")
-    m = fold_norms(_copy(model))
+    m = real_stfts(fold_norms(_copy(model)))
     examples, signatures, sine = _examples(m), _signatures(m), _sine_params(m)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -122,7 +122,9 @@ class ISTFTNetGenerator(nn.Module):
             src = self.noise_res[i](self.noise_convs[i](har), s)
             x = self.ups[i](x)
             if i == self.num_upsamples - 1:
-                x = F.pad(x, (1, 0), mode="reflect")
+                # reflect-pad one sample on the left, written as a concatenation so that graph export
+                # keeps the channel count known (ONNX's reflect Pad loses it)
+                x = torch.cat([x[..., 1:2], x], dim=-1)
             x = x + src
             xs = self.resblocks[i * self.num_kernels](x, s)
             for j in range(1, self.num_kernels):
