@@ -120,10 +120,6 @@ def test_full_objective_reaches_every_adapted_module(micro_model):
     assert silent == []  # every default target is on StyleTTS 2's path (PL-BERT's pooler is not a target)
 
 
-@pytest.mark.xfail(
-    reason="new regression test of issue 10 §2b not yet passing: it looks up layer 'decoder.decode.0', which the statistics do not hold",  # noqa: E501
-    strict=False,
-)
 @pytest.mark.parametrize("method", ["diag", "kfac"])
 def test_batched_statistics_equal_the_sum_over_utterances(micro_model, method):
     """Regression: diag/KFAC with a batch of two equal the sums of each utterance alone (its padded row,
@@ -140,19 +136,22 @@ def test_batched_statistics_equal_the_sum_over_utterances(micro_model, method):
     objective = get_objective("mel", max_len=80)
     kw = {"targets": targets, "progress": False}
     together = estimate(micro_model, [batch], objective, method, **kw)
+    layers = sorted(together.layers)  # module targets resolve to their layers ("decoder.decode.0.conv1")
+    assert all(any(n == t or n.startswith(t + ".") for n in layers) for t in targets)
     rows = [shard(batch, DistInfo(b, len(batch))) for b in range(len(batch))]
     if method == "diag":
         alone = [estimate(micro_model, [r], objective, "diag", **kw) for r in rows]
-        for name in targets:
+        for name in layers:
             expected = sum(c.layers[name]["diag"] for c in alone) / len(rows)
-            torch.testing.assert_close(together.layers[name]["diag"], expected, rtol=1e-3, atol=1e-9)
+            atol = 1e-5 * float(expected.abs().max())  # float32 sums in another order
+            torch.testing.assert_close(together.layers[name]["diag"], expected, rtol=1e-3, atol=atol)
     else:  # KFAC: A and G sum over frames and utterances, batched or not
         both = estimate(micro_model, rows, objective, "kfac", **kw)
-        for name in targets:
+        for name in layers:
             for key in ("A", "G"):
-                torch.testing.assert_close(
-                    together.layers[name][key], both.layers[name][key], rtol=1e-3, atol=1e-9
-                )
+                want = both.layers[name][key]
+                atol = 1e-5 * float(want.abs().max())  # float32 sums in another order
+                torch.testing.assert_close(together.layers[name][key], want, rtol=1e-3, atol=atol)
     assert together.info["bert_encoder"]["frames"] == int(batch.token_lengths.sum())
 
 
@@ -213,27 +212,20 @@ def test_finetune_objective_plugs_in(micro_model, method):
     assert all(t[key].abs().sum() > 0 for t in curv.layers.values())
 
 
-@pytest.mark.xfail(
-    reason="new regression test of issue 10 §2a not yet passing: empty crop where 600 samples are expected",
-    strict=False,
-)
 def test_waveform_crops_never_run_past_a_wave():
     """``crop_waves``: equal-length crops whatever the wave lengths; samples past a wave's end are 0."""
     from tts_adapt.objective.crops import crop_waves
 
-    waves = torch.arange(1.0, 2 * 2 * 300 * 3 + 1).reshape(2, -1)  # 2 rows of 3600 samples
+    waves = torch.arange(1.0, 2 * 3600 + 1).reshape(2, 3600)  # 2 rows of 3600 samples
     lengths = torch.tensor([3600, 3000])
-    out = crop_waves(waves, lengths, [0, 1], [1, 2], 2)  # aligned frames 1..3 and 2..4
+    # aligned frames (600 samples each) 1..3 of row 0, and 4..6 of row 1, which ends 600 samples in
+    out = crop_waves(waves, lengths, [0, 1], [1, 4], 2)
     assert out.shape == (2, 1200)
     torch.testing.assert_close(out[0], waves[0, 600:1800])
     torch.testing.assert_close(out[1, :600], waves[1, 2400:3000])
     assert float(out[1, 600:].abs().sum()) == 0.0
 
 
-@pytest.mark.xfail(
-    reason="new regression test of issue 10 §2a not yet passing: looks up layer 'decoder.decode.0'",
-    strict=False,
-)
 def test_curvature_on_waves_shorter_than_their_mel_frames(micro_model):
     """Regression: a wave has ``S // 300 + 1`` mel frames, so the samples under the last crop can end
     before ``frames * 300``; the crop used to be sliced and stacked (``stack expects each tensor to be
@@ -247,4 +239,6 @@ def test_curvature_on_waves_shorter_than_their_mel_frames(micro_model):
     curv = estimate(
         micro_model, [batch], get_objective("mel", max_len=98), "kfac", ["decoder.decode.0"], progress=False
     )
-    assert curv.num_utterances == 2 and bool(curv.layers["decoder.decode.0"]["G"].abs().sum() > 0)
+    assert curv.num_utterances == 2 and curv.layers
+    assert all(n.startswith("decoder.decode.0.") for n in curv.layers)
+    assert all(bool(t["G"].abs().sum() > 0) for t in curv.layers.values())

@@ -57,10 +57,6 @@ def test_bad_stage_name_is_a_clear_error(synthetic_corpus, tmp_path, capsys):
     assert "unknown stage(s) third" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    reason="resuming inside the first stage changes the second stage's PL-BERT weights: not yet bit-exact; open in issue 11",  # noqa: E501
-    strict=False,
-)
 def test_pretrain_resumes_exactly_and_the_result_loads(synthetic_corpus, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run(synthetic_corpus, straight) == 0

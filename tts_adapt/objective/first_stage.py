@@ -17,6 +17,7 @@ from a generator seeded by ``(seed, step, utterance id)``.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -143,11 +144,16 @@ class FirstStageObjective(nn.Module):
         self.alignments = alignments
         self.mel_loss = MultiResolutionMelLoss(getattr(model, "sample_rate", 24000))
 
-    def _align(self, batch: Batch, tma: bool):
+    def _align(self, batch: Batch, tma: bool, step: int):
         m = self.model
         frames = batch.mel_lengths // 2
         mask = frame_mask(batch.mel_lengths, batch.mels.shape[-1])
-        with torch.set_grad_enabled(tma and torch.is_grad_enabled()):
+        # The aligner masks random input tokens even in eval mode (official); its draws come from the
+        # global RNG, so they are tied to (seed, step, batch) here and leave the caller's RNG alone.
+        seed = zlib.crc32(f"{self.seed}|{step}|aligner|{'|'.join(batch.ids)}".encode())
+        devices = [batch.mels.device] if batch.mels.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.set_grad_enabled(tma and torch.is_grad_enabled()):
+            torch.manual_seed(seed)
             ctc_logits, s2s_logits, s2s_attn = m.text_aligner(batch.mels, mask, batch.tokens)
         attn = s2s_attn[:, 1:, :]  # the first row belongs to the start-of-sequence step
         valid = length_mask_2d(batch.token_lengths, frames, attn.shape[1], attn.shape[2])
@@ -173,7 +179,7 @@ class FirstStageObjective(nn.Module):
             s2s_logits = None
             asr = t_en @ hard
         else:
-            attn, hard, s2s_logits = self._align(batch, tma)
+            attn, hard, s2s_logits = self._align(batch, tma, step)
             soft = torch.tensor(use_soft, device=attn.device).view(-1, 1, 1)
             asr = t_en @ torch.where(soft, attn, hard.to(attn))
 

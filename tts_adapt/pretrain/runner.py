@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,9 @@ class Pretrainer:
         while state["step"] < steps:
             batch = next(data)
             step = state["step"]
+            # every step's global draws (dropout, the aligner's token masking) depend on (seed, stage,
+            # step) alone, so a run resumed from any checkpoint continues exactly as it would have
+            seed_everything(zlib.crc32(f"{cfg.seed}|{stage}|{step}".encode()))
             values = self._step(stage, objective, batch, step, params, opt, disc_opt)
             if values is None:
                 unusable += 1
