@@ -69,9 +69,6 @@ def adapt_argv(micro_bases, synthetic_corpus, out: Path) -> list[str]:
             "--no-dropout", "--no-slm", "--device", "cpu"]  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False, reason="the checkpoint-time disk-full message is not yet found in the output (issue 14)"
-)  # noqa: E501
 def test_adapt_checkpoint_on_a_full_disk(micro_bases, synthetic_corpus, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     fail_writes(monkeypatch, "optimizer")  # the second file of a checkpoint folder

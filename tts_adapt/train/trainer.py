@@ -415,27 +415,31 @@ class Trainer:
             bar = tqdm(total=cfg.steps, initial=self.step, desc=f"adapt [{cfg.method}]", unit="step")
         t0, utt_since, last_log = time.perf_counter(), 0, time.perf_counter()
         history = self.recent_losses
-        while self.step < cfg.steps:
-            result = self.train_step([next(source) for _ in range(cfg.grad_accum)])
-            self.step += 1
-            utt_since += result.utterances
-            if result.losses:
-                history.append(result.losses)
-                del history[: -cfg.log_every]
-            if bar is not None:
-                bar.update(1)
+        try:
+            while self.step < cfg.steps:
+                result = self.train_step([next(source) for _ in range(cfg.grad_accum)])
+                self.step += 1
+                utt_since += result.utterances
                 if result.losses:
+                    history.append(result.losses)
+                    del history[: -cfg.log_every]
+                if bar is not None:
+                    bar.update(1)
+                    if result.losses:
+                        rate = utt_since / max(time.perf_counter() - last_log, 1e-9)
+                        bar.set_postfix(loss=f"{result.losses['total']:.3f}", utt_s=f"{rate:.2f}")
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     rate = utt_since / max(time.perf_counter() - last_log, 1e-9)
-                    bar.set_postfix(loss=f"{result.losses['total']:.3f}", utt_s=f"{rate:.2f}")
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                self._log(history[-cfg.log_every :], utt_since / max(time.perf_counter() - last_log, 1e-9))
-                utt_since, last_log = 0, time.perf_counter()
-            if self.step % cfg.save_every == 0 or self.step == cfg.steps:
-                self.save()
-            if self.sample_item is not None and self.dist.main and self.step % cfg.sample_every == 0:
-                self.write_sample()
-        if bar is not None:
-            bar.close()
+                    self._log(history[-cfg.log_every :], rate)
+                    utt_since, last_log = 0, time.perf_counter()
+                if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                    self.save()
+                if self.sample_item is not None and self.dist.main and self.step % cfg.sample_every == 0:
+                    self.write_sample()
+        finally:
+            # closed before an error propagates, so the CLI's message starts a line of its own
+            if bar is not None:
+                bar.close()
         if self.writer is not None:
             self.writer.flush()
         final = {
