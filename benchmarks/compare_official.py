@@ -25,7 +25,10 @@ def _copy(model: StyleTTS2) -> StyleTTS2:
 
 
 def _time(run: Callable[[dict], torch.Tensor], repeats: int, seed: int) -> tuple[dict, torch.Tensor]:
-    """Median seconds per stage and in total over ``repeats`` seeded runs, and the last waveform."""
+    """Median seconds per stage and in total over ``repeats`` seeded runs after one untimed warm-up run
+    (the first call pays for allocator and kernel set-up), and the last waveform."""
+    torch.manual_seed(seed)
+    run({})
     runs = []
     for _ in range(repeats):
         timings: dict[str, float] = {}
