@@ -1,4 +1,5 @@
-import numpy as np
+import re
+
 import pytest
 
 from tts_adapt.evaluation.asr import get_transcriber
@@ -6,15 +7,33 @@ from tts_adapt.evaluation.asr import get_transcriber
 from .conftest import SENTENCES, needs_espeak
 
 
+def _words(text: str) -> list[str]:
+    """Lower-case words, apostrophes inside words kept (the test sentences have no numbers)."""
+    return re.findall(r"[a-z0-9]+(?:'[a-z0-9]+)*", text.lower())
+
+
+def _edit_distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance by the textbook dynamic programme (the oracle for ``wer``)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
 @needs_espeak
-def test_pocketsphinx_returns_numbers_on_any_audio(voices):
+def test_pocketsphinx_scores_agree_with_its_hypothesis(voices):
+    """WER = word edit distance / reference words, recomputed here from the returned hypothesis; the
+    recogniser hears English words in espeak speech (it is weak there, but not deaf)."""
     asr = get_transcriber("pocketsphinx")
-    r = asr.score(voices["B"][1], SENTENCES[1])
-    assert isinstance(r["hypothesis"], str)
-    assert 0.0 <= r["wer"] and np.isfinite(r["wer"]) and np.isfinite(r["cer"])
-    noise = (np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.05, 16000)
-    r2 = asr.score(noise, "hello world")
-    assert np.isfinite(r2["wer"]) and r2["wer"] >= 0.0
+    heard = 0
+    for path, text in zip(voices["A"], SENTENCES):
+        r = asr.score(path, text)
+        ref, hyp = _words(text), _words(r["hypothesis"])
+        assert r["wer"] == pytest.approx(_edit_distance(ref, hyp) / len(ref))
+        heard += len(hyp)
+    assert heard > 0
 
 
 def test_whisper_without_weights_is_a_clear_error(tmp_path):
