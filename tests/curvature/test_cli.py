@@ -113,3 +113,31 @@ def test_cli_l2sp_needs_no_data_and_errors_are_one_line(micro_checkpoint, tmp_pa
         == 1
     )
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["kfac", "diag"])
+def test_dry_run_prints_the_plan_and_writes_nothing(micro_checkpoint, corpus, tmp_path, capsys, method):
+    """The size is checked against the stored curvature of the same layers: KFAC's A and G, or the
+    diagonal, counted from the file the real run writes."""
+    ckpt, config = micro_checkpoint
+    base = ["curvature", "--checkpoint", str(ckpt), "--config", str(config), "--data", str(corpus),
+            "--method", method, "--targets", "bert_encoder,predictor.duration_proj", "--max-utterances", "2",
+            "--crop-frames", "80", "--no-progress", "--device", "cpu"]  # fmt: skip
+    out = tmp_path / "dry.safetensors"
+    assert main([*base, "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "dry run: every check passed" in text and "2 utterances" in text
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no curvature, no report, no partial state
+    real = tmp_path / "real.safetensors"
+    assert main([*base, "--out", str(real)]) == 0
+    curv = Curvature.load(real)
+    stored = sum(t.numel() for layer in curv.layers.values() for t in layer.values())
+    assert f"result: about {stored * 4 / 1e6:.1f} MB" in text, text
+
+
+def test_dry_run_fails_on_bad_targets(micro_checkpoint, tmp_path, capsys):
+    ckpt, config = micro_checkpoint
+    argv = ["curvature", "--checkpoint", str(ckpt), "--config", str(config), "--method", "l2sp",
+            "--targets", "no_such_module", "--out", str(tmp_path / "x.safetensors"), "--dry-run"]  # fmt: skip
+    assert main(argv) == 1
+    assert "no_such_module" in capsys.readouterr().err

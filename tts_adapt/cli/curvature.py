@@ -85,6 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "scripts); by default they are skipped and listed as unsupported_text in the data report",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check checkpoint, config, targets and data, print the plan (layers, data, size of the result) "
+        "and exit without estimating or writing the curvature",
+    )
     p.set_defaults(func=run)
 
 
@@ -163,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
             torch.distributed.barrier()  # rank 0 prepares (phonemises, caches features) first
         from ..data import SkipReport
 
-        report = SkipReport(path=(args.report or f"{out}.data_report.jsonl") if rank == 0 else None)
+        report_path = args.report or f"{out}.data_report.jsonl"
+        report = SkipReport(path=report_path if rank == 0 and not args.dry_run else None)
         batches, description = corpus_batches(
             spec, progress=not args.no_progress and rank == 0, jobs=args.jobs, report=report
         )
@@ -173,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
             torch.distributed.barrier()
         description.update(objective=args.objective, max_len=max_len, checkpoint=Path(args.checkpoint).name)
     loss_fn = get_objective(args.objective, max_len=max_len)
+    if args.dry_run:
+        return dry_run(args, model, targets, layer_types, description if batches else None, max_len, device)
     curv = estimate(
         model,
         batches,
@@ -198,4 +207,21 @@ def run(args: argparse.Namespace) -> int:
 
         dist.barrier()
         dist.destroy_process_group()
+    return 0
+
+
+def dry_run(args, model, targets, layer_types, data, max_len: int, device: str) -> int:
+    """Resolve the targets on the loaded model and print the plan; nothing is estimated or written."""
+    from ..adapters.targets import resolve_targets
+    from ..curvature.plan import curvature_plan
+
+    names = resolve_targets(model, targets, layer_types)
+    settings = {
+        "objective": args.objective if args.method != "l2sp" else "none",
+        "decoder crop": f"{max_len} mel frames",
+        "device": device,
+        "output": args.out,
+    }
+    print(curvature_plan(model, names, args.method, data, settings))
+    print("dry run: every check passed; nothing was estimated or written")
     return 0
