@@ -64,6 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a prior",
     )
     p.add_argument(
+        "--curvature-scaling",
+        default=d.curvature_scaling,
+        choices=("ours", "reference"),
+        help="ours: λ/2 with G normalised per utterance; reference: the reference implementation's "
+        "per-frame G and λ without ½, so its λ values (1e3-1e4 for TTS) transfer (kfac, diag, l2sp)",
+    )
+    p.add_argument(
         "--curvature-any-weights",
         action="store_true",
         help="accept a curvature file estimated on other weights of the same architecture",
@@ -206,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         strength=parse_strength(args.strength),
         prior_missing=args.prior_missing_layers,
         curvature_any_weights=args.curvature_any_weights,
+        curvature_scaling=args.curvature_scaling,
         seed=args.seed,
         f0=args.f0 or config.get("f0_source", "jdc"),
         dropout=not args.no_dropout,

@@ -53,6 +53,7 @@ class TrainConfig:
     strength: float | dict[str, float] = 1e3
     prior_missing: str = "error"  # LoRA layers the curvature does not cover: "error" or "skip"
     curvature_any_weights: bool = False  # accept curvature estimated on other weights of this model
+    curvature_scaling: str = "ours"  # "reference": the reference implementation's G and λ (no ½)
     seed: int = 0
     f0: str = "jdc"
     dropout: bool = True

@@ -53,12 +53,15 @@ def build_prior(model: nn.Module, cfg: TrainConfig, mode: str) -> nn.Module:
     """One :class:`~tts_adapt.priors.LaplacePrior`, or a per-component set when λ is a dict."""
     from ..curvature import Curvature
     from ..priors import LaplacePrior
+    from ..priors.scaling import apply_scaling
 
     curvature = "l2sp" if cfg.curvature == "l2sp" else Curvature.load(cfg.curvature)
+    curvature, factor = apply_scaling(curvature, cfg.curvature_scaling)
     options = {"missing": cfg.prior_missing, "check_weights": not cfg.curvature_any_weights}
     if not isinstance(cfg.strength, dict):
-        return LaplacePrior(model, curvature, float(cfg.strength), mode=mode, **options)
-    return ComponentPriors(model, curvature, cfg.strength, mode, **options)
+        return LaplacePrior(model, curvature, factor * float(cfg.strength), mode=mode, **options)
+    strengths = {k: factor * float(v) for k, v in cfg.strength.items()}
+    return ComponentPriors(model, curvature, strengths, mode, **options)
 
 
 class ComponentPriors(nn.Module):
