@@ -99,6 +99,14 @@ class ComponentTimer:
         self.seconds.clear()
 
 
+def newer_options(config_class, **options) -> dict:
+    """The options an (older, baseline) ``TrainConfig`` knows; a baseline without them runs its default."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(config_class)}
+    return {k: v for k, v in options.items() if k in known}
+
+
 def time_method(method: str, args, items, curvature: Path | None) -> dict:
     from tts_adapt.train import TrainConfig
     from tts_adapt.train.trainer import Trainer
@@ -116,6 +124,7 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         log_every=10**6,
         dropout=False,
         device=args.device,
+        **newer_options(TrainConfig, f0=args.f0, no_slm=True),  # no WavLM offline; not part of this step
     )
     timer = ComponentTimer(model) if args.profile else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,6 +194,8 @@ def worker_command(args, worker: str, work: Path) -> list[str]:
         str(args.batch_size),
         "--utterances",
         str(args.utterances),
+        "--f0",
+        args.f0,
         *(["--profile"] if args.profile else []),
     ]
 
@@ -225,6 +236,7 @@ def main() -> None:
     ap.add_argument("--methods", default="lora,kfac,ekfac,diag")
     ap.add_argument("--baseline", help="a tree whose tts_adapt to time beside this one (LoRA)")
     ap.add_argument("--profile", action="store_true", help="per-component forward times")
+    ap.add_argument("--f0", default="jdc", choices=("jdc", "yin", "pyin"), help="F0 targets of the step")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()

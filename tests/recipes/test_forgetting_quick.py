@@ -11,10 +11,6 @@ from tts_adapt.cli import main
 METHODS = {"full", "linear", "lora", "lora+l2sp", "lora+diag", "lora+kfac", "lora+ekfac"}
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="the quick forgetting recipe has not yet run to the end on 2 cores within the CI budget (issue 12)",  # noqa: E501
-)  # noqa: E501
 @pytest.mark.slow
 def test_forgetting_quick_variant(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
