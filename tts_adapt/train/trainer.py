@@ -149,8 +149,10 @@ class Trainer:
     # -- identity and resumption -----------------------------------------------------------------
     def _fingerprint(self) -> str:
         settings = {k: v for k, v in self.cfg.to_dict().items() if k not in EPHEMERAL}
-        if settings.get("prior_missing") == "error":  # the default: runs begun before it existed resume
-            del settings["prior_missing"]
+        # defaults of settings added later: runs begun before they existed still resume
+        for key, default in (("prior_missing", "error"), ("curvature_scaling", "ours")):
+            if settings.get(key) == default:
+                del settings[key]
         ids = [it.id for it in self.dataset.items]
         blob = json.dumps(
             {"settings": settings, "data": ids, "world": self.dist.world}, sort_keys=True, default=str
