@@ -260,7 +260,9 @@ def main() -> None:
                 print(f"curvature {m}: {time.perf_counter() - t0:.1f} s on 2 utterances", flush=True)
         rows = []
         if args.baseline:
-            rows.append({**run_worker(args, "lora", work, args.baseline), "label": "lora@baseline"})
+            # the baseline tree runs as it was: JDC F0 targets (older trees know no other tracker but pyin)
+            as_it_was = argparse.Namespace(**{**vars(args), "f0": "jdc"})
+            rows.append({**run_worker(as_it_was, "lora", work, args.baseline), "label": "lora@baseline"})
             print(json.dumps(rows[-1]), flush=True)
         for m in methods:
             rows.append({**run_worker(args, m, work), "label": m})
