@@ -89,7 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dry-run",
         action="store_true",
         help="check checkpoint, config, targets and data, print the plan (layers, data, size of the result) "
-        "and exit without estimating or writing the curvature",
+        "and exit: no curvature, data report or partial state is written (prepared features are cached, "
+        "as in a real run)",
     )
     p.set_defaults(func=run)
 
@@ -223,5 +224,5 @@ def dry_run(args, model, targets, layer_types, data, max_len: int, device: str) 
         "output": args.out,
     }
     print(curvature_plan(model, names, args.method, data, settings))
-    print("dry run: every check passed; nothing was estimated or written")
+    print("dry run: every check passed; no curvature, report or partial state was written")
     return 0
