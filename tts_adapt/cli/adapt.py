@@ -174,31 +174,14 @@ def ood_source(args: argparse.Namespace, config: dict) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int, world: int | None = None):
+    """The run's validated settings from parsed flags and ``config.yml``: exactly what ``adapt`` trains with.
 
-    from ..data import PrepareConfig, SkipReport, prepare_corpus
-    from ..data.ood import read_ood_texts
-    from ..models.styletts2.config import load_config
-    from ..models.styletts2.default import resolve_model_paths
-    from ..train import run_adaptation, validate
-    from ..train.objective import LossWeights
-    from ..train.resolve import check_slm, describe_settings, resolve_settings
+    Separate from :func:`run` so that a recipe's stage can be checked without data or a checkpoint.
+    """
+    from ..train import validate
+    from ..train.resolve import resolve_settings
 
-    args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = Path(args.out)
-    if (out / "manifest.json").exists() and not args.dry_run:
-        print(f"{out} already holds a finished adaptation (manifest.json); use another --out to train again")
-        return 0
-    if not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f"--checkpoint {args.checkpoint} does not exist")
-    config = load_config(args.config)
-    report = SkipReport(path=out / "data_report.jsonl") if not args.dry_run else None
-    layout, utts = load_data_arguments(args, report=report)
-    if not utts:
-        raise ValueError(f"--data {args.data} holds no utterance")
     flags = {name: getattr(args, attr) for attr, name in FLAG_FIELDS.items()}
     flags.update(
         method=args.method,
@@ -226,9 +209,38 @@ def run(args: argparse.Namespace) -> int:
         no_slm=args.no_slm or None,
         ood_texts=ood_source(args, config),
     )
-    resolved = resolve_settings(config, flags, len(utts))
+    resolved = resolve_settings(config, flags, n_utterances)
+    validate(resolved.cfg, world=int(os.environ.get("WORLD_SIZE", "1")) if world is None else world)
+    return resolved
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..data import PrepareConfig, SkipReport, prepare_corpus
+    from ..data.ood import read_ood_texts
+    from ..models.styletts2.config import load_config
+    from ..models.styletts2.default import resolve_model_paths
+    from ..train import run_adaptation
+    from ..train.objective import LossWeights
+    from ..train.resolve import check_slm, describe_settings
+
+    args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(args.out)
+    if (out / "manifest.json").exists() and not args.dry_run:
+        print(f"{out} already holds a finished adaptation (manifest.json); use another --out to train again")
+        return 0
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint} does not exist")
+    config = load_config(args.config)
+    report = SkipReport(path=out / "data_report.jsonl") if not args.dry_run else None
+    layout, utts = load_data_arguments(args, report=report)
+    if not utts:
+        raise ValueError(f"--data {args.data} holds no utterance")
+    resolved = resolve_arguments(args, config, len(utts))  # fail before any data work
     cfg = resolved.cfg
-    validate(cfg, world=int(os.environ.get("WORLD_SIZE", "1")))  # fail before any data work
     if cfg.curvature and cfg.curvature != "l2sp" and not Path(cfg.curvature).is_file():
         raise FileNotFoundError(f"--curvature {cfg.curvature} does not exist")
     joint = cfg.joint_start is not None and cfg.joint_start < cfg.steps

@@ -27,7 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speakers", help="only these speakers, comma-separated")
     p.add_argument("--max-utterances", type=int, default=50, help="seeded subset size (0 = all)")
     p.add_argument("--objective", default="styletts2", help="the curvature's objective (default styletts2)")
-    p.add_argument("--crop-frames", type=int, default=300, help="decoder crop, as for the curvature")
+    p.add_argument(
+        "--crop-frames",
+        type=int,
+        default=None,
+        help="decoder crop: give the curvature's --max-len (default: the same rule as curvature, config.yml "
+        "max_len else 200)",
+    )
     p.add_argument("--seed", type=int, default=0, help="subset and per-batch randomness seed")
     p.add_argument("--adapted", help="an adapted-model folder (tts-adapt adapt); without it: the base model")
     p.add_argument("--name", help="run name (default: the adapted folder's name)")
@@ -56,6 +62,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--command", default="", help="the exact command that produced the run (results page)")
     p.add_argument("--note", default="", help="a line for the top of the results page")
     p.set_defaults(func=cmd_summary)
+
+
+def _default_crop(config_path: str) -> int:
+    """The crop ``tts-adapt curvature`` uses when not told: the loss measured is the loss it modelled."""
+    from ..models.styletts2.config import load_config
+    from .curvature import resolve_max_len
+
+    if not Path(config_path).exists():
+        raise FileNotFoundError(f"not found: {config_path}")
+    return resolve_max_len(None, load_config(config_path))
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -94,7 +110,7 @@ def cmd_loss(args: argparse.Namespace) -> int:
         max_utterances=args.max_utterances or None,
         seed=args.seed,
         objective=args.objective,
-        crop_frames=args.crop_frames,
+        crop_frames=args.crop_frames if args.crop_frames is not None else _default_crop(args.config),
     )
     curvatures = _pairs(args.curvature, "--curvature")
     for path in (args.checkpoint, args.config):

@@ -124,24 +124,10 @@ def resolve_model_config(name: str):
     return {"base": BASE_CONFIG, "micro": MICRO_CONFIG, "libritts": LIBRITTS_CONFIG}.get(name, name)
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-    import yaml
+def pretrain_config(args: argparse.Namespace):
+    """The run's validated :class:`PretrainConfig` from parsed flags (no data, no model needed)."""
+    from ..pretrain.config import PretrainConfig, validate
 
-    from ..data import SkipReport
-    from ..data.prepare import prepare_corpus
-    from ..models.styletts2 import build_model
-    from ..models.styletts2.config import load_config
-    from ..pretrain.config import STAGES, PretrainConfig, validate
-    from ..pretrain.runner import pretrain
-    from ..train.distributed import init_from_env
-    from ..utils.io import write_text
-    from ..utils.logging import add_file_log
-
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"--stages: unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     cfg = PretrainConfig(
         aligner_steps=args.aligner_steps,
         first_steps=args.first_steps,
@@ -165,6 +151,28 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     validate(cfg)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    import yaml
+
+    from ..data import SkipReport
+    from ..data.prepare import prepare_corpus
+    from ..models.styletts2 import build_model
+    from ..models.styletts2.config import load_config
+    from ..pretrain.config import STAGES
+    from ..pretrain.runner import pretrain
+    from ..train.distributed import init_from_env
+    from ..utils.io import write_text
+    from ..utils.logging import add_file_log
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"--stages: unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    cfg = pretrain_config(args)
     config_path = Path(resolve_model_config(args.config))
     config = load_config(config_path)
     if args.threads:
