@@ -89,7 +89,9 @@ def stage_settings(path: Path, tmp_path: Path):
                     elif command == "curvature":
                         yield variant, stage.tag, command, args, resolve_max_len(args.max_len, config)
                     else:
-                        crop = args.crop_frames if args.crop_frames is not None else resolve_max_len(None, config)
+                        crop = args.crop_frames
+                        if crop is None:
+                            crop = resolve_max_len(None, config)
                         yield variant, stage.tag, command, args, crop
                 elif command == "pretrain":
                     yield variant, stage.tag, command, args, pretrain_config(args)
@@ -97,11 +99,11 @@ def stage_settings(path: Path, tmp_path: Path):
 
 @pytest.mark.parametrize("path", sorted(RECIPES_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_stage_builds_a_valid_config_that_agrees_with_the_others(path, tmp_path):
-    """Every adapt/pretrain stage validates; a prior's curvature and the forgetting loss share adapt's crop."""
+    """Every adapt/pretrain stage validates; a prior's curvature and the forgetting loss use adapt's crop."""
     settings = list(stage_settings(path, tmp_path))
     curvature_crop: dict[tuple, int] = {}
     curvature_method: dict[tuple, str] = {}
-    for variant, tag, command, args, value in settings:
+    for variant, _tag, command, args, value in settings:
         if command == "curvature":
             key = (variant, str(Path(args.out)))
             curvature_crop[key] = value
@@ -126,7 +128,7 @@ def test_every_stage_builds_a_valid_config_that_agrees_with_the_others(path, tmp
                 if cfg.curvature_scaling == "reference":
                     # the reference implementation defines its scale for kfac, diag and l2sp only
                     assert curvature_method[key] in ("kfac", "diag"), tag
-    for variant, tag, command, args, value in settings:
+    for variant, tag, command, _args, value in settings:
         if command == "forgetting-loss":
             assert {crop for v, crop in adapt_crops if v == variant} == {value}, (
                 f"{tag}: the forgetting loss is measured on {value}-frame crops"
