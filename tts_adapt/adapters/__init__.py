@@ -1,54 +1,49 @@
-"""LoRA adapters on StyleTTS 2 through peft (Linear, Conv1d incl. weight-normalised and dilated, LSTM)."""
+"""LoRA adapters on StyleTTS 2 through peft (Linear, Conv1d incl. weight-normalised and dilated, LSTM).
 
-from .adapted import find_adapter, load_adapted
-from .io import load_adapter, read_adapter, save_adapter
-from .lora import (
-    DEFAULT_ADAPTER,
-    active_adapters,
-    apply_lora,
-    count_parameters,
-    delta_factors,
-    dense_delta,
-    lora_layers,
-)
-from .lstm import LoraLSTM
-from .merge import effective_weight, fold_into, merge_lora
-from .targets import (
-    PAPER_MODULES,
-    PROTECTED_MODULES,
-    aliases,
-    canonical_names,
-    default_targets,
-    layer_kind,
-    named_layers,
-    resolve_targets,
-    unwrap,
-)
+Names are imported on first use: ``targets`` and ``merge`` need only torch, so the commands that never
+build an adapter (``curvature``, ``synth`` on a base model) do not pay peft's and transformers' import
+(about 3 s and 200 MB).
+"""
 
-__all__ = [
-    "DEFAULT_ADAPTER",
-    "LoraLSTM",
-    "PAPER_MODULES",
-    "PROTECTED_MODULES",
-    "active_adapters",
-    "aliases",
-    "apply_lora",
-    "canonical_names",
-    "count_parameters",
-    "default_targets",
-    "delta_factors",
-    "dense_delta",
-    "effective_weight",
-    "find_adapter",
-    "fold_into",
-    "layer_kind",
-    "load_adapted",
-    "load_adapter",
-    "lora_layers",
-    "merge_lora",
-    "named_layers",
-    "read_adapter",
-    "resolve_targets",
-    "save_adapter",
-    "unwrap",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "find_adapter": "adapted",
+    "load_adapted": "adapted",
+    "load_adapter": "io",
+    "read_adapter": "io",
+    "save_adapter": "io",
+    "DEFAULT_ADAPTER": "lora",
+    "active_adapters": "lora",
+    "apply_lora": "lora",
+    "count_parameters": "lora",
+    "delta_factors": "lora",
+    "dense_delta": "lora",
+    "lora_layers": "lora",
+    "LoraLSTM": "lstm",
+    "effective_weight": "merge",
+    "fold_into": "merge",
+    "merge_lora": "merge",
+    "PAPER_MODULES": "targets",
+    "PROTECTED_MODULES": "targets",
+    "aliases": "targets",
+    "canonical_names": "targets",
+    "default_targets": "targets",
+    "layer_kind": "targets",
+    "named_layers": "targets",
+    "resolve_targets": "targets",
+    "unwrap": "targets",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -10,15 +10,16 @@ the original. Spectral-normalised layers cannot represent an arbitrary merged we
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from peft.tuners.lora import LoraLayer
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
-from .lora import active_adapters, lora_layers
-from .lstm import LoraLSTM
+if TYPE_CHECKING:  # peft is imported only when LoRA layers are merged
+    from peft.tuners.lora import LoraLayer
 
 
 def _hook(module: nn.Module, cls: type, name: str):
@@ -66,6 +67,8 @@ def fold_into(module: nn.Module, name: str, delta: torch.Tensor) -> None:
 
 
 def _delta(layer: LoraLayer, adapter: str) -> dict[str, torch.Tensor]:
+    from .lstm import LoraLSTM
+
     if isinstance(layer, LoraLSTM):
         return layer.get_delta_weight(adapter)
     return {"weight": layer.get_delta_weight(adapter)}
@@ -77,6 +80,8 @@ def merge_lora(model: nn.Module) -> nn.Module:
     Afterwards the model has no LoRA wrappers and its ``state_dict`` has the original key names. Returns
     ``model``.
     """
+    from .lora import active_adapters, lora_layers
+
     layers = lora_layers(model)
     if not layers:
         raise ValueError("the model has no LoRA adapters to merge")

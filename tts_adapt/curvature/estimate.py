@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..adapters.lora import lora_layers
 from ..adapters.targets import named_layers, resolve_targets
 from ..utils.io import load_tensors, save_tensors
 from ..utils.seed import seed_everything
@@ -59,6 +59,15 @@ def _iterate(batches: Iterable[Any], start: int, rank: int = 0, step: int = 1) -
     for i, batch in enumerate(batches):
         if i >= start and i % step == rank:
             yield i, batch
+
+
+def _lora_layer_names(model: nn.Module) -> list[str]:
+    """The model's LoRA layers; without peft imported no model can hold one, and peft is not loaded."""
+    if "peft" not in sys.modules:
+        return []
+    from ..adapters.lora import lora_layers
+
+    return list(lora_layers(model))
 
 
 def _batch_seed(seed: int, phase: int, index: int) -> int:
@@ -112,10 +121,8 @@ def estimate(
     """
     if method not in METHODS:
         raise ValueError(f"unknown curvature method {method!r}; expected one of {METHODS}")
-    if targets is None and lora_layers(model):
-        names = list(lora_layers(model))
-    else:
-        names = resolve_targets(model, targets, layer_types)
+    lora_names = _lora_layer_names(model) if targets is None else []
+    names = lora_names or resolve_targets(model, targets, layer_types)
     layers = named_layers(model)
     specs = [make_spec(n, layers[n]) for n in names]
     fp = fingerprint(model, names)
