@@ -24,7 +24,7 @@ from tts_adapt.export.onnx_runtime import OnnxSynthesizer  # noqa: E402
 from tts_adapt.models.styletts2 import INFERENCE_MODULES, load_official  # noqa: E402
 from tts_adapt.models.styletts2.config import MICRO_CONFIG  # noqa: E402
 from tts_adapt.models.styletts2.inference import infer_tokens  # noqa: E402
-from tts_adapt.models.styletts2.source import draw_source  # noqa: E402
+from tts_adapt.models.styletts2.source import draw_source, upsample_f0  # noqa: E402
 
 TOL = 1e-3  # max abs difference of float32 waveforms
 ISTFTNET_SNR_DB = 30.0  # see assert_same_audio; measured 34-45 dB over 8 seeds on the shipped model
@@ -133,24 +133,72 @@ def test_two_text_lengths_match_pytorch(exported):
     assert len(lengths) == 2  # dynamic text and audio lengths through the same graphs
 
 
-@pytest.mark.xfail(
-    reason="open: with a random reference style the waveform differs by ~0.1 although s_pred agrees "
-    "(likely voiced F0 at float32 rounding; see docs/model.md, ONNX export)",
-    strict=False,
-)
-def test_guidance_and_deterministic_source(exported):
-    """Classifier-free guidance (the fixed-embedding graph) and the deterministic source path."""
+def test_guidance_matches_pytorch(exported):
+    """Classifier-free guidance (the fixed-embedding graph): same style, prosody and waveform."""
     model, onnx_model, _ = exported
     sd = model.style_dim
     g = torch.Generator().manual_seed(2)
     tokens = torch.randint(1, 178, (1, 14), generator=g)
     ref_s = torch.randn(1, 2 * sd, generator=g)
     noise, steps = torch.randn(1, 1, 2 * sd, generator=g), torch.randn(4, 1, 1, 2 * sd, generator=g)
-    kw = dict(noise=noise, step_noises=steps, embedding_scale=1.5, deterministic=True)
-    want = infer_tokens(model, tokens, ref_s, **kw)
-    got = onnx_model.infer_tokens(tokens, ref_s, **kw)
+    kw = dict(noise=noise, step_noises=steps, embedding_scale=1.5)
+    plain = infer_tokens(model, tokens, ref_s, deterministic=True, **kw)
+    draws = draw_source(1, plain.F0.shape[-1] * model.decoder.generator.hop)
+    want = infer_tokens(model, tokens, ref_s, draws=draws, **kw)
+    got = onnx_model.infer_tokens(tokens, ref_s, draws=draws, **kw)
     assert _max_diff(got.s_pred, want.s_pred) < 1e-4
-    assert _max_diff(got.wave, want.wave) < TOL
+    assert not torch.allclose(want.s_pred, infer_tokens(model, tokens, ref_s, draws=draws, noise=noise,
+                                                        step_noises=steps).s_pred)  # fmt: skip
+    assert torch.equal(got.pred_dur, want.pred_dur)
+    assert _max_diff(got.F0, want.F0) < 1e-4
+    assert_same_audio(got.wave, want.wave, model)
+
+
+def test_deterministic_source_matches_pytorch(exported):
+    """The deterministic source (phase 0, no noise) on a voiced F0 contour: same excitation, same audio.
+
+    Voiced on purpose. Where F0 is below the voiced threshold everywhere, the deterministic excitation
+    is a constant, and the decoder instance-normalises it (AdaIN on the source branch): a signal whose
+    variance is zero in exact arithmetic is divided by sqrt(rounding residue + 1e-5), which amplifies
+    float32 rounding about 300-fold. On the random micro model, whose F0 stays below 10 Hz, PyTorch and
+    onnxruntime then differ by up to 0.8 at a few dozen samples with every input equal to 1e-6; so does
+    PyTorch against itself with the operations in another order. That is a property of the architecture
+    on a degenerate input, not of the export, and it is not what this test measures.
+    """
+    model, onnx_model, _ = exported
+    g = torch.Generator().manual_seed(3)
+    frames = 80
+    sd = model.style_dim
+    asr = torch.randn(1, model.config["model_params"]["hidden_dim"], frames, generator=g)
+    F0 = 120 + 40 * torch.sin(torch.linspace(0, 6, 2 * frames)).unsqueeze(0)  # noqa: N806 (official name)
+    N = torch.randn(1, 2 * frames, generator=g)  # noqa: N806
+    ref = torch.randn(1, sd, generator=g)
+    hop = model.decoder.generator.hop
+    f0_up = upsample_f0(F0, onnx_model.samples_per_f0_frame)
+    excitation, uv, _ = onnx_model.sine_generator(f0_up, True, None, None)
+    assert bool(uv.all())  # every sample voiced
+    with torch.no_grad():
+        want = model.decoder(asr, F0, N, ref, deterministic=True).squeeze()
+        sines, _, _ = model.decoder.generator.m_source.l_sin_gen(upsample_f0(F0, hop), True)
+    assert torch.equal(excitation, sines)
+    got = onnx_model.run("decoder", asr, F0, N, ref, excitation)[0].squeeze()
+    assert got.shape == want.shape and got.shape[-1] > 0
+    if model.decoder_type == "istftnet":
+        # Without the source's noise the excitation is smooth, so its high STFT bins sit at rounding level
+        # and their phase, which iSTFTNet reads, is rounding: the waveform agrees only to ~23 dB SNR, the
+        # spectrum closely (measured on the shipped model: convergence 0.06, 0.46 dB mean difference).
+        want_mag, got_mag = _magnitudes(want), _magnitudes(got)
+        assert float((want_mag - got_mag).norm() / want_mag.norm()) < 0.15
+        loud = want_mag > want_mag.max() * 1e-3
+        db = 20 * (torch.log10(want_mag[loud]) - torch.log10(got_mag[loud].clamp(min=1e-12)))
+        assert float(db.abs().mean()) < 1.5
+    else:
+        assert_same_audio(got, want, model)
+
+
+def _magnitudes(wave: torch.Tensor) -> torch.Tensor:
+    window = torch.hann_window(512, dtype=torch.float64)
+    return torch.stft(wave.double(), 512, 128, window=window, return_complex=True).abs()
 
 
 def test_seeded_synthesis_matches_pytorch(exported):
