@@ -7,8 +7,7 @@ build an adapter (``curvature``, ``synth`` on a base model) do not pay peft's an
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..utils.lazy import lazy_exports
 
 _WHERE = {
     "find_adapter": "adapted",
@@ -41,9 +40,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
