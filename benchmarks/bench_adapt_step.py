@@ -11,6 +11,13 @@ Modes (each timed configuration runs in its own process, so peak memory is its o
     python benchmarks/bench_adapt_step.py --config micro --batch-size 8 --max-len 120 --threads 2 \\
         --methods lora --baseline /tmp/base --profile
 
+* ``--official PATH``: also time the official fine-tuning step (``official_finetune_step.py``: the
+  official repository at PATH, imported) on the same batches and weights, beside ours with ``--methods
+  full`` (the official fine-tuning trains every module) and LoRA, and print the ratios to it:
+
+    python benchmarks/bench_adapt_step.py --config libritts --batch-size 2 --max-len 100 --threads 2 \\
+        --methods full,lora --official ../StyleTTS2 --profile
+
 The profile is the forward wall time of each top-level module of the model (hooks), plus the rest
 (backward, optimiser, losses); it is printed per step.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -112,8 +120,14 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
     from tts_adapt.train.trainer import Trainer
 
     model = build(args.config, args.device)
+    official = None
+    if method == "official":
+        from official_finetune_step import official_step_runner
+
+        official = official_step_runner(args.official, model, args.max_len, args.device)
+    trained = "full" if method in ("full", "official") else "lora"
     cfg = TrainConfig(
-        method="lora+prior" if curvature else "lora",
+        method="lora+prior" if curvature else trained,
         curvature=str(curvature) if curvature else None,
         strength=1e3,
         steps=args.steps + 1,
@@ -126,10 +140,13 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         device=args.device,
         **newer_options(TrainConfig, f0=args.f0, no_slm=True),  # no WavLM offline; not part of this step
     )
-    timer = ComponentTimer(model) if args.profile else None
+    timer = ComponentTimer(model) if args.profile and official is None else None
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(model, cfg, items, tmp, progress=False)
-        source = trainer.batches()
+        source = trainer.batches()  # the official step draws the same batches
+        if official is not None:
+            random.seed(0)
+            np.random.seed(0)
         times, cpu, sizes = [], [], []
         for i in range(args.steps + 1):
             batch = [next(source)]
@@ -138,7 +155,10 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             t0, c0 = time.perf_counter(), time.process_time()
-            trainer.train_step(batch)
+            if official is not None:
+                official(batch[0])
+            else:
+                trainer.train_step(batch)
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             trainer.step += 1
@@ -166,7 +186,7 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         "cpu_s_per_utt": float(np.sum(cpu) / np.sum(sizes)),
         "prior_seconds": prior_seconds,
         "peak_mib": peak,
-        "lora_params": trainer.setup.counts["lora"],
+        "lora_params": trainer.setup.counts.get("lora", 0),
         "profile": dict(timer.seconds) if timer is not None else None,  # of the last step
         "last_step": times[-1],
     }
@@ -197,6 +217,7 @@ def worker_command(args, worker: str, work: Path) -> list[str]:
         "--f0",
         args.f0,
         *(["--profile"] if args.profile else []),
+        *(["--official", args.official] if args.official else []),
     ]
 
 
@@ -236,6 +257,7 @@ def main() -> None:
     ap.add_argument("--methods", default="lora,kfac,ekfac,diag")
     ap.add_argument("--baseline", help="a tree whose tts_adapt to time beside this one (LoRA)")
     ap.add_argument("--profile", action="store_true", help="per-component forward times")
+    ap.add_argument("--official", help="the official StyleTTS 2 repository: time its fine-tuning step too")
     ap.add_argument("--f0", default="jdc", choices=("jdc", "yin", "pyin"), help="F0 targets of the step")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -264,26 +286,31 @@ def main() -> None:
             as_it_was = argparse.Namespace(**{**vars(args), "f0": "jdc"})
             rows.append({**run_worker(as_it_was, "lora", work, args.baseline), "label": "lora@baseline"})
             print(json.dumps(rows[-1]), flush=True)
+        if args.official:
+            rows.append({**run_worker(args, "official", work), "label": "official"})
+            print(json.dumps(rows[-1]), flush=True)
         for m in methods:
             rows.append({**run_worker(args, m, work), "label": m})
             print(json.dumps(rows[-1]), flush=True)
     base = next((r for r in rows if r["label"] == "lora"), None)
+    official = next((r for r in rows if r["label"] == "official"), None)
     print(
         f"\n{args.config} model, {args.device}, {args.threads} threads, batch {args.batch_size}, "
         f"max_len {args.max_len}, median of {args.steps} steps"
     )
     print(
         f"{'run':14s} {'s/step':>8s} {'utt/s':>7s} {'vs lora':>8s} {'cpu s/utt':>10s} {'prior fwd+bwd':>14s} "
-        f"{'peak MiB':>9s}"
+        f"{'peak MiB':>9s}" + (f" {'time ÷ official':>16s}" if official else "")
     )
     for r in rows:
         ratio = r["utt_per_s"] / base["utt_per_s"] if base else float("nan")
+        vs_official = f" {r['step_seconds'] / official['step_seconds']:16.3f}" if official else ""
         prior = r.get("prior_seconds")
         prior_s = f"{1000 * prior:.1f} ms" if prior else "-"
         print(
             f"{r['label']:14s} {r['step_seconds']:8.2f} {r['utt_per_s']:7.2f} {ratio:8.3f} "
             f"{r.get('cpu_s_per_utt', float('nan')):10.2f} {prior_s:>14s} "
-            f"{r['peak_mib']:9.0f}"
+            f"{r['peak_mib']:9.0f}{vs_official}"
         )
     print_profile(rows)
 

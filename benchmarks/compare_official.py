@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from tts_adapt.models.styletts2 import build_model
 from tts_adapt.models.styletts2.config import LIBRITTS_CONFIG, MICRO_CONFIG
@@ -38,6 +40,64 @@ def _time(run: Callable[[dict], torch.Tensor], repeats: int, seed: int) -> tuple
         timings["total"] = time.perf_counter() - t0
         runs.append(timings)
     return {k: float(np.median([r.get(k, 0.0) for r in runs])) for k in runs[0]}, wave
+
+
+def convolution_flops(model: nn.Module, run: Callable[[dict], torch.Tensor]) -> float:
+    """Floating-point operations of every convolution layer of ``model`` during ``run`` (2 per MAC,
+    from the layers' shapes)."""
+    total = 0.0
+
+    def hook(layer: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        per_output = 2 * layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+        if isinstance(layer, nn.ConvTranspose1d):  # each input sample meets every tap once
+            total += per_output * layer.out_channels * inputs[0].shape[0] * inputs[0].shape[-1]
+        else:
+            total += per_output * output.numel()
+
+    kinds = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad():
+            run({})
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def convolution_seconds(run: Callable[[dict], torch.Tensor]) -> float:
+    """Seconds spent in convolution kernels during ``run`` (profiler self time of ``*conv*`` operators)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        run({})
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if "conv" in e.key) / 1e6
+
+
+def matmul_rate(size: int = 1024, repeats: int = 10) -> float:
+    """FLOP/s of a square float32 matrix product on the current threads: the CPU's dense rate."""
+    a = torch.randn(size, size)
+    a @ a
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * size**3 * repeats / (time.perf_counter() - t0)
+
+
+def print_floor(official_seconds: float, flops: float, conv_seconds: float) -> None:
+    """How far the exact path can go: its convolutions cost the same arithmetic as the official ones."""
+    rate = matmul_rate()
+    floor = flops / rate / official_seconds
+    print(
+        f"\nconvolutions of the official run: {conv_seconds:.3f} s of {official_seconds:.3f} s "
+        f"({100 * conv_seconds / official_seconds:.0f} %), {flops / 1e9:.1f} GFLOP at "
+        f"{flops / conv_seconds / 1e9:.0f} GFLOP/s; a {1024}² matrix product runs at {rate / 1e9:.0f} GFLOP/s"
+    )
+    print(
+        f"at that rate the same convolutions alone take {flops / rate:.3f} s = {floor:.2f} x the official "
+        "time: the floor of any exact (same arithmetic, float32) path"
+    )
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -107,3 +167,9 @@ def compare(args: argparse.Namespace) -> None:
             + " ".join(f"{t.get(s, 0.0):10.3f}" for s in STAGES)
         )
     print("max|diff|: to the official waveform (merged LoRA: to the unmerged one); same seed for all")
+    with torch.no_grad():
+        torch.manual_seed(1)
+        flops = convolution_flops(ours, systems["ours_eager"])
+        torch.manual_seed(1)
+        conv_seconds = convolution_seconds(systems["official"])
+    print_floor(base, flops, conv_seconds)

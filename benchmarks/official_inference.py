@@ -21,34 +21,48 @@ from tts_adapt.models.styletts2.config import asr_params, jdc_params, plbert_par
 from tts_adapt.models.styletts2.model import StyleTTS2
 
 
+def import_official(path: str | os.PathLike) -> str:
+    """Put the official repository on ``sys.path`` (once) and return its path."""
+    path = os.fspath(path)
+    if not os.path.isfile(os.path.join(path, "models.py")):
+        raise FileNotFoundError(f"{path} is not the official StyleTTS 2 repository (no models.py)")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return path
+
+
+def official_networks(path: str | os.PathLike, ours: StyleTTS2) -> Any:
+    """The official networks (``models.build_model``, a Munch of modules) holding the weights of ``ours``."""
+    import_official(path)
+    import models  # the official repository's modules
+    from munch import munchify
+    from transformers import AlbertConfig
+    from Utils.ASR.models import ASRCNN
+    from Utils.JDC.model import JDCNet
+    from Utils.PLBERT.util import CustomAlbert
+
+    cfg = ours.config
+    plbert = CustomAlbert(AlbertConfig(**plbert_params(cfg)))
+    aligner = ASRCNN(**asr_params(cfg))
+    jdc = jdc_params(cfg)
+    pitch = JDCNet(num_class=jdc.get("num_class", 1), seq_len=jdc.get("seq_len", 192))
+    nets = models.build_model(munchify(cfg["model_params"]), aligner, pitch, plbert)
+    state = official_state(ours)["net"]
+    for name, net in nets.items():
+        weights = {k.removeprefix("module."): v for k, v in state[name].items()}
+        net.load_state_dict(weights, strict=True)
+    return nets
+
+
 class OfficialModel:
-    """The official networks (``models.build_model``) holding the weights of ``ours``."""
+    """The official networks holding the weights of ``ours``, with the notebook's sampler."""
 
     def __init__(self, path: str | os.PathLike, ours: StyleTTS2) -> None:
-        path = os.fspath(path)
-        if not os.path.isfile(os.path.join(path, "models.py")):
-            raise FileNotFoundError(f"{path} is not the official StyleTTS 2 repository (no models.py)")
-        if path not in sys.path:
-            sys.path.insert(0, path)
-        import models  # the official repository's modules
-        from Modules.diffusion.sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
-        from munch import munchify
-        from transformers import AlbertConfig
-        from Utils.ASR.models import ASRCNN
-        from Utils.JDC.model import JDCNet
-        from Utils.PLBERT.util import CustomAlbert
-
-        cfg = ours.config
-        plbert = CustomAlbert(AlbertConfig(**plbert_params(cfg)))
-        aligner = ASRCNN(**asr_params(cfg))
-        jdc = jdc_params(cfg)
-        pitch = JDCNet(num_class=jdc.get("num_class", 1), seq_len=jdc.get("seq_len", 192))
-        self.nets = models.build_model(munchify(cfg["model_params"]), aligner, pitch, plbert)
-        state = official_state(ours)["net"]
-        for name, net in self.nets.items():
-            weights = {k.removeprefix("module."): v for k, v in state[name].items()}
-            net.load_state_dict(weights, strict=True)
+        self.nets = official_networks(path, ours)
+        for net in self.nets.values():
             net.eval()
+        from Modules.diffusion.sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
+
         self.nets.diffusion.diffusion.sigma_data = ours.diffusion.sigma_data
         self.sampler = DiffusionSampler(
             self.nets.diffusion.diffusion,
