@@ -50,7 +50,13 @@ def official_networks(path: str | os.PathLike, ours: StyleTTS2) -> Any:
     state = official_state(ours)["net"]
     for name, net in nets.items():
         weights = {k.removeprefix("module."): v for k, v in state[name].items()}
-        net.load_state_dict(weights, strict=True)
+        try:
+            net.load_state_dict(weights, strict=True)
+        except RuntimeError as err:
+            raise ValueError(
+                f"the official {name!r} cannot hold this model's weights (the official decoder and "
+                f"discriminators have fixed widths; compare with --config libritts): {str(err)[:300]}"
+            ) from None
     return nets
 
 
