@@ -9,7 +9,7 @@ helpers (``utils.length_to_mask``, ``utils.log_norm``, ``utils.maximum_path``) a
 train-mode set is used: aligner, text encoder, predictor, PL-BERT and its projection, discriminators in
 train mode; the rest in eval mode. Every module trains (the official fine-tuning is full fine-tuning).
 
-Two substitutions, both outside the networks:
+Three substitutions, all outside the networks:
 
 * ``monotonic_align`` (a separately installed Cython package the official ``utils.py`` imports) is
   provided by our monotonic alignment search (:mod:`tts_adapt.models.styletts2.alignment`, compiled
@@ -17,9 +17,11 @@ Two substitutions, both outside the networks:
 * The WavLM terms are left out (no WavLM weights offline): the step stops before ``loss_lm`` and the
   joint SLM-adversarial stage. Our step is timed with ``--no-slm`` for the same reason.
 
-The style diffusion runs (the step as after ``diff_epoch``). The official spectral discriminator moves
-its window with ``window.to(y.get_device())``, which is ``-1`` for a CPU tensor (the official code runs
-on CUDA only), so on CPU the step runs with ``Tensor.get_device`` answering ``"cpu"`` for CPU tensors.
+* The official spectral discriminator moves its window with ``window.to(y.get_device())``, which is
+  ``-1`` for a CPU tensor (the official code runs on CUDA only), so on CPU the step runs with
+  ``Tensor.get_device`` answering ``"cpu"`` for CPU tensors.
+
+The style diffusion runs (the step as after ``diff_epoch``).
 """
 
 from __future__ import annotations
@@ -171,9 +173,7 @@ class OfficialStep:
                 ref = torch.cat([m.style_encoder(ref_in), m.predictor_encoder(ref_in)], dim=1)
         _, s2s_pred, s2s_attn = m.text_aligner(mels, mask, texts)
         s2s_attn = s2s_attn.transpose(-1, -2)[..., 1:].transpose(-1, -2)
-        mask_st = sys.modules["monotonic_align"].mask_from_lens(
-            s2s_attn, input_lengths, mel_input_length // (2**self.n_down)
-        )
+        mask_st = u.mask_from_lens(s2s_attn, input_lengths, mel_input_length // (2**self.n_down))
         s2s_attn_mono = u.maximum_path(s2s_attn, mask_st)
         t_en = m.text_encoder(texts, input_lengths, text_mask)
         asr = t_en @ (s2s_attn if random.getrandbits(1) else s2s_attn_mono)
