@@ -68,8 +68,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--alignment",
         default=d.alignment,
-        choices=("attention", "ctc"),
-        help="monotonic search over the aligner's attention (official) or its CTC posteriors",
+        choices=("attention", "ctc", "recognizer"),
+        help="monotonic search over the aligner's attention (official), its CTC posteriors, or the "
+        "posteriors of a trained phoneme recogniser (--recognizer; far better paths when the aligner "
+        "is trained from nothing on a small corpus)",
+    )
+    p.add_argument(
+        "--recognizer",
+        help="CTC phoneme recogniser for --alignment recognizer: `tts-adapt train-per` output trained "
+        "on the same corpus, or the official ASR .pth",
     )
     p.add_argument("--stages", default=",".join(STAGES), help="stages to run, in order")
     p.add_argument("--seed", type=int, default=d.seed, help="seeds weights, data order and every draw")
@@ -144,6 +151,7 @@ def pretrain_config(args: argparse.Namespace):
         bert_lr=args.bert_lr,
         f0=args.f0,
         alignment=args.alignment,
+        recognizer=args.recognizer,
         seed=args.seed,
         log_every=args.log_every,
         save_every=args.save_every,
@@ -192,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         f"decoder crop {cfg.max_len} frames\n"
         f"  first stage: TMA from step {cfg.tma_start}, adversarial "
         f"{'from step ' + str(cfg.adv_start) if cfg.adv_start is not None else 'off'}; F0 targets: {cfg.f0}; "
-        f"alignment: {cfg.alignment}\n"
+        f"alignment: {cfg.alignment}{' (' + cfg.recognizer + ')' if cfg.recognizer else ''}\n"
         f"  second stage: diffusion from step {cfg.diff_start}; decoder "
         f"{'trained' if cfg.second_decoder else 'frozen'}"
     )
@@ -201,6 +209,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.data}: a multi-speaker model needs at least two speakers, found {len(speakers)}"
         )
+    if cfg.recognizer is not None:
+        from ..evaluation.per import PhonemeRecognizer
+
+        PhonemeRecognizer.load(cfg.recognizer)  # a missing or foreign file fails here, not after hours
     if args.dry_run:
         return 0
     dist = init_from_env()

@@ -34,7 +34,9 @@ from .adversarial import discriminator_loss_from_outputs, generator_loss_from_ou
 from .finetune import SAMPLES_PER_MEL_FRAME, FineTuneObjective, utterance_generator
 from .spectral import MultiResolutionMelLoss
 
-ALIGNMENT_SOURCES = ("attention", "ctc")
+# "recognizer": paths from a trained phoneme recogniser, cached before TMA (tts_adapt.pretrain.alignments);
+# once the aligner trains through the reconstruction (TMA) its own attention gives the path, as officially.
+ALIGNMENT_SOURCES = ("attention", "ctc", "recognizer")
 
 
 @dataclass
@@ -158,7 +160,7 @@ class FirstStageObjective(nn.Module):
         attn = s2s_attn[:, 1:, :]  # the first row belongs to the start-of-sequence step
         valid = length_mask_2d(batch.token_lengths, frames, attn.shape[1], attn.shape[2])
         attn = attn * valid
-        scores = attn if self.alignment == "attention" else ctc_alignment_scores(ctc_logits, batch.tokens)
+        scores = attn if self.alignment != "ctc" else ctc_alignment_scores(ctc_logits, batch.tokens)
         hard = monotonic_alignment(scores * valid, batch.token_lengths, frames)
         return attn, hard, s2s_logits
 

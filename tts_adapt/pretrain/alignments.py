@@ -5,6 +5,12 @@ of an utterance is a fixed function of the mel and the tokens, yet the official 
 every step: a CNN, a step-by-step attention decoder and a dynamic programme per utterance. Computing it
 once turns that cost into a table lookup, which is most of what makes pre-training affordable on a
 CPU. The table records which aligner weights made it and is rebuilt when they change.
+
+A text aligner trained from nothing on a small corpus aligns poorly for a long time (on the shipped
+model's corpus its paths were no better for the decoder than a uniform split of each utterance, see
+docs/base-model.md), while a CTC phoneme recogniser trained on the same audio (``tts-adapt train-per``)
+learns fast. ``source="recognizer"`` takes the paths from such a recogniser's posteriors instead, scored
+per token kind (:func:`recognizer_scores`).
 """
 
 from __future__ import annotations
@@ -33,12 +39,57 @@ def weights_digest(module: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def align_batch(model: nn.Module, batch: Batch, source: str = "attention") -> torch.Tensor:
-    """Hard monotonic alignments ``[B, tokens, frames/2]`` of a batch with the frozen aligner."""
+STRESS_SCORE = -30.0  # a stress mark has no sound of its own: one frame, taken from its vowel
+SPACE_PENALTY = 1.0  # a word boundary takes a pause only where the recogniser hears silence clearly
+
+
+def recognizer_scores(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """``[B, tokens, frames]`` scores for the monotonic search from CTC logits ``[B, frames, V]``.
+
+    A CTC recogniser is confident only at one spike per phone and says "blank" elsewhere, so a phone
+    is scored by its posterior among the non-blank symbols, ``log p_k - log(1 - p_blank)``, which
+    stays high across the phone. Pads and punctuation are the silences (``log p_blank``); a word space is
+    a silence with a penalty (most word boundaries have no pause); stress marks get one frame.
+    """
+    from ..evaluation.per import STRESS_MARKS
+    from ..text.symbols import PUNCTUATION, SYMBOLS
+
+    logp = logits.float().log_softmax(-1)
+    log_blank = logp[..., 0]
+    non_blank = logp - torch.log1p(-log_blank.exp().clamp(max=1 - 1e-6)).unsqueeze(-1)
+    scores = torch.gather(non_blank, 2, tokens.unsqueeze(1).expand(-1, logp.shape[1], -1)).transpose(1, 2)
+    kind = torch.zeros(len(SYMBOLS), dtype=torch.long, device=tokens.device)
+    for i, s in enumerate(SYMBOLS):
+        kind[i] = 2 if s == " " else 1 if (i == 0 or s in PUNCTUATION) else 3 if s in STRESS_MARKS else 0
+    k = kind[tokens.clamp(max=len(SYMBOLS) - 1)].unsqueeze(-1).expand_as(scores)
+    blank = log_blank.unsqueeze(1).expand_as(scores)
+    scores = torch.where(k == 1, blank, scores)
+    scores = torch.where(k == 2, blank - SPACE_PENALTY, scores)
+    return torch.where(k == 3, torch.full_like(scores, STRESS_SCORE), scores)
+
+
+def align_batch(
+    model: nn.Module, batch: Batch, source: str = "attention", recognizer: nn.Module | None = None
+) -> torch.Tensor:
+    """Hard monotonic alignments ``[B, tokens, frames/2]`` of a batch with the frozen aligner (or the
+    recogniser, for ``source="recognizer"``)."""
     from ..objective.first_stage import ctc_alignment_scores, frame_mask
 
     frames = batch.mel_lengths // 2
     with torch.no_grad():
+        if source == "recognizer":
+            if recognizer is None:
+                raise ValueError("alignment source 'recognizer' needs a recogniser model")
+            # one utterance at a time: the recogniser's group norms see the whole input, so padding
+            # would make an utterance's path depend on the batch it was drawn with
+            scores = torch.full(
+                (len(batch), batch.tokens.shape[1], batch.mels.shape[-1] // 2), -1e4, device=batch.mels.device
+            )
+            for b in range(len(batch)):
+                logits = recognizer(batch.mels[b : b + 1, :, : int(batch.mel_lengths[b])])
+                n = min(int(frames[b]), logits.shape[1])
+                scores[b, :, :n] = recognizer_scores(logits, batch.tokens[b : b + 1])[0, :, :n]
+            return monotonic_alignment(scores, batch.token_lengths, frames)
         ctc, _, attn = model.text_aligner(
             batch.mels, frame_mask(batch.mel_lengths, batch.mels.shape[-1]), batch.tokens
         )
@@ -74,11 +125,14 @@ class AlignmentTable:
         source: str = "attention",
         batch_size: int = 8,
         progress: bool = True,
+        recognizer: nn.Module | None = None,
     ) -> AlignmentTable:
         from tqdm.auto import tqdm
 
         path = Path(path)
-        digest = weights_digest(model.text_aligner)
+        if source == "recognizer" and recognizer is None:
+            raise ValueError("alignment source 'recognizer' needs a recogniser model")
+        digest = weights_digest(recognizer if source == "recognizer" else model.text_aligner)
         settings = {"aligner": digest, "source": source, "format": 1}
         if path.exists():
             tensors, meta = load_tensors(path)
@@ -88,12 +142,14 @@ class AlignmentTable:
         order = sorted(range(len(items)), key=lambda i: dataset.frame_lengths[i])
         was = model.text_aligner.training
         model.text_aligner.eval()
+        if recognizer is not None:
+            recognizer.eval().to(next(model.parameters()).device)
         durations: dict[str, np.ndarray] = {}
         try:
             chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
             for chunk in tqdm(chunks, desc="aligning", unit="batch", disable=not progress):
                 batch = collate([dataset[i] for i in chunk]).to(next(model.parameters()).device)
-                hard = align_batch(model, batch, source)
+                hard = align_batch(model, batch, source, recognizer)
                 for b, uid in enumerate(batch.ids):
                     n = int(batch.token_lengths[b])
                     durations[uid] = hard[b, :n].sum(-1).cpu().numpy().astype(np.int32)

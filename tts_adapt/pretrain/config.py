@@ -40,6 +40,7 @@ class PretrainConfig:
     grad_clip: float = 5.0
     f0: str = "yin"
     alignment: str = "attention"
+    recognizer: str | None = None  # CTC phoneme recogniser for alignment="recognizer" (train-per output)
     seed: int = 0
     log_every: int = 10
     save_every: int = 200
@@ -74,8 +75,15 @@ def validate(cfg: PretrainConfig) -> None:
         )
     if cfg.f0 not in TRACKERS:
         raise PretrainConfigError(f"f0 must be one of {', '.join(TRACKERS)}, got {cfg.f0!r}")
-    if cfg.alignment not in ("attention", "ctc"):
-        raise PretrainConfigError(f"alignment must be 'attention' or 'ctc', got {cfg.alignment!r}")
+    if cfg.alignment not in ("attention", "ctc", "recognizer"):
+        raise PretrainConfigError(
+            f"alignment must be 'attention', 'ctc' or 'recognizer', got {cfg.alignment!r}"
+        )
+    if (cfg.alignment == "recognizer") != (cfg.recognizer is not None):
+        raise PretrainConfigError(
+            "alignment 'recognizer' and a recognizer file go together: pass --alignment recognizer "
+            "--recognizer FILE (a `tts-adapt train-per` recogniser or the official ASR .pth)"
+        )
     if cfg.adv_start is not None and cfg.adv_start < cfg.tma_start:
         raise PretrainConfigError(
             f"adv_start {cfg.adv_start} < tma_start {cfg.tma_start}: the official first stage adds the "

@@ -34,6 +34,7 @@ from ..data.prepare import PreparedUtterance
 from ..objective.finetune import FineTuneObjective, LossWeights
 from ..objective.first_stage import AlignerObjective, FirstStageObjective, FirstStageWeights
 from ..train.distributed import DistInfo, all_reduce_sum, shard, sum_gradients
+from ..train.provenance import sha256_file
 from ..train.state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from ..utils.io import write_json
 from ..utils.seed import seed_everything
@@ -67,9 +68,13 @@ def _fingerprint(
     cfg: PretrainConfig, items: Sequence[PreparedUtterance], model_config: dict, stage: str = "run"
 ) -> str:
     settings = cfg.to_dict()
+    chosen = {k: settings[k] for k in STAGE_SETTINGS[stage]}
+    if stage == "run" and cfg.recognizer is not None:
+        # the recogniser's weights shape every path (runs without one keep their earlier fingerprint)
+        chosen["recognizer"] = sha256_file(cfg.recognizer)[:16]
     blob = json.dumps(
         {
-            "settings": {k: settings[k] for k in STAGE_SETTINGS[stage]},
+            "settings": chosen,
             "data": [it.id for it in items],
             "model": {k: v for k, v in model_config.items() if not k.startswith("_")},
         },
@@ -333,13 +338,20 @@ class Pretrainer:
         self.model.diffusion.sigma_data = float(saved.get("sigma_data", self.model.diffusion.sigma_data))
 
     def alignment_table(self) -> AlignmentTable:
-        """The frozen aligner's paths for every utterance (recomputed only if its weights changed)."""
+        """The frozen aligner's (or the recogniser's) paths for every utterance, recomputed only if the
+        weights that made them changed."""
+        recognizer = None
+        if self.cfg.alignment == "recognizer":
+            from ..evaluation.per import PhonemeRecognizer
+
+            recognizer = PhonemeRecognizer.load(self.cfg.recognizer).model
         return AlignmentTable.build(
             self.model,
             self.items,
             self.out / "alignments.safetensors",
             self.cfg.alignment,
             progress=self.progress and self.dist.main,
+            recognizer=recognizer,
         )
 
     def _objective(self, stage: str):
@@ -465,21 +477,20 @@ class Pretrainer:
             tb.add_audio(f"{stage}/sample", torch.from_numpy(wave).unsqueeze(0), step, m.sample_rate)
 
     def _reconstruct(self, item: PreparedUtterance) -> np.ndarray:
-        """The whole utterance through aligner (monotonic path), text encoder and decoder, true F0."""
+        """The whole utterance through its monotonic path (aligner or recogniser), text encoder and
+        decoder, true F0."""
         from ..audio import log_energy
-        from ..models.styletts2.alignment import monotonic_alignment
-        from ..objective.first_stage import ctc_alignment_scores, frame_mask
+        from .alignments import align_batch
 
         m = self.model
         batch = collate([self.dataset[self.items.index(item)]]).to(self.device)
         mels = batch.mels
-        _, _, attn = m.text_aligner(mels, frame_mask(batch.mel_lengths, mels.shape[-1]), batch.tokens)
-        if self.cfg.alignment == "ctc":
-            ctc = m.text_aligner(mels, frame_mask(batch.mel_lengths, mels.shape[-1]))
-            scores = ctc_alignment_scores(ctc, batch.tokens)
-        else:
-            scores = attn[:, 1:, :]
-        hard = monotonic_alignment(scores, batch.token_lengths, batch.mel_lengths // 2)
+        recognizer = None
+        if self.cfg.alignment == "recognizer":
+            from ..evaluation.per import PhonemeRecognizer
+
+            recognizer = PhonemeRecognizer.load(self.cfg.recognizer, device=str(self.device)).model
+        hard = align_batch(m, batch, self.cfg.alignment, recognizer)
         t_en = m.text_encoder(batch.tokens, batch.token_lengths, batch.text_mask)
         asr = t_en @ hard
         frames = hard.shape[-1]
