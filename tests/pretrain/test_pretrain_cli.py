@@ -73,6 +73,15 @@ def test_pretrain_resumes_exactly_and_the_result_loads(synthetic_corpus, tmp_pat
     assert a.keys() == b.keys()
     changed = [k for k in a if not torch.equal(a[k], b[k])]
     assert not changed, f"resumed run differs in {changed[:5]}"
+
+    # the interrupted run had logged steps 2 and 3 before they were undone: the log holds each step
+    # once, with the values of the straight run
+    def losses(run_dir: Path) -> list[dict]:
+        lines = (run_dir / "stages" / "first" / "losses.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "utt_per_s"} for x in lines]
+
+    assert [r["step"] for r in losses(resumed)] == [1, 2, 3]
+    assert losses(resumed) == losses(straight)
     model = load_official(straight / "model.pth", straight / "config.yml")  # strict: every key
     summary = json.loads((straight / "summary.json").read_text())
     assert set(summary["stages"]) == {"aligner", "first", "second"}

@@ -36,7 +36,7 @@ from ..objective.first_stage import AlignerObjective, FirstStageObjective, First
 from ..train.distributed import DistInfo, all_reduce_sum, shard, sum_gradients
 from ..train.provenance import sha256_file
 from ..train.state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
-from ..utils.io import write_json
+from ..utils.io import write_json, write_text
 from ..utils.seed import seed_everything
 from .alignments import AlignmentTable
 from .config import STAGES, PretrainConfig, validate
@@ -251,6 +251,16 @@ class Pretrainer:
         history: list[dict[str, float]] = []
         losses_path = folder / "losses.jsonl"
         folder.mkdir(parents=True, exist_ok=True)
+        if losses_path.exists():
+            # lines a killed process logged after its last checkpoint describe steps that are redone now
+            kept = [
+                json.loads(line)
+                for line in losses_path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line)["step"] <= state["step"]
+            ]
+            history.extend(kept)
+            if self.dist.main:
+                write_text(losses_path, "".join(json.dumps(r) + "\n" for r in kept))
         bar = tqdm(
             total=steps,
             initial=state["step"],
