@@ -67,6 +67,8 @@ def test_pretrain_resumes_exactly_and_the_result_loads(synthetic_corpus, tmp_pat
         import shutil
 
         shutil.rmtree(ckpt)
+    with open(first / "losses.jsonl", "a") as f:
+        f.write('{"step": 4, "me')  # a kill during an append leaves a torn line
     assert run(synthetic_corpus, resumed) == 0
     a, _ = load_tensors(straight / "model.safetensors")
     b, _ = load_tensors(resumed / "model.safetensors")

@@ -55,9 +55,9 @@ def test_path_follows_the_recogniser():
     assert hard[0].argmax(0).tolist() == [0, 0, 1, 2, 2, 2, 3, 3, 3, 4, 4]
 
 
-def _recognizer_file(path, seed: int):
+def _recognizer_file(path, seed: int, n_token: int = len(SYMBOLS)):
     torch.manual_seed(seed)
-    config = {"input_dim": 80, "hidden_dim": 16, "n_layers": 1, "token_embedding_dim": 16}
+    config = {"input_dim": 80, "hidden_dim": 16, "n_layers": 1, "token_embedding_dim": 16, "n_token": n_token}
     save_tensors(path, build_aligner(config).state_dict(), {"kind": KIND, "config": config})
     return path
 
@@ -93,6 +93,9 @@ def test_pretrain_with_a_recogniser_runs_and_records_it(synthetic_corpus, tmp_pa
     assert "--alignment recognizer --recognizer FILE" in capsys.readouterr().err
     assert main([*base, "--alignment", "recognizer", "--recognizer", str(tmp_path / "missing.st")]) == 1
     assert "missing.st" in capsys.readouterr().err
+    small = _recognizer_file(tmp_path / "small.safetensors", 0, n_token=50)
+    assert main([*base, "--alignment", "recognizer", "--recognizer", str(small), "--tma-start", "3"]) == 1
+    assert "50 output classes" in capsys.readouterr().err
     assert main([*base, "--alignment", "recognizer", "--recognizer", str(rec), "--tma-start", "3"]) == 0
     assert load_tensors(out / "alignments.safetensors")[1]["settings"]["source"] == "recognizer"
     assert (out / "model.pth").exists()

@@ -210,9 +210,9 @@ def run(args: argparse.Namespace) -> int:
             f"{args.data}: a multi-speaker model needs at least two speakers, found {len(speakers)}"
         )
     if cfg.recognizer is not None:
-        from ..evaluation.per import PhonemeRecognizer
+        from ..pretrain.alignments import load_recognizer
 
-        PhonemeRecognizer.load(cfg.recognizer)  # a missing or foreign file fails here, not after hours
+        load_recognizer(cfg.recognizer)  # a missing or foreign file fails here, before anything is written
     if args.dry_run:
         return 0
     dist = init_from_env()

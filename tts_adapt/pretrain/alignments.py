@@ -15,6 +15,7 @@ per token kind (:func:`recognizer_scores`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -39,6 +40,20 @@ def weights_digest(module: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
+def _token_kinds() -> torch.Tensor:
+    """Per symbol id: 0 phone, 1 silence (pad, punctuation), 2 word space, 3 stress mark."""
+    from ..evaluation.per import STRESS_MARKS
+    from ..text.symbols import PUNCTUATION, SYMBOLS
+
+    return torch.tensor(
+        [
+            2 if s == " " else 1 if (i == 0 or s in PUNCTUATION) else 3 if s in STRESS_MARKS else 0
+            for i, s in enumerate(SYMBOLS)
+        ]
+    )
+
+
 STRESS_SCORE = -30.0  # a stress mark has no sound of its own: one frame, taken from its vowel
 SPACE_PENALTY = 1.0  # a word boundary takes a pause only where the recogniser hears silence clearly
 
@@ -51,21 +66,31 @@ def recognizer_scores(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tenso
     stays high across the phone. Pads and punctuation are the silences (``log p_blank``); a word space is
     a silence with a penalty (most word boundaries have no pause); stress marks get one frame.
     """
-    from ..evaluation.per import STRESS_MARKS
-    from ..text.symbols import PUNCTUATION, SYMBOLS
-
     logp = logits.float().log_softmax(-1)
     log_blank = logp[..., 0]
     non_blank = logp - torch.log1p(-log_blank.exp().clamp(max=1 - 1e-6)).unsqueeze(-1)
     scores = torch.gather(non_blank, 2, tokens.unsqueeze(1).expand(-1, logp.shape[1], -1)).transpose(1, 2)
-    kind = torch.zeros(len(SYMBOLS), dtype=torch.long, device=tokens.device)
-    for i, s in enumerate(SYMBOLS):
-        kind[i] = 2 if s == " " else 1 if (i == 0 or s in PUNCTUATION) else 3 if s in STRESS_MARKS else 0
-    k = kind[tokens.clamp(max=len(SYMBOLS) - 1)].unsqueeze(-1).expand_as(scores)
+    kind = _token_kinds().to(tokens.device)
+    k = kind[tokens.clamp(max=len(kind) - 1)].unsqueeze(-1).expand_as(scores)
     blank = log_blank.unsqueeze(1).expand_as(scores)
     scores = torch.where(k == 1, blank, scores)
     scores = torch.where(k == 2, blank - SPACE_PENALTY, scores)
     return torch.where(k == 3, torch.full_like(scores, STRESS_SCORE), scores)
+
+
+def load_recognizer(path: str | Path, device: str = "cpu") -> nn.Module:
+    """A CTC phoneme recogniser for ``source="recognizer"``, checked against the symbol table."""
+    from ..evaluation.per import PhonemeRecognizer
+    from ..text.symbols import SYMBOLS
+
+    model = PhonemeRecognizer.load(path, device=device).model
+    classes = model.ctc_linear[-1].linear_layer.out_features
+    if classes != len(SYMBOLS):
+        raise ValueError(
+            f"{path}: the recogniser has {classes} output classes, but the StyleTTS 2 symbol table has "
+            f"{len(SYMBOLS)}; train one with `tts-adapt train-per`"
+        )
+    return model
 
 
 def align_batch(

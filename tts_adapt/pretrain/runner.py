@@ -38,7 +38,7 @@ from ..train.provenance import sha256_file
 from ..train.state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from ..utils.io import write_json, write_text
 from ..utils.seed import seed_everything
-from .alignments import AlignmentTable
+from .alignments import AlignmentTable, load_recognizer
 from .config import STAGES, PretrainConfig, validate
 from .f0 import F0Table
 
@@ -84,6 +84,14 @@ def _fingerprint(
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _json_line(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 class Pretrainer:
     def __init__(
         self,
@@ -115,6 +123,7 @@ class Pretrainer:
         )
         model.to(self.device)
         self.writer = None
+        self._recognizer: nn.Module | None = None
 
     # -- bookkeeping -----------------------------------------------------------------------------------
     def stage_dir(self, stage: str) -> Path:
@@ -253,10 +262,11 @@ class Pretrainer:
         folder.mkdir(parents=True, exist_ok=True)
         if losses_path.exists():
             # lines a killed process logged after its last checkpoint describe steps that are redone now
+            # (a kill during an append can also leave a torn last line: it is dropped, not fatal)
             kept = [
-                json.loads(line)
-                for line in losses_path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= state["step"]
+                r
+                for r in map(_json_line, losses_path.read_text(encoding="utf-8").splitlines())
+                if r is not None and r.get("step", 1 << 62) <= state["step"]
             ]
             history.extend(kept)
             if self.dist.main:
@@ -350,19 +360,22 @@ class Pretrainer:
     def alignment_table(self) -> AlignmentTable:
         """The frozen aligner's (or the recogniser's) paths for every utterance, recomputed only if the
         weights that made them changed."""
-        recognizer = None
-        if self.cfg.alignment == "recognizer":
-            from ..evaluation.per import PhonemeRecognizer
-
-            recognizer = PhonemeRecognizer.load(self.cfg.recognizer).model
         return AlignmentTable.build(
             self.model,
             self.items,
             self.out / "alignments.safetensors",
             self.cfg.alignment,
             progress=self.progress and self.dist.main,
-            recognizer=recognizer,
+            recognizer=self.recognizer(),
         )
+
+    def recognizer(self) -> nn.Module | None:
+        """The phoneme recogniser of ``alignment="recognizer"``, loaded once; ``None`` otherwise."""
+        if self.cfg.alignment != "recognizer":
+            return None
+        if self._recognizer is None:
+            self._recognizer = load_recognizer(self.cfg.recognizer, str(self.device))
+        return self._recognizer
 
     def _objective(self, stage: str):
         m, cfg = self.model, self.cfg
@@ -495,12 +508,7 @@ class Pretrainer:
         m = self.model
         batch = collate([self.dataset[self.items.index(item)]]).to(self.device)
         mels = batch.mels
-        recognizer = None
-        if self.cfg.alignment == "recognizer":
-            from ..evaluation.per import PhonemeRecognizer
-
-            recognizer = PhonemeRecognizer.load(self.cfg.recognizer, device=str(self.device)).model
-        hard = align_batch(m, batch, self.cfg.alignment, recognizer)
+        hard = align_batch(m, batch, self.cfg.alignment, self.recognizer())
         t_en = m.text_encoder(batch.tokens, batch.token_lengths, batch.text_mask)
         asr = t_en @ hard
         frames = hard.shape[-1]
