@@ -118,3 +118,73 @@ def test_changed_settings_refuse_to_resume(synthetic_corpus, tmp_path, capsys):
         == 1
     )
     assert "other aligner-stage settings" in capsys.readouterr().err
+
+
+def test_lr_decay_is_a_half_cosine_of_the_step():
+    """lr(step) = final + (lr - final)(1 + cos(pi t))/2, t = (step - start + 1)/(end - start) in (0, 1]."""
+    import math
+
+    from tts_adapt.pretrain.config import PretrainConfig
+
+    cfg = PretrainConfig(lr=1e-3, lr_final=1e-4, lr_decay=(10, 20))
+    assert cfg.first_lr_factor(0) == cfg.first_lr_factor(9) == 1.0
+    assert math.isclose(cfg.first_lr_factor(14), 0.55)  # t = 1/2: halfway between 1 and 0.1
+    assert math.isclose(cfg.first_lr_factor(10), 0.1 + 0.45 * (1 + math.cos(math.pi / 10)))
+    assert math.isclose(cfg.first_lr_factor(19), 0.1) and math.isclose(cfg.first_lr_factor(500), 0.1)
+    assert math.isclose(PretrainConfig(lr=1e-3, lr_decay=(0, 1)).first_lr_factor(0), 0.1)  # default lr/10
+    assert PretrainConfig(lr=1e-3).first_lr_factor(10**6) == 1.0  # constant unless asked
+
+
+def test_bad_lr_decay_is_a_clear_error(synthetic_corpus, tmp_path, capsys):
+    for value, message in (("5:5", "0 <= START < END"), ("ten", "START:END")):
+        assert run(synthetic_corpus, tmp_path / "r", "--lr-decay", value, "--dry-run") == 1
+        assert message in capsys.readouterr().err
+    assert run(synthetic_corpus, tmp_path / "r", "--lr-decay", "1:3", "--lr-final", "1", "--dry-run") == 1
+    assert "lr_final 1.0 must be in (0, lr" in capsys.readouterr().err
+
+
+def test_a_decay_added_after_the_last_checkpoint_continues_exactly(synthetic_corpus, tmp_path, capsys):
+    """A finished constant-lr first stage extended with a decay that starts at its last step equals a
+    run that had the decay from the start; a checkpoint past the start of another decay is refused."""
+    first = ("--stages", "aligner,first", "--tma-start", "100")
+    decay = ("--first-steps", "5", "--lr-decay", "3:5", "--lr-final", "1e-5")
+    straight, extended, constant = tmp_path / "straight", tmp_path / "extended", tmp_path / "constant"
+    assert run(synthetic_corpus, straight, *first, *decay) == 0
+    assert run(synthetic_corpus, extended, *first, "--first-steps", "3") == 0
+    assert run(synthetic_corpus, extended, *first, *decay) == 0
+    assert run(synthetic_corpus, constant, *first, "--first-steps", "5") == 0
+
+    def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+        return load_tensors(
+            run_dir / "stages" / "first" / "checkpoints" / "step-0000005" / "weights.safetensors"
+        )[0]
+
+    a, b, c = weights(straight), weights(extended), weights(constant)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if k.startswith("decoder."))  # the decay acted
+    # the straight run's checkpoint at step 4 was made with decay 3:5: resuming it with 2:5 is refused
+    stage = straight / "stages" / "first"
+    (stage / "done.json").unlink()
+    import shutil
+
+    shutil.rmtree(stage / "checkpoints" / "step-0000005")
+    capsys.readouterr()
+    assert run(synthetic_corpus, straight, *first, "--first-steps", "5", "--lr-decay", "2:5") == 1
+    assert "other first-stage settings" in capsys.readouterr().err
+
+
+def test_a_later_stage_trained_before_an_extension_is_not_kept(synthetic_corpus, tmp_path, capsys):
+    """Extending the first stage after the second finished would otherwise reload the second stage's
+    checkpoint, whose decoder is the old one: the run must stop and say which folder to delete."""
+    out = tmp_path / "run"
+    assert run(synthetic_corpus, out, "--tma-start", "100") == 0
+    capsys.readouterr()
+    assert run(synthetic_corpus, out, "--tma-start", "100", "--first-steps", "4") == 1
+    err = capsys.readouterr().err
+    assert "on top of aligner 2 steps, first 3 steps" in err and str(out / "stages" / "second") in err
+    import shutil
+
+    shutil.rmtree(out / "stages" / "second")
+    assert run(synthetic_corpus, out, "--tma-start", "100", "--first-steps", "4") == 0
+    done = json.loads((out / "stages" / "second" / "done.json").read_text())
+    assert done["upstream"] == {"aligner": 2, "first": 4}

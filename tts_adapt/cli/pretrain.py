@@ -64,6 +64,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--aligner-lr", type=float, default=d.aligner_lr, help="learning rate of the aligner stage"
     )
     p.add_argument("--bert-lr", type=float, default=d.bert_lr, help="learning rate of PL-BERT")
+    p.add_argument(
+        "--lr-decay",
+        metavar="START:END",
+        help="first-stage steps over which the learning rate falls (half cosine) from --lr to "
+        "--lr-final (default: constant, as officially); may be added when extending a finished run "
+        "whose last checkpoint is at or before START",
+    )
+    p.add_argument("--lr-final", type=float, help="learning rate at the end of --lr-decay (default: lr / 10)")
     p.add_argument("--f0", default=d.f0, choices=("yin", "pyin"), help="F0 tracker for the targets")
     p.add_argument(
         "--alignment",
@@ -131,6 +139,18 @@ def resolve_model_config(name: str):
     return {"base": BASE_CONFIG, "micro": MICRO_CONFIG, "libritts": LIBRITTS_CONFIG}.get(name, name)
 
 
+def _decay_steps(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    from ..pretrain.config import PretrainConfigError
+
+    try:
+        start, end = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise PretrainConfigError(f"--lr-decay must be START:END (two step numbers), got {text!r}") from None
+    return start, end
+
+
 def pretrain_config(args: argparse.Namespace):
     """The run's validated :class:`PretrainConfig` from parsed flags (no data, no model needed)."""
     from ..pretrain.config import PretrainConfig, validate
@@ -149,6 +169,8 @@ def pretrain_config(args: argparse.Namespace):
         lr=args.lr,
         aligner_lr=args.aligner_lr,
         bert_lr=args.bert_lr,
+        lr_decay=_decay_steps(args.lr_decay),
+        lr_final=args.lr_final,
         f0=args.f0,
         alignment=args.alignment,
         recognizer=args.recognizer,
@@ -197,7 +219,14 @@ def run(args: argparse.Namespace) -> int:
         f"  model: {config_path} ({'multi' if config['model_params'].get('multispeaker', True) else 'single'}"
         f"-speaker, decoder {config['model_params']['decoder'].get('type', 'hifigan')})\n"
         f"  stages: {', '.join(f'{s} {cfg.stage_steps(s)} steps' for s in stages)}; batch {cfg.batch_size}, "
-        f"decoder crop {cfg.max_len} frames\n"
+        f"decoder crop {cfg.max_len} frames; lr {cfg.lr:g}"
+        + (
+            f", first-stage cosine decay to {cfg.first_lr_factor(cfg.lr_decay[1]) * cfg.lr:g} over steps "
+            f"{cfg.lr_decay[0]}-{cfg.lr_decay[1]}"
+            if cfg.lr_decay
+            else ""
+        )
+        + "\n"
         f"  first stage: TMA from step {cfg.tma_start}, adversarial "
         f"{'from step ' + str(cfg.adv_start) if cfg.adv_start is not None else 'off'}; F0 targets: {cfg.f0}; "
         f"alignment: {cfg.alignment}{' (' + cfg.recognizer + ')' if cfg.recognizer else ''}\n"

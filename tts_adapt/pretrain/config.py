@@ -8,6 +8,7 @@ extractor with a DSP F0 tracker computed once per utterance.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +36,10 @@ class PretrainConfig:
     lr: float = 2e-4
     aligner_lr: float = 5e-4
     bert_lr: float = 1e-4
+    # first-stage steps [start, end) over which lr falls (half cosine) to lr_final; None: constant, as
+    # officially. A pure function of the step, so a finished stage can still be extended exactly.
+    lr_decay: tuple[int, int] | None = None
+    lr_final: float | None = None  # None: lr / 10
     betas: tuple[float, float] = (0.85, 0.99)
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
@@ -51,9 +56,23 @@ class PretrainConfig:
     def stage_steps(self, stage: str) -> int:
         return {"aligner": self.aligner_steps, "first": self.first_steps, "second": self.second_steps}[stage]
 
+    def first_lr_factor(self, step: int) -> float:
+        """Multiplier of every first-stage learning rate at 0-based ``step``: 1 before the decay, then
+        half a cosine down to ``lr_final / lr`` at step ``end - 1``, and that value after it."""
+        if self.lr_decay is None:
+            return 1.0
+        start, end = self.lr_decay
+        if step < start:
+            return 1.0
+        final = (self.lr_final if self.lr_final is not None else self.lr / 10) / self.lr
+        t = min((step - start + 1) / (end - start), 1.0)
+        return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["betas"] = list(self.betas)
+        if self.lr_decay is not None:
+            d["lr_decay"] = list(self.lr_decay)
         return d
 
 
@@ -89,5 +108,13 @@ def validate(cfg: PretrainConfig) -> None:
             f"adv_start {cfg.adv_start} < tma_start {cfg.tma_start}: the official first stage adds the "
             "adversarial terms together with TMA, never before"
         )
+    if cfg.lr_decay is not None:
+        start, end = cfg.lr_decay
+        if not 0 <= start < end:
+            raise PretrainConfigError(
+                f"lr_decay {start}:{end} must be START:END first-stage steps with 0 <= START < END"
+            )
+    if cfg.lr_final is not None and not 0 < cfg.lr_final <= cfg.lr:
+        raise PretrainConfigError(f"lr_final {cfg.lr_final} must be in (0, lr = {cfg.lr}]")
     if not (0 <= cfg.betas[0] < 1 and 0 <= cfg.betas[1] < 1):
         raise PretrainConfigError(f"betas must be in [0, 1), got {cfg.betas}")

@@ -60,15 +60,31 @@ STAGE_SETTINGS = {
     "first": ("tma_start", "adv_start", "max_len", "lr", "batch_size"),
     "second": ("diff_start", "second_decoder", "second_max_len", "lr", "bert_lr", "batch_size"),
 }
-# A stage's step count is not among them: the learning rate is constant (as officially), so asking
-# for more steps later continues a finished stage exactly as if they had been asked for at the start.
+# A stage's step count is not among them: the learning rate is constant (as officially), or, with a
+# first-stage decay, a function of the step alone, so asking for more steps later continues a finished
+# stage exactly as if they had been asked for at the start. A decay enters the first stage's
+# fingerprint only for checkpoints past its start, so a decay may be added after the last checkpoint.
+
+
+def _decay_applies(cfg: PretrainConfig, stage: str, step: int | None) -> bool:
+    """Whether the first-stage decay shaped the weights after ``step`` steps (None: the whole stage)."""
+    if stage != "first" or cfg.lr_decay is None:
+        return False
+    return (cfg.first_steps if step is None else step) > cfg.lr_decay[0]
 
 
 def _fingerprint(
-    cfg: PretrainConfig, items: Sequence[PreparedUtterance], model_config: dict, stage: str = "run"
+    cfg: PretrainConfig,
+    items: Sequence[PreparedUtterance],
+    model_config: dict,
+    stage: str = "run",
+    step: int | None = None,
 ) -> str:
     settings = cfg.to_dict()
     chosen = {k: settings[k] for k in STAGE_SETTINGS[stage]}
+    if _decay_applies(cfg, stage, step):
+        chosen["lr_decay"] = settings["lr_decay"]
+        chosen["lr_final"] = cfg.lr_final if cfg.lr_final is not None else cfg.lr / 10
     if stage == "run" and cfg.recognizer is not None:
         # the recogniser's weights shape every path (runs without one keep their earlier fingerprint)
         chosen["recognizer"] = sha256_file(cfg.recognizer)[:16]
@@ -129,10 +145,36 @@ class Pretrainer:
     def stage_dir(self, stage: str) -> Path:
         return self.out / "stages" / stage
 
-    def stage_fingerprint(self, stage: str) -> str:
+    def stage_fingerprint(self, stage: str, step: int | None = None) -> str:
+        """The settings behind a stage's weights after ``step`` steps (None: the finished stage)."""
         return _fingerprint(self.cfg, self.items, self.model.config, "run") + _fingerprint(
-            self.cfg, self.items, self.model.config, stage
+            self.cfg, self.items, self.model.config, stage, step
         )
+
+    def upstream(self, stage: str) -> dict[str, int]:
+        """Step counts of the finished earlier stages a stage starts from: a stage trained on top of
+        other weights (say, before the first stage was extended) is stale."""
+        out = {}
+        for earlier in STAGES[: STAGES.index(stage)]:
+            done = self.stage_dir(earlier) / "done.json"
+            if done.exists():
+                out[earlier] = int(json.loads(done.read_text(encoding="utf-8"))["steps"])
+        return out
+
+    def _check_upstream(self, stage: str, recorded: dict | None, what: Path) -> None:
+        if recorded is None:  # written before upstream stages were recorded
+            return
+        now = self.upstream(stage)
+        if recorded != now:
+
+            def steps(d: dict) -> str:
+                return ", ".join(f"{k} {v} steps" for k, v in d.items()) or "nothing"
+
+            raise ValueError(
+                f"{what} was trained on top of {steps(recorded)}, but the earlier stages now hold "
+                f"{steps(now)}: delete {self.stage_dir(stage)} to train the {stage} stage again on the new "
+                "weights"
+            )
 
     def stage_done(self, stage: str) -> bool:
         return (self.stage_dir(stage) / "done.json").exists()
@@ -184,6 +226,12 @@ class Pretrainer:
             groups, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay, eps=1e-9
         )
 
+    def _set_lr(self, optimizers: dict, factor: float) -> None:
+        """Every group at its base rate times ``factor`` (set from the step, so a resume needs no state)."""
+        for opt in optimizers.values():
+            for group in opt.param_groups if opt is not None else ():
+                group["lr"] = (self.cfg.bert_lr if group["name"] == "bert" else self.cfg.lr) * factor
+
     def _trainable(self, names: Sequence[str]) -> list[nn.Parameter]:
         self.model.requires_grad_(False)
         for name in names:
@@ -212,7 +260,8 @@ class Pretrainer:
                 (folder / "done.json").unlink()
         if self.stage_done(stage):
             done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
-            if done.get("fingerprint") != self.stage_fingerprint(stage):
+            self._check_upstream(stage, done.get("upstream"), folder / "done.json")
+            if done.get("fingerprint") != self.stage_fingerprint(stage, int(done["steps"])):
                 log.warning(
                     "%s stage finished earlier with other settings (%s); keeping its result (delete %s to "
                     "redo it)",
@@ -240,12 +289,13 @@ class Pretrainer:
         latest = latest_checkpoint(folder / "checkpoints")
         if latest is not None:
             saved = json.loads((latest / "state.json").read_text(encoding="utf-8"))
-            if saved.get("fingerprint") != self.stage_fingerprint(stage):
+            if saved.get("fingerprint") != self.stage_fingerprint(stage, int(saved["step"])):
                 raise ValueError(
                     f"{latest} was written with other {stage}-stage settings "
-                    f"({', '.join(STAGE_SETTINGS[stage])}); use the same flags to resume, or delete "
-                    f"{folder} to redo this stage"
+                    f"({', '.join(STAGE_SETTINGS[stage])}, and lr_decay once past its start); use the "
+                    f"same flags to resume, or delete {folder} to redo this stage"
                 )
+            self._check_upstream(stage, saved.get("upstream"), latest)
             saved = load_checkpoint(latest, m, optimizers)
             state = {k: int(saved[k]) for k in ("step", "epoch", "position")}
             m.diffusion.sigma_data = float(saved.get("sigma_data", m.diffusion.sigma_data))
@@ -287,6 +337,8 @@ class Pretrainer:
             # every step's global draws (dropout, the aligner's token masking) depend on (seed, stage,
             # step) alone, so a run resumed from any checkpoint continues exactly as it would have
             seed_everything(zlib.crc32(f"{cfg.seed}|{stage}|{step}".encode()))
+            if stage == "first":
+                self._set_lr(optimizers, cfg.first_lr_factor(step))
             values = self._step(stage, objective, batch, step, params, opt, disc_opt)
             if values is None:
                 unusable += 1
@@ -326,7 +378,8 @@ class Pretrainer:
             "seconds": round(time.time() - t0, 1),
             "final": history[-1] if history else {},
             "sigma_data": float(m.diffusion.sigma_data),
-            "fingerprint": self.stage_fingerprint(stage),
+            "fingerprint": self.stage_fingerprint(stage, steps),
+            "upstream": self.upstream(stage),
         }
         if self.dist.main:
             if steps == 0:
@@ -337,7 +390,8 @@ class Pretrainer:
     def _save(self, folder: Path, optimizers, state: dict[str, int]) -> None:
         stage = folder.name
         extra = {
-            "fingerprint": self.stage_fingerprint(stage),
+            "fingerprint": self.stage_fingerprint(stage, state["step"]),
+            "upstream": self.upstream(stage),
             "sigma_data": float(self.model.diffusion.sigma_data),
         }
         save_checkpoint(
