@@ -90,6 +90,13 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().max())
 
 
+def _close(got: torch.Tensor, want: torch.Tensor, tol: float = 1e-4) -> bool:
+    """Max abs difference within ``tol`` for values of order one, relative for larger ones: float32
+    rounding scales with magnitude (a trained model's F0 is in the hundreds of Hz, where one ulp is
+    1.5e-5)."""
+    return _max_diff(got, want) < tol * max(1.0, float(want.abs().max()))
+
+
 def test_manifest_states_versions_and_graphs(exported):
     _, onnx_model, out = exported
     import json
@@ -127,7 +134,7 @@ def test_two_text_lengths_match_pytorch(exported):
         got = onnx_model.infer_tokens(tokens, ref_s, noise=noise, step_noises=steps, draws=draws)
         assert torch.equal(got.pred_dur, want.pred_dur)
         for name in ("s_pred", "ref", "s", "durations", "F0", "N"):
-            assert _max_diff(getattr(got, name), getattr(want, name)) < 1e-4, name
+            assert _close(getattr(got, name), getattr(want, name)), name
         assert_same_audio(got.wave, want.wave, model)
         lengths.add(got.wave.shape[-1])
     assert len(lengths) == 2  # dynamic text and audio lengths through the same graphs
@@ -150,7 +157,7 @@ def test_guidance_matches_pytorch(exported):
     assert not torch.allclose(want.s_pred, infer_tokens(model, tokens, ref_s, draws=draws, noise=noise,
                                                         step_noises=steps).s_pred)  # fmt: skip
     assert torch.equal(got.pred_dur, want.pred_dur)
-    assert _max_diff(got.F0, want.F0) < 1e-4
+    assert _close(got.F0, want.F0)
     assert_same_audio(got.wave, want.wave, model)
 
 
