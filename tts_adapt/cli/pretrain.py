@@ -221,8 +221,7 @@ def run(args: argparse.Namespace) -> int:
         f"  stages: {', '.join(f'{s} {cfg.stage_steps(s)} steps' for s in stages)}; batch {cfg.batch_size}, "
         f"decoder crop {cfg.max_len} frames; lr {cfg.lr:g}"
         + (
-            f", first-stage cosine decay to {cfg.first_lr_factor(cfg.lr_decay[1]) * cfg.lr:g} over steps "
-            f"{cfg.lr_decay[0]}-{cfg.lr_decay[1]}"
+            f", first-stage cosine decay to {cfg.final_lr:g} over steps {cfg.lr_decay[0]}-{cfg.lr_decay[1]}"
             if cfg.lr_decay
             else ""
         )

@@ -56,6 +56,11 @@ class PretrainConfig:
     def stage_steps(self, stage: str) -> int:
         return {"aligner": self.aligner_steps, "first": self.first_steps, "second": self.second_steps}[stage]
 
+    @property
+    def final_lr(self) -> float:
+        """The first-stage rate at the end of ``lr_decay`` (``lr_final``, or ``lr / 10``)."""
+        return self.lr_final if self.lr_final is not None else self.lr / 10
+
     def first_lr_factor(self, step: int) -> float:
         """Multiplier of every first-stage learning rate at 0-based ``step``: 1 before the decay, then
         half a cosine down to ``lr_final / lr`` at step ``end - 1``, and that value after it."""
@@ -64,7 +69,7 @@ class PretrainConfig:
         start, end = self.lr_decay
         if step < start:
             return 1.0
-        final = (self.lr_final if self.lr_final is not None else self.lr / 10) / self.lr
+        final = self.final_lr / self.lr
         t = min((step - start + 1) / (end - start), 1.0)
         return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
 

@@ -67,10 +67,8 @@ STAGE_SETTINGS = {
 
 
 def _decay_applies(cfg: PretrainConfig, stage: str, step: int | None) -> bool:
-    """Whether the first-stage decay shaped the weights after ``step`` steps (None: the whole stage)."""
-    if stage != "first" or cfg.lr_decay is None:
-        return False
-    return (cfg.first_steps if step is None else step) > cfg.lr_decay[0]
+    """Whether the first-stage decay shaped the weights after ``step`` steps."""
+    return stage == "first" and cfg.lr_decay is not None and step is not None and step > cfg.lr_decay[0]
 
 
 def _fingerprint(
@@ -84,7 +82,7 @@ def _fingerprint(
     chosen = {k: settings[k] for k in STAGE_SETTINGS[stage]}
     if _decay_applies(cfg, stage, step):
         chosen["lr_decay"] = settings["lr_decay"]
-        chosen["lr_final"] = cfg.lr_final if cfg.lr_final is not None else cfg.lr / 10
+        chosen["lr_final"] = cfg.final_lr
     if stage == "run" and cfg.recognizer is not None:
         # the recogniser's weights shape every path (runs without one keep their earlier fingerprint)
         chosen["recognizer"] = sha256_file(cfg.recognizer)[:16]
@@ -145,8 +143,8 @@ class Pretrainer:
     def stage_dir(self, stage: str) -> Path:
         return self.out / "stages" / stage
 
-    def stage_fingerprint(self, stage: str, step: int | None = None) -> str:
-        """The settings behind a stage's weights after ``step`` steps (None: the finished stage)."""
+    def stage_fingerprint(self, stage: str, step: int) -> str:
+        """The settings behind a stage's weights after ``step`` steps."""
         return _fingerprint(self.cfg, self.items, self.model.config, "run") + _fingerprint(
             self.cfg, self.items, self.model.config, stage, step
         )
