@@ -102,7 +102,7 @@ def test_first_stage_crops_never_run_past_the_wave(micro, batch):
     p = obj.generator_pass(b, step=0, tma=True)
     assert p.real.shape == p.generated.shape
     assert set(p.terms) == {"mel", "s2s", "mono"}
-    assert torch.isfinite(obj.total(p, True)).all()
+    assert torch.isfinite(obj.total(p)).all()
 
 
 def test_first_stage_is_reproducible_and_per_utterance(micro, batch):
@@ -124,3 +124,26 @@ def test_first_stage_is_reproducible_and_per_utterance(micro, batch):
     assert torch.equal(a.terms["mel"], d.terms["mel"])
     assert not torch.equal(a.terms["mel"], e.terms["mel"])  # the step drives crops and noise
     assert "s2s" not in a.terms  # before TMA only the reconstruction trains
+
+
+def test_adversarial_terms_without_tma_use_the_official_weights(micro, batch):
+    """With MPD/MSD on and TMA off (the recogniser's paths kept), the generator loss must train the
+    decoder at the official first-stage ratio: ``lambda_mel * mel + lambda_gen * gen`` as in
+    ``train_first.py`` once the adversarial terms join; the bare mel loss while it trains alone."""
+    _, b = batch
+    f0 = lambda uid, s, n: np.full(n, 140.0, np.float32)  # noqa: E731
+    obj = FirstStageObjective(micro, f0, max_len=60, seed=1)
+    alone = obj.generator_pass(b, step=2, tma=False)
+    assert torch.equal(obj.total(alone), alone.terms["mel"])
+    p = obj.generator_pass(b, step=2, tma=False)
+    obj.adversarial_terms(p)
+    assert set(p.terms) == {"mel", "gen"}
+    w = obj.weights
+    expected = w.mel * p.terms["mel"] + w.gen * p.terms["gen"]
+    assert torch.allclose(obj.total(p), expected)
+    # the generator term really reaches the decoder: its gradient differs from the mel term's alone
+    params = [q for q in micro.decoder.parameters() if q.requires_grad]
+    g_total = torch.autograd.grad(obj.total(p).sum(), params, retain_graph=True, allow_unused=True)
+    g_mel = torch.autograd.grad((w.mel * p.terms["mel"]).sum(), params, allow_unused=True)
+    diff = sum(float((a - c).abs().sum()) for a, c in zip(g_total, g_mel) if a is not None and c is not None)
+    assert diff > 0

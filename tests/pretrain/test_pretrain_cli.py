@@ -188,3 +188,16 @@ def test_a_later_stage_trained_before_an_extension_is_not_kept(synthetic_corpus,
     assert run(synthetic_corpus, out, "--tma-start", "100", "--first-steps", "4") == 0
     done = json.loads((out / "stages" / "second" / "done.json").read_text())
     assert done["upstream"] == {"aligner": 2, "first": 4}
+
+
+def test_adversarial_terms_can_train_without_tma(synthetic_corpus, tmp_path):
+    """``--adv-start`` before (or without) TMA: the discriminators and the generator term train from
+    that step while the recogniser's / frozen aligner's paths stay in use (no s2s/mono terms)."""
+    out = tmp_path / "run"
+    assert run(synthetic_corpus, out, "--stages", "aligner,first", "--tma-start", "100", "--adv-start", "1") == 0
+    lines = (out / "stages" / "first" / "losses.jsonl").read_text().splitlines()
+    rows = {r["step"]: r for r in map(json.loads, lines)}  # logged after the update: step k ran as k - 1
+    assert "gen" not in rows[1] and "disc" not in rows[1]
+    for step in (2, 3):
+        assert {"gen", "disc", "mel"} <= set(rows[step]) and "s2s" not in rows[step]
+        assert rows[step]["total"] > rows[step]["mel"]  # lambda_mel * mel + lambda_gen * gen, not bare mel

@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--adv-start",
         type=int,
         help="first-stage step at which MPD/MSD adversarial training starts (default: never; "
-        "reconstruction losses only, the cheapest on a CPU)",
+        "reconstruction losses only, the cheapest on a CPU). Officially it starts with TMA; an "
+        "earlier start (or one with TMA never on) is allowed",
     )
     p.add_argument("--diff-start", type=int, default=d.diff_start, help="second-stage step for diffusion")
     p.add_argument(

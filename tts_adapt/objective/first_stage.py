@@ -226,8 +226,10 @@ class FirstStageObjective(nn.Module):
             generator_loss_from_outputs, m.mpd(p.real, p.generated), m.msd(p.real, p.generated), len(p.real)
         )
 
-    def total(self, p: ReconstructionPass, tma: bool) -> torch.Tensor:
-        """Official weighting: the bare mel loss before TMA, ``lambda_*`` on every term after."""
-        if not tma:
+    def total(self, p: ReconstructionPass) -> torch.Tensor:
+        """Official weighting: the bare mel loss while it trains alone, ``lambda_*`` on every term once
+        others join (TMA's s2s/mono, the adversarial ``gen``), so ``lambda_mel : lambda_gen`` holds
+        whether the adversarial terms start with TMA (official) or without it."""
+        if set(p.terms) == {"mel"}:
             return p.terms["mel"]
         return sum(getattr(self.weights, name) * value for name, value in p.terms.items())

@@ -108,11 +108,8 @@ def validate(cfg: PretrainConfig) -> None:
             "alignment 'recognizer' and a recognizer file go together: pass --alignment recognizer "
             "--recognizer FILE (a `tts-adapt train-per` recogniser or the official ASR .pth)"
         )
-    if cfg.adv_start is not None and cfg.adv_start < cfg.tma_start:
-        raise PretrainConfigError(
-            f"adv_start {cfg.adv_start} < tma_start {cfg.tma_start}: the official first stage adds the "
-            "adversarial terms together with TMA, never before"
-        )
+    if cfg.adv_start is not None and cfg.adv_start < 0:
+        raise PretrainConfigError(f"adv_start must be >= 0, got {cfg.adv_start}")
     if cfg.lr_decay is not None:
         start, end = cfg.lr_decay
         if not 0 <= start < end:

@@ -487,7 +487,7 @@ class Pretrainer:
                 values["disc"] = float(d_loss.detach())
                 objective.adversarial_terms(p)
             terms = p.terms
-            total = objective.total(p, tma)
+            total = objective.total(p)
         else:
             p = objective.generator_pass(
                 batch,
