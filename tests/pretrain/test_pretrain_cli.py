@@ -194,7 +194,9 @@ def test_adversarial_terms_can_train_without_tma(synthetic_corpus, tmp_path):
     """``--adv-start`` before (or without) TMA: the discriminators and the generator term train from
     that step while the recogniser's / frozen aligner's paths stay in use (no s2s/mono terms)."""
     out = tmp_path / "run"
-    assert run(synthetic_corpus, out, "--stages", "aligner,first", "--tma-start", "100", "--adv-start", "1") == 0
+    assert (
+        run(synthetic_corpus, out, "--stages", "aligner,first", "--tma-start", "100", "--adv-start", "1") == 0
+    )
     lines = (out / "stages" / "first" / "losses.jsonl").read_text().splitlines()
     rows = {r["step"]: r for r in map(json.loads, lines)}  # logged after the update: step k ran as k - 1
     assert "gen" not in rows[1] and "disc" not in rows[1]
