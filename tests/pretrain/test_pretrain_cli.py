@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import torch
+import yaml
 
 from tts_adapt.cli import main
 from tts_adapt.models.styletts2 import load_official
@@ -103,6 +104,10 @@ def test_pretrain_resumes_exactly_and_the_result_loads(synthetic_corpus, tmp_pat
 
     packaged = package_run(straight, tmp_path / "pkg")
     small = load_official(packaged, tmp_path / "pkg" / "config.yml")
+    # no adversarial steps in this run: its MPD/MSD are at initialisation, so users adapt without them
+    shipped = yaml.safe_load((tmp_path / "pkg" / "config.yml").read_text())
+    assert shipped["loss_params"]["lambda_gen"] == 0.0
+    assert yaml.safe_load((straight / "config.yml").read_text())["loss_params"]["lambda_gen"] == 1.0
     w = dict(small.decoder.named_parameters())
     for k, v in model.decoder.named_parameters():
         assert torch.allclose(w[k], v, atol=2e-3 * max(1.0, float(v.abs().max())))
@@ -203,3 +208,11 @@ def test_adversarial_terms_can_train_without_tma(synthetic_corpus, tmp_path):
     for step in (2, 3):
         assert {"gen", "disc", "mel"} <= set(rows[step]) and "s2s" not in rows[step]
         assert rows[step]["total"] > rows[step]["mel"]  # lambda_mel * mel + lambda_gen * gen, not bare mel
+
+
+def test_discriminators_count_as_trained_only_when_adversarial_steps_ran():
+    from tts_adapt.pretrain.package import discriminators_trained
+
+    assert not discriminators_trained({"adv_start": None, "first_steps": 100})
+    assert not discriminators_trained({"adv_start": 100, "first_steps": 100})  # the stage ended first
+    assert discriminators_trained({"adv_start": 99, "first_steps": 100})

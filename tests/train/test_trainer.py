@@ -146,3 +146,33 @@ def test_nan_batches_are_skipped_then_abort(fresh_model, target_items, tmp_path,
     for k, v in trainable_state(model).items():
         if k in untouched and "mpd" not in k and "msd" not in k:
             assert torch.equal(v, untouched[k]), f"{k} was updated by a skipped step"
+
+
+def test_zero_gen_weight_skips_the_discriminators_exactly(fresh_model, target_items, tmp_path):
+    """``lambda_gen = 0`` (a base whose MPD/MSD were never trained): the official generator loss has
+    ``0 * gen``, and the discriminators' own update never reaches the generator, so skipping both must
+    leave the generator's training bit-identical, and the discriminators untouched."""
+    from tts_adapt.objective.finetune import LossWeights
+
+    runs = {}
+    for forced in (False, True):
+        model = fresh_model()
+        disc0 = {n: p.detach().clone() for n, p in model.mpd.named_parameters()}
+        trainer = Trainer(
+            model,
+            quick_config(method="full", steps=2),
+            target_items,
+            tmp_path / str(forced),
+            weights=LossWeights(gen=0.0),
+            progress=False,
+        )
+        assert trainer.adversarial is False
+        trainer.adversarial = forced  # True: the discriminator pass and update as before the skip
+        trainer.run(resume=False)
+        moved = any(not torch.equal(p, disc0[n]) for n, p in model.mpd.named_parameters())
+        runs[forced] = (moved, {n: p.detach().clone() for n, p in model.decoder.named_parameters()})
+    assert runs[True][0] and not runs[False][0]
+    skipped, computed = runs[False][1], runs[True][1]
+    init = dict(fresh_model().decoder.named_parameters())
+    assert any(not torch.equal(skipped[n], init[n]) for n in skipped)  # the generator did train
+    assert all(torch.equal(skipped[n], computed[n]) for n in skipped)

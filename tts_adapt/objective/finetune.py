@@ -381,14 +381,16 @@ class FineTuneObjective(nn.Module):
         )
 
     def adversarial_terms(self, p: GeneratorPass) -> None:
-        """Adds ``gen`` (and ``slm`` when a speech LM is configured) to ``p.terms``; call after the D step."""
+        """Adds ``gen`` (and ``slm`` when a speech LM is configured) to ``p.terms``; call after the D step.
+        With ``lambda_gen = 0`` the discriminators are not run: the term would add exactly nothing."""
         m = self.model
-        p.terms["gen"] = self._per_utterance(
-            generator_loss_from_outputs,
-            m.mpd(p.real, p.generated),
-            m.msd(p.real, p.generated),
-            p.real.shape[0],
-        )
+        if self.weights.gen != 0:
+            p.terms["gen"] = self._per_utterance(
+                generator_loss_from_outputs,
+                m.mpd(p.real, p.generated),
+                m.msd(p.real, p.generated),
+                p.real.shape[0],
+            )
         if self.slm is not None:
             p.terms["slm"] = self.slm.feature_loss(p.real, p.generated)
 

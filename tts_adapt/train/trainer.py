@@ -101,6 +101,11 @@ class Trainer:
         self.objective = FineTuneObjective(
             model, weights, cfg.max_len, cfg.f0, cfg.seed, slm, estimate_sigma_data=cfg.estimate_sigma_data
         ).to(self.device)
+        # lambda_gen = 0 (e.g. a base model whose discriminators were never trained): MPD/MSD add
+        # nothing to the generator's loss, so neither they nor their update are computed
+        self.adversarial = self.objective.weights.gen != 0
+        if not self.adversarial:
+            log.info("lambda_gen = 0: no MPD/MSD pass, no discriminator update, no adversarial term")
         self.gen_params = [p for ps in self.setup.generator_params.values() for p in ps]
         self.disc_params = [p for ps in self.setup.discriminator_params.values() for p in ps]
         self.gen_opt = build_optimizer(self.setup.generator_params, cfg)
@@ -276,10 +281,12 @@ class Trainer:
             used += 1
             if p.sigma_data is not None:
                 self.sigma_history.append(p.sigma_data)
-            with self._autocast():
-                d_per = obj.discriminator_loss(p)
-            self._backward(d_per.sum() * scale)
-            if k == last and self.disc_opt is not None:
+            d_per = None
+            if self.adversarial:
+                with self._autocast():
+                    d_per = obj.discriminator_loss(p)
+                self._backward(d_per.sum() * scale)
+            if self.adversarial and k == last and self.disc_opt is not None:
                 sum_gradients(self.disc_params, info)
                 if not self._grads_finite(self.disc_params):
                     bad_terms.append("discriminator gradients")
@@ -303,7 +310,8 @@ class Trainer:
             finally:
                 for name in DISCRIMINATORS:
                     getattr(self.model, name).requires_grad_(True)
-            p.terms["discriminator"] = d_per.detach()
+            if d_per is not None:
+                p.terms["discriminator"] = d_per.detach()
             p.terms["total"] = per_utt.detach()
             for name, value in p.terms.items():
                 sums[name] = sums.get(name, 0) + value.detach().float().sum()
