@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
+import yaml
 
 from tts_adapt.cli import main
 from tts_adapt.data import TTSDataset, collate
@@ -99,3 +101,88 @@ def test_pretrain_with_a_recogniser_runs_and_records_it(synthetic_corpus, tmp_pa
     assert main([*base, "--alignment", "recognizer", "--recognizer", str(rec), "--tma-start", "3"]) == 0
     assert load_tensors(out / "alignments.safetensors")[1]["settings"]["source"] == "recognizer"
     assert (out / "model.pth").exists()
+    # the package carries the recogniser its decoder learned on, and its config names it
+    from tts_adapt.pretrain.package import package_run
+
+    package_run(out, tmp_path / "pkg")
+    shipped = yaml.safe_load((tmp_path / "pkg" / "config.yml").read_text())
+    assert shipped["alignment_recognizer"] == "recognizer.safetensors"
+    got, want = load_tensors(tmp_path / "pkg" / "recognizer.safetensors")[0], load_tensors(rec)[0]
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+
+
+def _model_naming(tmp_path, recognizer: str):
+    from tts_adapt.models.styletts2 import build_model
+
+    cfg = yaml.safe_load(Path(__file__).parents[2].joinpath("tts_adapt/assets/micro_config.yml").read_text())
+    cfg["alignment_recognizer"] = recognizer
+    path = tmp_path / "model" / "config.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg))
+    torch.manual_seed(0)
+    return build_model(path).eval(), path
+
+
+def test_fine_tuning_aligns_with_the_recogniser_the_config_names(prepared_synthetic, tmp_path):
+    """A base pre-trained on a recogniser's paths (the shipped one) is fine-tuned on the same paths:
+    the config's ``alignment_recognizer`` (relative to the config's folder) replaces the text aligner
+    in the objective, with the paths ``align_batch`` gives, computed once per utterance."""
+    from tts_adapt.evaluation.per import PhonemeRecognizer
+    from tts_adapt.objective import FineTuneObjective
+    from tts_adapt.pretrain.alignments import RecognizerPaths
+    from tts_adapt.train.artifacts import resolved_config
+
+    items = prepared_synthetic.items[:3]
+    b = collate([TTSDataset(items, seed=0)[i] for i in range(3)])
+    model, config_path = _model_naming(tmp_path, "rec.safetensors")
+    _recognizer_file(config_path.parent / "rec.safetensors", 0)
+    obj = FineTuneObjective(model, max_len=80, f0_source="yin", estimate_sigma_data=False)
+    assert isinstance(obj.alignments, RecognizerPaths)
+    rec = PhonemeRecognizer.load(config_path.parent / "rec.safetensors").model
+    direct = align_batch(model, b, "recognizer", rec)
+    calls = []
+    obj.alignments.recognizer.register_forward_hook(lambda *a: calls.append(1))
+    got = obj.alignments(b)
+    assert torch.equal(got[:, :, : direct.shape[-1]], direct) and len(calls) == 3
+    obj.alignments(b)
+    assert len(calls) == 3  # cached: no second recogniser pass
+    with torch.no_grad():
+        p = obj.generator_pass(b, step=0)
+    assert "s2s" not in p.terms and "mono" not in p.terms  # the text aligner is not used
+    for i in range(3):  # duration targets are the recogniser's token durations
+        n = int(b.token_lengths[i])
+        assert torch.equal(direct[i, :n].sum(-1), got[i, :n].sum(-1))
+    # an adapted model's config points at the same file from wherever it is written
+    resolved = resolved_config(model.config, 0.3)
+    assert Path(resolved["alignment_recognizer"]) == (config_path.parent / "rec.safetensors").resolve()
+
+
+def test_a_missing_alignment_recognizer_is_a_clear_error(tmp_path):
+    import pytest
+
+    from tts_adapt.objective import FineTuneObjective
+
+    model, _ = _model_naming(tmp_path, "gone.safetensors")
+    with pytest.raises(FileNotFoundError, match="alignment_recognizer: gone.safetensors"):
+        FineTuneObjective(model, f0_source="yin")
+
+
+def test_curvature_objective_on_such_a_model_is_its_training_loss(prepared_synthetic, tmp_path):
+    """The curvature's default objective is the trained loss without adversarial terms; for a model
+    aligned by its recogniser that loss has no s2s/mono, and the curvature must not ask for them."""
+    from tts_adapt.curvature.objectives import get_objective
+    from tts_adapt.objective import FineTuneObjective
+
+    items = prepared_synthetic.items[:2]
+    b = collate([TTSDataset(items, seed=0)[i] for i in range(2)])
+    model, config_path = _model_naming(tmp_path, "rec.safetensors")
+    _recognizer_file(config_path.parent / "rec.safetensors", 0)
+    sigma = model.diffusion.sigma_data
+    with torch.no_grad():
+        got = get_objective("styletts2", max_len=80, f0_source="yin")(model, b)
+        assert model.diffusion.sigma_data == sigma
+        obj = FineTuneObjective(model, max_len=80, f0_source="yin", seed=0)
+        p = obj.generator_pass(b, 0)
+        model.diffusion.sigma_data = sigma
+    expected = sum(getattr(obj.weights, t) * v for t, v in p.terms.items() if t not in ("gen", "slm"))
+    assert "s2s" not in p.terms and torch.allclose(got, expected)

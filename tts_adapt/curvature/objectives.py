@@ -100,8 +100,12 @@ class TrainingObjective:
             obj.adversarial_terms(p)
         total = None
         for name in self.terms:
+            if name not in p.terms:  # not in this model's training loss (s2s/mono without the aligner)
+                continue
             value = getattr(obj.weights, name) * p.terms[name]
             total = value if total is None else total + value
+        if total is None:
+            raise ValueError(f"none of the curvature terms {list(self.terms)} is in this model's loss")
         return total
 
 

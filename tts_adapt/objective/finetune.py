@@ -117,8 +117,12 @@ class FineTuneObjective(nn.Module):
                 "use --f0 pyin for the F0 targets"
             )
         self.f0_table = f0_table
-        # cached monotonic paths of a frozen aligner (pre-training's second stage): no aligner pass,
-        # no s2s/mono terms
+        # cached monotonic paths of a frozen aligner (pre-training's second stage), or the recogniser's
+        # paths a base model's config names (its decoder learned on those): no aligner pass, no s2s/mono
+        if alignments is None:
+            from ..pretrain.alignments import recognizer_paths_from_config
+
+            alignments = recognizer_paths_from_config(model)
         self.alignments = alignments
         self.model = model
         self.weights = weights or LossWeights()

@@ -184,3 +184,47 @@ class AlignmentTable:
             path, {k: torch.from_numpy(v) for k, v in durations.items()}, metadata={"settings": settings}
         )
         return cls(durations)
+
+
+class RecognizerPaths:
+    """Monotonic paths from a CTC phoneme recogniser for whatever batch comes, computed once per
+    utterance (id and length): the fine-tuning objective's alignments for a base model whose decoder
+    and duration predictor were pre-trained on such paths rather than on its text aligner's."""
+
+    def __init__(self, model: nn.Module, recognizer: nn.Module) -> None:
+        self.model = model
+        self.recognizer = recognizer.eval()
+        self.durations: dict[tuple[str, int], np.ndarray] = {}
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        keys = [(uid, int(n)) for uid, n in zip(batch.ids, batch.mel_lengths)]
+        if any(k not in self.durations for k in keys):
+            self.recognizer.to(batch.mels.device)
+            hard = align_batch(self.model, batch, "recognizer", self.recognizer)
+            for b, k in enumerate(keys):
+                n = int(batch.token_lengths[b])
+                self.durations[k] = hard[b, :n].sum(-1).cpu().numpy().astype(np.int32)
+        table = AlignmentTable({uid: self.durations[k] for k, uid in zip(keys, batch.ids)})
+        return table(batch)
+
+
+CONFIG_KEY = "alignment_recognizer"
+
+
+def recognizer_paths_from_config(model: nn.Module) -> RecognizerPaths | None:
+    """The recogniser a model's config names under ``alignment_recognizer`` (a path relative to the
+    config's folder), or ``None`` when it names none (the official checkpoints: their aligner aligns)."""
+    from ..models.styletts2.config import resolve_path
+
+    cfg = getattr(model, "config", None) or {}
+    name = cfg.get(CONFIG_KEY)
+    if not name:
+        return None
+    path = resolve_path(name, cfg)
+    if path is None:
+        raise FileNotFoundError(
+            f"config {CONFIG_KEY}: {name} not found (relative to the config's folder "
+            f"{cfg.get('_config_dir')}); the base model's decoder was trained on that recogniser's paths"
+        )
+    log.info("alignments: the recogniser's paths (%s), as in this model's pre-training", path)
+    return RecognizerPaths(model, load_recognizer(path))

@@ -21,10 +21,12 @@ import yaml
 
 from ..models.styletts2.model import MODULE_NAMES
 from ..utils.io import load_tensors, save_tensors, write_text
+from .alignments import CONFIG_KEY
 
 log = logging.getLogger(__name__)
 
 LEFT_OUT = ("pitch_extractor", "wd")
+RECOGNIZER = "recognizer.safetensors"
 
 
 def discriminators_trained(settings: dict[str, Any]) -> bool:
@@ -64,8 +66,19 @@ def package_run(run: str | Path, out: str | Path, half: bool = True, metadata: d
         kept[key] = value
     out.mkdir(parents=True, exist_ok=True)
     save_tensors(out / "model.safetensors", kept, metadata={**(metadata or {}), "pretrain": meta})
-    adversarial = discriminators_trained(meta.get("settings", {}))
-    config = shipped_config(run / "config.yml", adversarial=adversarial)
+    settings = meta.get("settings", {})
+    config = shipped_config(run / "config.yml", adversarial=discriminators_trained(settings))
+    if settings.get("alignment") == "recognizer":
+        # the decoder and duration predictor learned on this recogniser's paths, not on the text
+        # aligner's: fine-tuning and curvature must align the same way, so it ships beside the weights
+        source = Path(settings["recognizer"])
+        if not source.exists():
+            raise FileNotFoundError(
+                f"{run}: pre-trained on the paths of recogniser {source}, which is not there (run "
+                "package-model from the folder the pre-training ran in)"
+            )
+        save_tensors(out / RECOGNIZER, *load_tensors(source))
+        config[CONFIG_KEY] = RECOGNIZER
     write_text(out / "config.yml", yaml.safe_dump(config, sort_keys=False))
     return out / "model.safetensors"
 
