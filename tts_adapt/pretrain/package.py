@@ -37,9 +37,9 @@ def discriminators_trained(settings: dict[str, Any]) -> bool:
 
 def shipped_config(config_path: str | Path, adversarial: bool = True) -> dict[str, Any]:
     """The run's config for users. Without adversarial pre-training the MPD/MSD are at their random
-    initialisation: fine-tuning against them would spend its steps on a game with untrained critics
-    (measured on the shipped model: 100 LoRA steps raised the target PER from 0.20 to 0.35 and left the
-    target similarity unchanged), so ``lambda_gen`` is set to 0 and adaptation skips them."""
+    initialisation, and their generator term (about twice the weighted mel loss at the start of a
+    fine-tuning) would be a game with untrained critics; ``lambda_gen`` is set to 0 and adaptation
+    skips them (docs/base-model.md has what it changed on the shipped model)."""
     cfg = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     cfg["untrained_modules"] = list(LEFT_OUT)
     cfg.setdefault("loss_params", {})["lambda_slm"] = 0.0
