@@ -150,7 +150,7 @@ def test_batched_statistics_equal_the_sum_over_utterances(micro_model, method):
         for name in layers:
             for key in ("A", "G"):
                 want = both.layers[name][key]
-                atol = 1e-5 * float(want.abs().max())  # float32 sums in another order
+                atol = 1e-4 * float(want.abs().max())  # float32 sums in another order (seen: 1.1e-5)
                 torch.testing.assert_close(together.layers[name][key], want, rtol=1e-3, atol=atol)
     assert together.info["bert_encoder"]["frames"] == int(batch.token_lengths.sum())
 

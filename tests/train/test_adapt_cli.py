@@ -187,3 +187,32 @@ def test_export_loads_back_as_the_adapted_model(adapted, tmp_path):
         assert torch.equal(got[key], want[key]), key
     # and the adaptation is really in it: some weight moved away from the base
     assert any(not torch.equal(got[k], orig[k]) for k in orig)
+
+
+def test_dry_run_names_the_alignment_source_and_the_adversarial_terms(micro_base, synthetic_corpus, capsys):
+    """The shipped base model aligns with its recogniser and has no trained MPD/MSD (its config says
+    so); the official layout (micro config) aligns with its text aligner and trains adversarially."""
+    speaker = sorted(p.name for p in (synthetic_corpus / "train-synth").iterdir())[0]
+    common = [
+        "adapt",
+        "--data",
+        str(synthetic_corpus),
+        "--speakers",
+        speaker,
+        "--steps",
+        "2",
+        "--no-slm",
+        "--method",
+        "lora",
+    ]
+    assert main([*common, "--out", "unused", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "alignments: the recogniser the config names (recognizer.safetensors)" in text
+    assert "adversarial: off (lambda_gen 0" in text
+    ckpt, _ = micro_base
+    assert (
+        main([*common, "--checkpoint", str(ckpt), "--config", str(MICRO_CONFIG), "--out", "x", "--dry-run"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "alignments: the text aligner's attention" in text and "adversarial: MPD/MSD" in text

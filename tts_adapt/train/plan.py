@@ -66,7 +66,18 @@ def adaptation_plan(
     if setup.prior is not None:
         curvature = "identity (L2-SP)" if cfg.curvature == "l2sp" else cfg.curvature
         prior = f"lambda {cfg.strength} x {curvature} on the curvature's layers"
-    f0 = "JDC pitch extractor of the checkpoint" if cfg.f0 == "jdc" else "pYIN (DSP tracker)"
+    f0 = "JDC pitch extractor of the checkpoint" if cfg.f0 == "jdc" else f"{cfg.f0} (DSP tracker)"
+    from ..pretrain.alignments import recognizer_paths_from_config
+
+    paths = recognizer_paths_from_config(model)  # loads and checks the recogniser the config names
+    if paths is None:
+        alignment = "the text aligner's attention with monotonic search (official); s2s and mono train it"
+    else:
+        alignment = (
+            f"the recogniser the config names ({model.config['alignment_recognizer']}), as in pre-training"
+        )
+    gen = (model.config.get("loss_params") or {}).get("lambda_gen", 1.0)
+    adversarial = "MPD/MSD" if gen else "off (lambda_gen 0: no MPD/MSD pass)"
     lines = [
         f"plan: {cfg.method}, {cfg.steps} steps of {cfg.batch_size} x {cfg.grad_accum} utterances "
         f"on {cfg.device}",
@@ -74,6 +85,8 @@ def adaptation_plan(
         "stages:",
         *stage_ranges(cfg, slm_on=not cfg.no_slm),
         f"F0 targets: {f0}",
+        f"alignments: {alignment}",
+        f"adversarial: {adversarial}",
         f"SLM: {slm}",
         f"out-of-distribution texts: {ood}",
         f"prior: {prior}",
