@@ -384,11 +384,16 @@ class FineTuneObjective(nn.Module):
             real.shape[0],
         )
 
+    @property
+    def adversarial(self) -> bool:
+        """Whether MPD/MSD enter the loss (``lambda_gen != 0``); otherwise nobody needs to run them."""
+        return self.weights.gen != 0
+
     def adversarial_terms(self, p: GeneratorPass) -> None:
         """Adds ``gen`` (and ``slm`` when a speech LM is configured) to ``p.terms``; call after the D step.
         With ``lambda_gen = 0`` the discriminators are not run: the term would add exactly nothing."""
         m = self.model
-        if self.weights.gen != 0:
+        if self.adversarial:
             p.terms["gen"] = self._per_utterance(
                 generator_loss_from_outputs,
                 m.mpd(p.real, p.generated),

@@ -103,7 +103,7 @@ class Trainer:
         ).to(self.device)
         # lambda_gen = 0 (e.g. a base model whose discriminators were never trained): MPD/MSD add
         # nothing to the generator's loss, so neither they nor their update are computed
-        self.adversarial = self.objective.weights.gen != 0
+        self.adversarial = self.objective.adversarial
         if not self.adversarial:
             log.info("lambda_gen = 0: no MPD/MSD pass, no discriminator update, no adversarial term")
         self.gen_params = [p for ps in self.setup.generator_params.values() for p in ps]
