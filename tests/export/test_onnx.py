@@ -33,11 +33,13 @@ ASSETS = Path(__file__).resolve().parents[2] / "tts_adapt" / "assets"
 
 
 def shipped_models() -> list[tuple[Path, Path]]:
-    """(weights, config.yml) pairs shipped in the package."""
+    """(weights, config.yml) pairs shipped in the package; the phoneme recogniser a config names
+    (``alignment_recognizer``) sits beside the weights but is not a model to export."""
     out = []
     for config in sorted(ASSETS.rglob("config.yml")):
+        side = yaml.safe_load(config.read_text()).get("alignment_recognizer")
         for pattern in ("*.pth", "*.safetensors"):
-            out += [(w, config) for w in sorted(config.parent.glob(pattern))]
+            out += [(w, config) for w in sorted(config.parent.glob(pattern)) if w.name != side]
     return out
 
 
