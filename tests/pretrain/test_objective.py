@@ -147,3 +147,45 @@ def test_adversarial_terms_without_tma_use_the_official_weights(micro, batch):
     g_mel = torch.autograd.grad((w.mel * p.terms["mel"]).sum(), params, allow_unused=True)
     diff = sum(float((a - c).abs().sum()) for a, c in zip(g_total, g_mel) if a is not None and c is not None)
     assert diff > 0
+
+
+def _style_inputs(model, run):
+    seen = []
+    hook = model.style_encoder.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        hook.remove()
+    return seen[0][:, 0]  # [B, 80, frames]
+
+
+def _is_window(piece: torch.Tensor, whole: torch.Tensor) -> bool:
+    n = piece.shape[-1]
+    return any(torch.equal(piece, whole[:, s : s + n]) for s in range(whole.shape[-1] - n + 1))
+
+
+@pytest.mark.parametrize("source", ["segment", "reference"])
+def test_first_stage_style_comes_from_the_chosen_source(micro, batch, source):
+    """``segment`` (official train_first.py): the style encoder sees a window of the utterance being
+    rebuilt; ``reference``: a window of the batch's style reference (another utterance of the voice),
+    of one length for the whole batch and never reaching into its padding."""
+    _, b = batch
+    b = type(b)(**{**vars(b)})
+    g = torch.Generator().manual_seed(1)
+    b.ref_mels = torch.randn(b.ref_mels.shape, generator=g)  # unlike any window of the mels
+    b.ref_mel_lengths = torch.tensor([150, 131, 190])[: len(b)]
+    f0 = lambda uid, s, n: np.full(n, 150.0, np.float32)  # noqa: E731
+    obj = FirstStageObjective(micro, f0, max_len=60, style_source=source)
+    st = _style_inputs(micro, lambda: obj.generator_pass(b, step=2, tma=False))
+    for i in range(len(b)):
+        in_ref = _is_window(st[i], b.ref_mels[i, :, : int(b.ref_mel_lengths[i])])
+        in_own = _is_window(st[i], b.mels[i, :, : int(b.mel_lengths[i])])
+        assert (in_ref, in_own) == ((True, False) if source == "reference" else (False, True))
+    if source == "reference":
+        assert st.shape[-1] == 130  # the shortest reference, cut to an even number of frames
+
+
+def test_first_stage_rejects_an_unknown_style_source(micro):
+    with pytest.raises(ValueError, match="style_source"):
+        FirstStageObjective(micro, lambda uid, s, n: None, style_source="speaker")

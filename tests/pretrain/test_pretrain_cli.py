@@ -216,3 +216,16 @@ def test_discriminators_count_as_trained_only_when_adversarial_steps_ran():
     assert not discriminators_trained({"adv_start": None, "first_steps": 100})
     assert not discriminators_trained({"adv_start": 100, "first_steps": 100})  # the stage ended first
     assert discriminators_trained({"adv_start": 99, "first_steps": 100})
+
+
+def test_style_source_is_part_of_the_first_stage_settings(synthetic_corpus, tmp_path, capsys):
+    """A first stage checkpointed with the official style segments must not resume as if it had taken
+    its styles from other utterances (and the plan says which it uses)."""
+    out = tmp_path / "run"
+    assert run(synthetic_corpus, out, "--dry-run", "--style-source", "reference") == 0
+    assert "style from another utterance of the voice" in capsys.readouterr().out
+    assert run(synthetic_corpus, out, "--stages", "aligner,first", "--first-steps", "1") == 0
+    (out / "stages" / "first" / "done.json").unlink()
+    assert run(synthetic_corpus, out, "--stages", "aligner,first", "--style-source", "reference") == 1
+    assert "other first-stage settings" in capsys.readouterr().err
+    assert run(synthetic_corpus, out, "--stages", "aligner,first", "--first-steps", "2") == 0

@@ -87,6 +87,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CTC phoneme recogniser for --alignment recognizer: `tts-adapt train-per` output trained "
         "on the same corpus, or the official ASR .pth",
     )
+    p.add_argument(
+        "--style-source",
+        default=d.style_source,
+        choices=("segment", "reference"),
+        help="where the first stage takes the decoder's acoustic style from: another segment of the "
+        "same utterance (official), or another utterance of the same voice (the batch's style "
+        "reference; the style then carries only what a voice's utterances share)",
+    )
     p.add_argument("--stages", default=",".join(STAGES), help="stages to run, in order")
     p.add_argument("--seed", type=int, default=d.seed, help="seeds weights, data order and every draw")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -175,6 +183,7 @@ def pretrain_config(args: argparse.Namespace):
         f0=args.f0,
         alignment=args.alignment,
         recognizer=args.recognizer,
+        style_source=args.style_source,
         seed=args.seed,
         log_every=args.log_every,
         save_every=args.save_every,
@@ -229,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
         + "\n"
         f"  first stage: TMA from step {cfg.tma_start}, adversarial "
         f"{'from step ' + str(cfg.adv_start) if cfg.adv_start is not None else 'off'}; F0 targets: {cfg.f0}; "
-        f"alignment: {cfg.alignment}{' (' + cfg.recognizer + ')' if cfg.recognizer else ''}\n"
+        f"alignment: {cfg.alignment}{' (' + cfg.recognizer + ')' if cfg.recognizer else ''}; "
+        f"style from another {'utterance of the voice' if cfg.style_source == 'reference' else 'segment'}\n"
         f"  second stage: diffusion from step {cfg.diff_start}; decoder "
         f"{'trained' if cfg.second_decoder else 'frozen'}"
     )

@@ -6,8 +6,10 @@ training and StyleTTS 2's first stage (reconstruction), as in the official ``tra
   pre-trained one exists; the official recipe starts from one trained on LibriTTS.
 * :class:`FirstStageObjective`: the decoder reconstructs a waveform crop from the aligned text
   features, the ground-truth F0 and energy and the acoustic style of *another* segment of the same
-  utterance. Before ``tma`` only the mel loss trains (the aligner is frozen and the official weight of
-  the mel term is 1); with ``tma`` the aligner trains through the reconstruction (soft or monotonic
+  utterance (official), or of another utterance of the same voice (``style_source="reference"``: the
+  style can then carry only what the voice's utterances share, which is what a zero-shot reference
+  gives at synthesis). Before ``tma`` only the mel loss trains (the aligner is frozen and the official
+  weight of the mel term is 1); with ``tma`` the aligner trains through the reconstruction (soft or monotonic
   attention, half the time each) and the s2s and monotonic terms join, with ``lambda_mel`` on the mel
   term; with ``adversarial`` the MPD/MSD generator and feature-matching terms join.
 
@@ -37,6 +39,7 @@ from .spectral import MultiResolutionMelLoss
 # "recognizer": paths from a trained phoneme recogniser, cached before TMA (tts_adapt.pretrain.alignments);
 # once the aligner trains through the reconstruction (TMA) its own attention gives the path, as officially.
 ALIGNMENT_SOURCES = ("attention", "ctc", "recognizer")
+STYLE_SOURCES = ("segment", "reference")  # where the first stage takes the acoustic style from
 
 
 @dataclass
@@ -130,6 +133,7 @@ class FirstStageObjective(nn.Module):
         seed: int = 0,
         alignment: str = "attention",
         alignments: Callable[[Batch], torch.Tensor] | None = None,
+        style_source: str = "segment",
     ) -> None:
         """``f0(uid, start_frame, frames)`` gives ground-truth F0 in Hz for a mel-frame window;
         ``alignments(batch)``, when given, supplies the frozen aligner's monotonic paths before TMA
@@ -137,8 +141,11 @@ class FirstStageObjective(nn.Module):
         super().__init__()
         if alignment not in ALIGNMENT_SOURCES:
             raise ValueError(f"alignment must be one of {', '.join(ALIGNMENT_SOURCES)}, got {alignment!r}")
+        if style_source not in STYLE_SOURCES:
+            raise ValueError(f"style_source must be one of {', '.join(STYLE_SOURCES)}, got {style_source!r}")
         self.model = model
         self.f0 = f0
+        self.style_source = style_source
         self.weights = weights or FirstStageWeights()
         self.max_len = int(max_len)
         self.seed = int(seed)
@@ -170,6 +177,8 @@ class FirstStageObjective(nn.Module):
         half = batch.mel_lengths // 2
         crop = int(min(int(half.min()) - 1, self.max_len // 2))
         style_len = int(half.min()) - 1
+        if self.style_source == "reference":
+            style_len = int(batch.ref_mel_lengths.min()) // 2  # no padding enters the style encoder
         if crop < 4 or style_len < 4:
             return None
         gens = [utterance_generator(self.seed, step, uid) for uid in batch.ids]
@@ -196,9 +205,15 @@ class FirstStageObjective(nn.Module):
             piece = batch.waves[b, s0 : min(s0 + samples, int(batch.wave_lengths[b]))]
             real.append(F.pad(piece, (0, samples - piece.shape[-1])))  # never past the wave's end
             f0.append(torch.from_numpy(self.f0(batch.ids[b], 2 * start, 2 * crop)))
-            # the style comes from another segment of the same utterance (official, multi-speaker)
-            s_start = int(torch.randint(frames - style_len, (1,), generator=g))
-            st.append(batch.mels[b, :, 2 * s_start : 2 * (s_start + style_len)])
+            if self.style_source == "reference":
+                # another utterance of the same voice: the batch's (official) style reference
+                room = int(batch.ref_mel_lengths[b]) - 2 * style_len
+                s_start = int(torch.randint(room + 1, (1,), generator=g))
+                st.append(batch.ref_mels[b, :, s_start : s_start + 2 * style_len])
+            else:
+                # another segment of the same utterance (official, multi-speaker)
+                s_start = int(torch.randint(frames - style_len, (1,), generator=g))
+                st.append(batch.mels[b, :, 2 * s_start : 2 * (s_start + style_len)])
         en, gt, st = torch.stack(en), torch.stack(gt).detach(), torch.stack(st).detach()
         real = torch.stack(real).unsqueeze(1).detach()
         f0_real = torch.stack(f0).to(gt)

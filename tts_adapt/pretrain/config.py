@@ -46,6 +46,7 @@ class PretrainConfig:
     f0: str = "yin"
     alignment: str = "attention"
     recognizer: str | None = None  # CTC phoneme recogniser for alignment="recognizer" (train-per output)
+    style_source: str = "segment"  # first-stage style: another segment (official) or another utterance
     seed: int = 0
     log_every: int = 10
     save_every: int = 200
@@ -108,6 +109,8 @@ def validate(cfg: PretrainConfig) -> None:
             "alignment 'recognizer' and a recognizer file go together: pass --alignment recognizer "
             "--recognizer FILE (a `tts-adapt train-per` recogniser or the official ASR .pth)"
         )
+    if cfg.style_source not in ("segment", "reference"):
+        raise PretrainConfigError(f"style_source must be 'segment' or 'reference', got {cfg.style_source!r}")
     if cfg.adv_start is not None and cfg.adv_start < 0:
         raise PretrainConfigError(f"adv_start must be >= 0, got {cfg.adv_start}")
     if cfg.lr_decay is not None:

@@ -83,6 +83,8 @@ def _fingerprint(
     if _decay_applies(cfg, stage, step):
         chosen["lr_decay"] = settings["lr_decay"]
         chosen["lr_final"] = cfg.final_lr
+    if stage == "first" and cfg.style_source != "segment":
+        chosen["style_source"] = cfg.style_source  # the default keeps earlier runs' fingerprints
     if stage == "run" and cfg.recognizer is not None:
         # the recogniser's weights shape every path (runs without one keep their earlier fingerprint)
         chosen["recognizer"] = sha256_file(cfg.recognizer)[:16]
@@ -290,8 +292,8 @@ class Pretrainer:
             if saved.get("fingerprint") != self.stage_fingerprint(stage, int(saved["step"])):
                 raise ValueError(
                     f"{latest} was written with other {stage}-stage settings "
-                    f"({', '.join(STAGE_SETTINGS[stage])}, and lr_decay once past its start); use the "
-                    f"same flags to resume, or delete {folder} to redo this stage"
+                    f"({', '.join(STAGE_SETTINGS[stage])}, lr_decay once past its start, style_source); "
+                    f"use the same flags to resume, or delete {folder} to redo this stage"
                 )
             self._check_upstream(stage, saved.get("upstream"), latest)
             saved = load_checkpoint(latest, m, optimizers)
@@ -442,6 +444,7 @@ class Pretrainer:
                 seed=cfg.seed,
                 alignment=cfg.alignment,
                 alignments=self.alignment_table() if cfg.tma_start > 0 else None,
+                style_source=cfg.style_source,
             )
         return FineTuneObjective(
             m,
