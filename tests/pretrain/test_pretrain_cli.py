@@ -229,3 +229,36 @@ def test_style_source_is_part_of_the_first_stage_settings(synthetic_corpus, tmp_
     assert run(synthetic_corpus, out, "--stages", "aligner,first", "--style-source", "reference") == 1
     assert "other first-stage settings" in capsys.readouterr().err
     assert run(synthetic_corpus, out, "--stages", "aligner,first", "--first-steps", "2") == 0
+
+
+def test_adversarial_terms_added_after_the_last_checkpoint_continue_exactly(
+    synthetic_corpus, tmp_path, capsys
+):
+    """A finished reconstruction-only first stage extended with ``--adv-start`` at its last step equals
+    a run that asked for the adversarial terms from the start (MPD/MSD are at their seeded
+    initialisation until then, in both); a checkpoint past the start of another one is refused."""
+    first = ("--stages", "aligner,first", "--tma-start", "100")
+    adv = ("--first-steps", "4", "--adv-start", "2")
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    assert run(synthetic_corpus, straight, *first, *adv) == 0
+    assert run(synthetic_corpus, extended, *first, "--first-steps", "2") == 0
+    assert run(synthetic_corpus, extended, *first, *adv) == 0
+
+    def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+        return load_tensors(
+            run_dir / "stages" / "first" / "checkpoints" / "step-0000004" / "weights.safetensors"
+        )[0]
+
+    a, b = weights(straight), weights(extended)
+    assert set(a) == set(b) and any(k.startswith("mpd.") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(r) for r in (extended / "stages" / "first" / "losses.jsonl").read_text().splitlines()]
+    assert "disc" in rows[-1] and "disc" not in rows[0]  # the discriminators did train after step 2
+    stage = straight / "stages" / "first"
+    (stage / "done.json").unlink()
+    import shutil
+
+    shutil.rmtree(stage / "checkpoints" / "step-0000004")  # step 3 lies past adv_start 2
+    capsys.readouterr()
+    assert run(synthetic_corpus, straight, *first, "--first-steps", "4", "--adv-start", "1") == 1
+    assert "other first-stage settings" in capsys.readouterr().err

@@ -63,7 +63,8 @@ STAGE_SETTINGS = {
 # A stage's step count is not among them: the learning rate is constant (as officially), or, with a
 # first-stage decay, a function of the step alone, so asking for more steps later continues a finished
 # stage exactly as if they had been asked for at the start. A decay enters the first stage's
-# fingerprint only for checkpoints past its start, so a decay may be added after the last checkpoint.
+# fingerprint only for checkpoints past its start, so a decay may be added after the last checkpoint;
+# so does adv_start (adversarial terms may be added when extending a finished reconstruction stage).
 
 
 def _decay_applies(cfg: PretrainConfig, stage: str, step: int | None) -> bool:
@@ -80,6 +81,8 @@ def _fingerprint(
 ) -> str:
     settings = cfg.to_dict()
     chosen = {k: settings[k] for k in STAGE_SETTINGS[stage]}
+    if stage == "first" and not (cfg.adv_start is not None and step is not None and step > cfg.adv_start):
+        chosen["adv_start"] = None  # no adversarial step shaped these weights yet
     if _decay_applies(cfg, stage, step):
         chosen["lr_decay"] = settings["lr_decay"]
         chosen["lr_final"] = cfg.final_lr
@@ -281,8 +284,7 @@ class Pretrainer:
         opt = self._optimizer(names, lr)
         disc_opt = None
         if stage == "first" and cfg.adv_start is not None:
-            for name in ("mpd", "msd"):
-                getattr(m, name).requires_grad_(True).train()
+            self._set_discriminators_trainable(True)
             disc_opt = self._optimizer(("mpd", "msd"), cfg.lr)
         optimizers = {"generator": opt, "discriminator": disc_opt}
         state = {"step": 0, "epoch": 0, "position": 0}
@@ -296,7 +298,14 @@ class Pretrainer:
                     f"use the same flags to resume, or delete {folder} to redo this stage"
                 )
             self._check_upstream(stage, saved.get("upstream"), latest)
-            saved = load_checkpoint(latest, m, optimizers)
+            if disc_opt is not None and "discriminator" not in saved.get("optimizers", {}):
+                # written before adversarial training was asked for (the fingerprint allows that only
+                # at or before adv_start): MPD/MSD are still at their seeded initialisation
+                self._set_discriminators_trainable(False)
+                saved = load_checkpoint(latest, m, {"generator": opt})
+                self._set_discriminators_trainable(True)
+            else:
+                saved = load_checkpoint(latest, m, optimizers)
             state = {k: int(saved[k]) for k in ("step", "epoch", "position")}
             m.diffusion.sigma_data = float(saved.get("sigma_data", m.diffusion.sigma_data))
             log.info("%s stage: resumed from %s (step %d)", stage, latest, state["step"])
@@ -398,6 +407,10 @@ class Pretrainer:
             folder / "checkpoints" / f"step-{state['step']:07d}", self.model, optimizers, {**state, **extra}
         )
         prune_checkpoints(folder / "checkpoints", self.cfg.keep_checkpoints)
+
+    def _set_discriminators_trainable(self, on: bool) -> None:
+        for name in ("mpd", "msd"):
+            getattr(self.model, name).requires_grad_(on).train(on)
 
     def _load_weights(self, checkpoint: Path) -> None:
         from ..utils.io import load_tensors
