@@ -190,8 +190,9 @@ def test_export_loads_back_as_the_adapted_model(adapted, tmp_path):
 
 
 def test_dry_run_names_the_alignment_source_and_the_adversarial_terms(micro_base, synthetic_corpus, capsys):
-    """The shipped base model aligns with its recogniser and has no trained MPD/MSD (its config says
-    so); the official layout (micro config) aligns with its text aligner and trains adversarially."""
+    """The shipped base model aligns with its recogniser and trains MPD/MSD only if its pre-training
+    did (its config says which); the official layout (micro config) aligns with its text aligner and
+    trains adversarially."""
     speaker = sorted(p.name for p in (synthetic_corpus / "train-synth").iterdir())[0]
     common = [
         "adapt",
@@ -208,7 +209,16 @@ def test_dry_run_names_the_alignment_source_and_the_adversarial_terms(micro_base
     assert main([*common, "--out", "unused", "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "alignments: the recogniser the config names (recognizer.safetensors)" in text
-    assert "adversarial: off (lambda_gen 0" in text
+    import yaml
+
+    from tts_adapt.models.styletts2.default import default_model_paths
+
+    shipped = yaml.safe_load(default_model_paths()[1].read_text())
+    # MPD/MSD train in adaptation exactly when pre-training trained them (package-model's lambda_gen)
+    if shipped["loss_params"]["lambda_gen"] > 0:
+        assert "adversarial: MPD/MSD" in text
+    else:
+        assert "adversarial: off (lambda_gen 0" in text
     ckpt, _ = micro_base
     assert (
         main([*common, "--checkpoint", str(ckpt), "--config", str(MICRO_CONFIG), "--out", "x", "--dry-run"])
