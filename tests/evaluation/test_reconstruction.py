@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tts_adapt.evaluation.reconstruction import load_for_reconstruction, main, reconstruction_margin
+from tts_adapt.evaluation.reconstruction import load_for_reconstruction, reconstruction_margin
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,5 @@ def test_too_few_utterances_or_voices_are_clear_errors(shipped_setup):
 
 
 def test_a_checkpoint_folder_without_weights_is_refused(tmp_path):
-    with pytest.raises(SystemExit):
-        main(["--checkpoint", str(tmp_path), "--config", "x.yml"])  # --data/--recognizer missing
     with pytest.raises(ValueError, match="weights.safetensors"):
         load_for_reconstruction(tmp_path, "unused.yml")

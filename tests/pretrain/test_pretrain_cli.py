@@ -262,3 +262,10 @@ def test_adversarial_terms_added_after_the_last_checkpoint_continue_exactly(
     capsys.readouterr()
     assert run(synthetic_corpus, straight, *first, "--first-steps", "4", "--adv-start", "1") == 1
     assert "other first-stage settings" in capsys.readouterr().err
+
+
+def test_the_settings_and_the_objective_know_the_same_style_sources():
+    from tts_adapt.objective.first_stage import STYLE_SOURCES as objective_sources
+    from tts_adapt.pretrain.config import STYLE_SOURCES
+
+    assert STYLE_SOURCES == objective_sources

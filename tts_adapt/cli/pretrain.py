@@ -15,7 +15,7 @@ CHECK_PHONEMES = "ðə kwˈɪk bɹˈaʊn fˈɑːks dʒˈʌmps ˌoʊvɚ ðə lˈe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..pretrain.config import STAGES, PretrainConfig
+    from ..pretrain.config import STAGES, STYLE_SOURCES, PretrainConfig
 
     d = PretrainConfig()
     p = sub.add_parser(
@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--style-source",
         default=d.style_source,
-        choices=("segment", "reference"),
+        choices=STYLE_SOURCES,
         help="where the first stage takes the decoder's acoustic style from: another segment of the "
         "same utterance (official), or another utterance of the same voice (the batch's style "
         "reference; the style then carries only what a voice's utterances share)",

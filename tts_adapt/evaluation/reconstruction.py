@@ -122,8 +122,9 @@ def reconstruction_margin(
     }
     own: dict[str, list[float]] = {v: [] for v in voices}
     other: dict[str, list[float]] = {v: [] for v in voices}
-    for v, wave in waves.values():
-        e = encoder.embed([(wave, sample_rate)])[0]
+    rebuilt_voices = [v for v, _ in waves.values()]
+    embeddings = encoder.embed([(wave, sample_rate) for _, wave in waves.values()])  # one batched pass
+    for v, e in zip(rebuilt_voices, embeddings):
         own[v].append(float(e @ profiles[v]))
         other[v].append(float(np.mean([e @ profiles[o] for o in voices if o != v])))
     per_voice = {v: float(np.mean(own[v]) - np.mean(other[v])) for v in voices}
@@ -143,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..data import load_corpus
     from ..data.prepare import prepare_corpus
     from ..pretrain.alignments import load_recognizer
-    from .similarity import ResemblyzerEncoder
+    from .similarity import get_speaker_encoder
 
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -172,7 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if wanted and wanted - set(by_voice):
         raise SystemExit(f"--speakers: no utterances for {', '.join(sorted(wanted - set(by_voice)))}")
     result = reconstruction_margin(
-        model, by_voice, load_recognizer(args.recognizer), ResemblyzerEncoder(), args.style, args.rebuilt
+        model,
+        by_voice,
+        load_recognizer(args.recognizer),
+        get_speaker_encoder("resemblyzer"),
+        args.style,
+        args.rebuilt,
     )
     text = json.dumps(result, indent=1)
     print(text)

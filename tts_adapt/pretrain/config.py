@@ -15,6 +15,9 @@ from typing import Any
 from .f0 import TRACKERS
 
 STAGES = ("aligner", "first", "second")
+# first-stage style: another segment of the utterance (official) or another utterance of the voice;
+# the objective (tts_adapt.objective.first_stage.STYLE_SOURCES) checks the same names
+STYLE_SOURCES = ("segment", "reference")
 
 
 class PretrainConfigError(ValueError):
@@ -109,8 +112,10 @@ def validate(cfg: PretrainConfig) -> None:
             "alignment 'recognizer' and a recognizer file go together: pass --alignment recognizer "
             "--recognizer FILE (a `tts-adapt train-per` recogniser or the official ASR .pth)"
         )
-    if cfg.style_source not in ("segment", "reference"):
-        raise PretrainConfigError(f"style_source must be 'segment' or 'reference', got {cfg.style_source!r}")
+    if cfg.style_source not in STYLE_SOURCES:
+        raise PretrainConfigError(
+            f"style_source must be one of {', '.join(STYLE_SOURCES)}, got {cfg.style_source!r}"
+        )
     if cfg.adv_start is not None and cfg.adv_start < 0:
         raise PretrainConfigError(f"adv_start must be >= 0, got {cfg.adv_start}")
     if cfg.lr_decay is not None:
