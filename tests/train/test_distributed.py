@@ -85,10 +85,19 @@ def test_two_processes_equal_one(micro_base, target_items, tmp_path):
         assert la.keys() == lb.keys()
         for k in la:
             assert la[k] == pytest.approx(lb[k], rel=1e-4 if step == 0 else 1e-2, abs=1e-6), (step, k)
+    # Step-0 gradients. A sharding or scaling bug (a dropped shard, a missing all-reduce, a wrong
+    # 1/world) errs by tens of percent on every tensor it touches. Float noise stays far smaller but is
+    # not uniform: the batch-of-two and batch-of-one kernels round differently, and where a ReLU input
+    # sits within that rounding of zero its gradient mask flips. With AVX2 kernels this moves the text
+    # aligner's gradients by up to 0.2 % in norm (0.7 % of the tensor's largest entry); the whole
+    # gradient moves by 2e-4. So: per tensor 1 % in norm, the whole gradient 0.1 %.
     assert a["grads"].keys() == b["grads"].keys()
     for name, g in a["grads"].items():
-        scale = float(g.abs().max()) + 1e-12
-        assert float((g - b["grads"][name]).abs().max()) <= 1e-3 * scale, name
+        gap = float((g - b["grads"][name]).norm())
+        assert gap <= 1e-2 * float(g.norm()) + 1e-12, (name, gap / (float(g.norm()) + 1e-12))
+    whole_a = torch.cat([g.flatten() for g in a["grads"].values()])
+    whole_b = torch.cat([b["grads"][n].flatten() for n in a["grads"]])
+    assert float((whole_a - whole_b).norm()) <= 1e-3 * float(whole_a.norm())
     # Parameters: the same trajectory, up to Adam's +-lr steps on near-zero gradients
     gap = torch.cat([(a["state"][k] - b["state"][k]).flatten() for k in a["state"]])
     moved = torch.cat([(a["state"][k] - a["start"][k]).flatten() for k in a["state"]])
