@@ -166,3 +166,69 @@ def test_slm_adversarial_losses():
     assert loss_g.item() == pytest.approx(((1 - s_fake) ** 2).mean().item(), rel=1e-6)
     loss_g.backward()
     assert all(h.grad is not None and h.grad.abs().sum() > 0 for h in fake)
+
+
+def _random_outputs(batch: int, seed: int, *, tie_row: int | None = None):
+    """MPD- and MSD-shaped outputs (two sub-discriminators each, two feature maps per sub-discriminator)
+    in float64 with gradients; row ``tie_row`` gets identical real and generated scores (an empty TPRLS
+    selection)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(True)
+
+    def disc(shapes):
+        real = [rand(batch, *s) for s in shapes]
+        fake = [rand(batch, *s) for s in shapes]
+        if tie_row is not None:
+            fake = [
+                torch.cat([f[:tie_row], r[tie_row : tie_row + 1], f[tie_row + 1 :]])
+                for f, r in zip(fake, real)
+            ]
+        fmap_r = [[rand(batch, 3, *s), rand(batch, 2, *s)] for s in shapes]
+        fmap_g = [[rand(batch, 3, *s), rand(batch, 2, *s)] for s in shapes]
+        return real, fake, fmap_r, fmap_g
+
+    return disc([(7, 2), (5, 3)]), disc([(9,), (4, 4)])
+
+
+def _row(out, b):
+    real, fake, fmap_r, fmap_g = out
+    return (
+        [r[b : b + 1] for r in real],
+        [f[b : b + 1] for f in fake],
+        [[t[b : b + 1] for t in maps] for maps in fmap_r],
+        [[t[b : b + 1] for t in maps] for maps in fmap_g],
+    )
+
+
+@pytest.mark.parametrize("kind", ["discriminator", "generator"])
+def test_per_utterance_losses_equal_each_row_alone(kind):
+    """The batched per-utterance losses against the oracle of their definition: the scalar loss (pinned
+    to hand values above) of each row as a batch of one, values and gradients, in float64; row 1 has
+    identical real and generated scores, where the TPRLS selection is empty and the term is 0."""
+    from tts_adapt.objective.adversarial import (
+        discriminator_loss_per_utterance,
+        generator_loss_per_utterance,
+    )
+
+    batched, scalar = {
+        "discriminator": (discriminator_loss_per_utterance, discriminator_loss_from_outputs),
+        "generator": (generator_loss_per_utterance, generator_loss_from_outputs),
+    }[kind]
+    mpd_out, msd_out = _random_outputs(4, seed=3, tie_row=1)
+    leaves = [t for out in (mpd_out, msd_out) for t in (*out[0], *out[1]) if t.is_leaf]
+    leaves += [t for out in (mpd_out, msd_out) for maps in (*out[2], *out[3]) for t in maps]
+    weights = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
+
+    got = batched(mpd_out, msd_out)
+    grads_got = torch.autograd.grad((got * weights).sum(), leaves, allow_unused=True)
+    want = torch.stack([scalar(_row(mpd_out, b), _row(msd_out, b)) for b in range(4)])
+    grads_want = torch.autograd.grad((want * weights).sum(), leaves, allow_unused=True)
+
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads_got, grads_want, strict=True):
+        if a is None or b is None:
+            assert a is None and b is None or float((a if a is not None else b).abs().max()) == 0
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -24,8 +24,10 @@ from torch import nn
 __all__ = [
     "TPRLS_TAU",
     "discriminator_loss_from_outputs",
+    "discriminator_loss_per_utterance",
     "feature_matching_loss",
     "generator_loss_from_outputs",
+    "generator_loss_per_utterance",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
     "mpd_msd_discriminator_loss",
@@ -151,6 +153,79 @@ def generator_loss_from_outputs(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutp
         + feature_matching_loss(s_fmap_r, s_fmap_g)
         + feature_matching_loss(f_fmap_r, f_fmap_g)
         + (tprls_generator_loss(f_real, f_fake) + tprls_generator_loss(s_real, s_fake))
+    )
+
+
+# -- per utterance ---------------------------------------------------------------------------------------
+# Training and curvature need each utterance's loss as if its row were the whole batch (what a process of
+# a split batch computes). The functions below give all rows at once: every mean, median and selection
+# runs over ``[B, elements]`` views, so a batch of eight costs the kernels of one instead of eight passes
+# of small ops. Row ``b`` equals the scalar function above applied to ``[t[b : b + 1] for t in ...]``.
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1)
+
+
+def _lsgan_discriminator_rows(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
+    _check_pairs(real, fake, "lsgan_discriminator_loss")
+    pairs = zip(real, fake, strict=True)
+    return sum(((1 - _rows(r)) ** 2).mean(1) + (_rows(g) ** 2).mean(1) for r, g in pairs)
+
+
+def _lsgan_generator_rows(fake: Sequence[torch.Tensor]) -> torch.Tensor:
+    if len(fake) == 0:
+        raise ValueError("lsgan_generator_loss: no discriminator outputs given")
+    return sum(((1 - _rows(g)) ** 2).mean(1) for g in fake)
+
+
+def _feature_matching_rows(real_fmaps, fake_fmaps) -> torch.Tensor:
+    _check_pairs(real_fmaps, fake_fmaps, "feature_matching_loss")
+    total = 0
+    for layers_r, layers_g in zip(real_fmaps, fake_fmaps, strict=True):
+        _check_pairs(layers_r, layers_g, "feature_matching_loss (layers)")
+        for r, g in zip(layers_r, layers_g, strict=True):
+            total = total + (_rows(r) - _rows(g)).abs().mean(1)
+    return total * 2
+
+
+def _tprls_rows(first: Sequence[torch.Tensor], second: Sequence[torch.Tensor], tau: float) -> torch.Tensor:
+    """Per row: ``min(tau, mean((d - m)^2 over elements with first < second + m))`` with ``d = first -
+    second`` and ``m`` the row's lower median of ``d``; 0 for an empty selection (see :func:`_tprls_term`)."""
+    _check_pairs(first, second, "tprls loss")
+    total = 0
+    for a, b in zip(first, second, strict=True):
+        a, b = _rows(a), _rows(b)
+        diff = a - b
+        median = diff.median(dim=1, keepdim=True).values
+        below = a < b + median  # the official comparison, not ``diff < median`` (another rounding)
+        count = below.sum(1)
+        mean = torch.where(below, (diff - median) ** 2, 0.0).sum(1) / count.clamp(min=1)
+        total = total + torch.where(count > 0, tau - torch.relu(tau - mean), 0.0)
+    return total
+
+
+def discriminator_loss_per_utterance(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput) -> torch.Tensor:
+    """``[B]``: :func:`discriminator_loss_from_outputs` of each utterance's row alone."""
+    f_real, f_fake = mpd_out[0], mpd_out[1]
+    s_real, s_fake = msd_out[0], msd_out[1]
+    return (
+        _lsgan_discriminator_rows(s_real, s_fake)
+        + _lsgan_discriminator_rows(f_real, f_fake)
+        + (_tprls_rows(f_real, f_fake, TPRLS_TAU) + _tprls_rows(s_real, s_fake, TPRLS_TAU))
+    )
+
+
+def generator_loss_per_utterance(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput) -> torch.Tensor:
+    """``[B]``: :func:`generator_loss_from_outputs` of each utterance's row alone."""
+    f_real, f_fake, f_fmap_r, f_fmap_g = mpd_out
+    s_real, s_fake, s_fmap_r, s_fmap_g = msd_out
+    return (
+        _lsgan_generator_rows(s_fake)
+        + _lsgan_generator_rows(f_fake)
+        + _feature_matching_rows(s_fmap_r, s_fmap_g)
+        + _feature_matching_rows(f_fmap_r, f_fmap_g)
+        + (_tprls_rows(f_fake, f_real, TPRLS_TAU) + _tprls_rows(s_fake, s_real, TPRLS_TAU))
     )
 
 

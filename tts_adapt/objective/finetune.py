@@ -29,7 +29,7 @@ from ..audio import log_energy
 from ..data.dataset import Batch
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
 from ..text.tokenizer import length_to_mask
-from .adversarial import discriminator_loss_from_outputs, generator_loss_from_outputs
+from .adversarial import discriminator_loss_per_utterance, generator_loss_per_utterance
 from .crops import MIN_CROP_MEL_FRAMES, SAMPLES_PER_MEL_FRAME, crop_waves, decoder_crop_frames
 from .frames import frame_mask
 from .pitch import PyinTracker, jdc_f0
@@ -361,28 +361,10 @@ class FineTuneObjective(nn.Module):
         return torch.stack(ce), torch.stack(dur)
 
     # -- adversarial ---------------------------------------------------------------------------------
-    @staticmethod
-    def _per_utterance(fn, mpd_out, msd_out, batch_size: int) -> torch.Tensor:
-        def row(out, b):
-            real, fake, real_maps, fake_maps = out
-            return (
-                [r[b : b + 1] for r in real],
-                [f[b : b + 1] for f in fake],
-                [[t[b : b + 1] for t in maps] for maps in real_maps],
-                [[t[b : b + 1] for t in maps] for maps in fake_maps],
-            )
-
-        return torch.stack([fn(row(mpd_out, b), row(msd_out, b)) for b in range(batch_size)])
-
     def discriminator_loss(self, p: GeneratorPass) -> torch.Tensor:
         """MPD + MSD loss per utterance on detached generated audio."""
         real, fake = p.real.detach(), p.generated.detach()
-        return self._per_utterance(
-            discriminator_loss_from_outputs,
-            self.model.mpd(real, fake),
-            self.model.msd(real, fake),
-            real.shape[0],
-        )
+        return discriminator_loss_per_utterance(self.model.mpd(real, fake), self.model.msd(real, fake))
 
     @property
     def adversarial(self) -> bool:
@@ -394,12 +376,8 @@ class FineTuneObjective(nn.Module):
         With ``lambda_gen = 0`` the discriminators are not run: the term would add exactly nothing."""
         m = self.model
         if self.adversarial:
-            p.terms["gen"] = self._per_utterance(
-                generator_loss_from_outputs,
-                m.mpd(p.real, p.generated),
-                m.msd(p.real, p.generated),
-                p.real.shape[0],
-            )
+            real, fake = p.real, p.generated
+            p.terms["gen"] = generator_loss_per_utterance(m.mpd(real, fake), m.msd(real, fake))
         if self.slm is not None:
             p.terms["slm"] = self.slm.feature_loss(p.real, p.generated)
 

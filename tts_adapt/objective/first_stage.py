@@ -32,8 +32,8 @@ from ..audio import log_energy
 from ..data.dataset import Batch
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
 from ..text.tokenizer import length_to_mask
-from .adversarial import discriminator_loss_from_outputs, generator_loss_from_outputs
-from .finetune import SAMPLES_PER_MEL_FRAME, FineTuneObjective, utterance_generator
+from .adversarial import discriminator_loss_per_utterance, generator_loss_per_utterance
+from .finetune import SAMPLES_PER_MEL_FRAME, utterance_generator
 from .spectral import MultiResolutionMelLoss
 
 # "recognizer": paths from a trained phoneme recogniser, cached before TMA (tts_adapt.pretrain.alignments);
@@ -231,15 +231,11 @@ class FirstStageObjective(nn.Module):
     def discriminator_loss(self, p: ReconstructionPass) -> torch.Tensor:
         real, fake = p.real.detach(), p.generated.detach()
         m = self.model
-        return FineTuneObjective._per_utterance(
-            discriminator_loss_from_outputs, m.mpd(real, fake), m.msd(real, fake), real.shape[0]
-        )
+        return discriminator_loss_per_utterance(m.mpd(real, fake), m.msd(real, fake))
 
     def adversarial_terms(self, p: ReconstructionPass) -> None:
         m = self.model
-        p.terms["gen"] = FineTuneObjective._per_utterance(
-            generator_loss_from_outputs, m.mpd(p.real, p.generated), m.msd(p.real, p.generated), len(p.real)
-        )
+        p.terms["gen"] = generator_loss_per_utterance(m.mpd(p.real, p.generated), m.msd(p.real, p.generated))
 
     def total(self, p: ReconstructionPass) -> torch.Tensor:
         """Official weighting: the bare mel loss while it trains alone, ``lambda_*`` on every term once
