@@ -139,19 +139,27 @@ def test_batched_statistics_equal_the_sum_over_utterances(micro_model, method):
     layers = sorted(together.layers)  # module targets resolve to their layers ("decoder.decode.0.conv1")
     assert all(any(n == t or n.startswith(t + ".") for n in layers) for t in targets)
     rows = [shard(batch, DistInfo(b, len(batch))) for b in range(len(batch))]
+
+    def assert_close_in_norm(got: torch.Tensor, want: torch.Tensor, name: str) -> None:
+        # Gradient-side statistics (diag, KFAC's G) go through ReLU/LeakyReLU kinks: where an input lies
+        # within rounding of zero, batch-of-two and batch-of-one kernels can take different slopes. With
+        # oneDNN's AVX2 kernels that moved these statistics by up to 1.4 % in norm (1e-4 with AVX-512);
+        # the bugs this test guards against (mixed-up rows, padded tokens) err by far more than 3 %.
+        gap = float((got - want).norm()) / (float(want.norm()) + 1e-30)
+        assert gap <= 3e-2, (name, gap)
+
     if method == "diag":
         alone = [estimate(micro_model, [r], objective, "diag", **kw) for r in rows]
         for name in layers:
             expected = sum(c.layers[name]["diag"] for c in alone) / len(rows)
-            atol = 1e-5 * float(expected.abs().max())  # float32 sums in another order
-            torch.testing.assert_close(together.layers[name]["diag"], expected, rtol=1e-3, atol=atol)
+            assert_close_in_norm(together.layers[name]["diag"], expected, name)
     else:  # KFAC: A and G sum over frames and utterances, batched or not
         both = estimate(micro_model, rows, objective, "kfac", **kw)
         for name in layers:
-            for key in ("A", "G"):
-                want = both.layers[name][key]
-                atol = 1e-4 * float(want.abs().max())  # float32 sums in another order (seen: 1.1e-5)
-                torch.testing.assert_close(together.layers[name][key], want, rtol=1e-3, atol=atol)
+            want = both.layers[name]["A"]  # forward side: no kinks, float32 sums in another order
+            atol = 1e-4 * float(want.abs().max())  # (seen: 1.1e-5)
+            torch.testing.assert_close(together.layers[name]["A"], want, rtol=1e-3, atol=atol)
+            assert_close_in_norm(together.layers[name]["G"], both.layers[name]["G"], name)
     assert together.info["bert_encoder"]["frames"] == int(batch.token_lengths.sum())
 
 
