@@ -11,12 +11,13 @@ On those outputs the official objective is
 
 The speech-language-model (WavLM) losses take the hidden states of the SLM (one ``[B, frames, hidden]``
 tensor per layer, i.e. ``output_hidden_states=True``) so they need no WavLM weights here; the caller runs
-WavLM on 16 kHz audio. All functions return scalar tensors.
+WavLM on 16 kHz audio. Every function returns a scalar tensor except the ``*_per_utterance`` pair, which
+returns one loss per utterance (``[B]``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -58,46 +59,86 @@ def _check_pairs(real: Sequence, fake: Sequence, what: str) -> None:
         raise ValueError(f"{what}: no discriminator outputs given")
 
 
+# Every loss is computed over rows: ``by_utterance`` views each tensor as ``[B, elements]`` (each
+# utterance's loss as if its row were the whole batch: what a process of a split batch computes, and what
+# curvature needs), ``whole_batch`` as ``[1, elements]`` (the official batch loss). Means, TPRLS medians
+# and selections run over rows, so a batch of eight costs the kernels of one, not eight passes of small
+# ops on slices.
+Rows = Callable[[torch.Tensor], torch.Tensor]
+_TD, _TG = "tprls_discriminator_loss", "tprls_generator_loss"
+
+
+def by_utterance(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1)
+
+
+def whole_batch(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(1, -1)
+
+
+def _lsgan_discriminator(
+    real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor], rows: Rows
+) -> torch.Tensor:
+    _check_pairs(real, fake, "lsgan_discriminator_loss")
+    pairs = zip(real, fake, strict=True)
+    return sum(((1 - rows(r)) ** 2).mean(1) + (rows(g) ** 2).mean(1) for r, g in pairs)
+
+
+def _lsgan_generator(fake: Sequence[torch.Tensor], rows: Rows) -> torch.Tensor:
+    if len(fake) == 0:
+        raise ValueError("lsgan_generator_loss: no discriminator outputs given")
+    return sum(((1 - rows(g)) ** 2).mean(1) for g in fake)
+
+
+def _feature_matching(real_fmaps, fake_fmaps, rows: Rows) -> torch.Tensor:
+    _check_pairs(real_fmaps, fake_fmaps, "feature_matching_loss")
+    total = 0
+    for layers_r, layers_g in zip(real_fmaps, fake_fmaps, strict=True):
+        _check_pairs(layers_r, layers_g, "feature_matching_loss (layers)")
+        for r, g in zip(layers_r, layers_g, strict=True):
+            total = total + (rows(r) - rows(g)).abs().mean(1)
+    return total * 2
+
+
+def _tprls(
+    first: Sequence[torch.Tensor], second: Sequence[torch.Tensor], tau: float, rows: Rows, what: str
+) -> torch.Tensor:
+    """Per row and summed over sub-discriminators: ``min(tau, mean((d - m)^2 over elements with first <
+    second + m))`` with ``d = first - second`` and ``m`` the row's lower median of ``d``.
+
+    The official code takes the mean of an empty selection, which is NaN (e.g. when real and generated
+    scores are identical); we return 0 there, the value the term tends to as the selection empties.
+    """
+    _check_pairs(first, second, what)
+    total = 0
+    for a, b in zip(first, second, strict=True):
+        a, b = rows(a), rows(b)
+        diff = a - b
+        median = diff.median(dim=1, keepdim=True).values
+        below = a < b + median  # the official comparison, not ``diff < median`` (another rounding)
+        count = below.sum(1)
+        mean = torch.where(below, (diff - median) ** 2, 0.0).sum(1) / count.clamp(min=1)
+        total = total + torch.where(count > 0, tau - torch.relu(tau - mean), 0.0)
+    return total
+
+
 def lsgan_discriminator_loss(
     real_scores: Sequence[torch.Tensor], fake_scores: Sequence[torch.Tensor]
 ) -> torch.Tensor:
     """``sum_k mean((1 - real_k)^2) + mean(fake_k^2)``: push real scores to 1 and generated ones to 0."""
-    _check_pairs(real_scores, fake_scores, "lsgan_discriminator_loss")
-    return sum(
-        torch.mean((1 - r) ** 2) + torch.mean(g**2) for r, g in zip(real_scores, fake_scores, strict=True)
-    )
+    return _lsgan_discriminator(real_scores, fake_scores, whole_batch)[0]
 
 
 def lsgan_generator_loss(fake_scores: Sequence[torch.Tensor]) -> torch.Tensor:
     """``sum_k mean((1 - fake_k)^2)``: the generator wants its scores at 1."""
-    if len(fake_scores) == 0:
-        raise ValueError("lsgan_generator_loss: no discriminator outputs given")
-    return sum(torch.mean((1 - g) ** 2) for g in fake_scores)
+    return _lsgan_generator(fake_scores, whole_batch)[0]
 
 
 def feature_matching_loss(
     real_fmaps: Sequence[Sequence[torch.Tensor]], fake_fmaps: Sequence[Sequence[torch.Tensor]]
 ) -> torch.Tensor:
     """``2 * sum_k sum_l mean|real_kl - fake_kl|`` over sub-discriminators ``k`` and their layers ``l``."""
-    _check_pairs(real_fmaps, fake_fmaps, "feature_matching_loss")
-    total = 0
-    for layers_r, layers_g in zip(real_fmaps, fake_fmaps, strict=True):
-        _check_pairs(layers_r, layers_g, "feature_matching_loss (layers)")
-        for r, g in zip(layers_r, layers_g, strict=True):
-            total = total + torch.mean(torch.abs(r - g))
-    return total * 2
-
-
-def _tprls_term(diff: torch.Tensor, below: torch.Tensor, median: torch.Tensor, tau: float) -> torch.Tensor:
-    """``min(tau, mean((diff - median)^2 over the selected elements))``.
-
-    The official code takes the mean of an empty selection, which is NaN (e.g. when real and generated
-    scores are identical); we return 0 there, the value the term tends to as the selection empties.
-    """
-    selected = ((diff - median) ** 2)[below]
-    if selected.numel() == 0:
-        return diff.new_zeros(())
-    return tau - torch.relu(tau - selected.mean())
+    return _feature_matching(real_fmaps, fake_fmaps, whole_batch)[0]
 
 
 def tprls_discriminator_loss(
@@ -108,12 +149,7 @@ def tprls_discriminator_loss(
     Per sub-discriminator with ``d = real - fake`` and ``m = median(d)`` (lower median over all elements):
     ``min(tau, mean((d - m)^2 over elements with real < fake + m))``, summed.
     """
-    _check_pairs(real_scores, fake_scores, "tprls_discriminator_loss")
-    total = 0
-    for r, g in zip(real_scores, fake_scores, strict=True):
-        median = torch.median(r - g)
-        total = total + _tprls_term(r - g, r < g + median, median, tau)
-    return total
+    return _tprls(real_scores, fake_scores, tau, whole_batch, "tprls_discriminator_loss")[0]
 
 
 def tprls_generator_loss(
@@ -124,109 +160,47 @@ def tprls_generator_loss(
     Per sub-discriminator with ``d = fake - real`` and ``m = median(d)``:
     ``min(tau, mean((d - m)^2 over elements with fake < real + m))``, summed.
     """
-    _check_pairs(real_scores, fake_scores, "tprls_generator_loss")
-    total = 0
-    for r, g in zip(real_scores, fake_scores, strict=True):
-        median = torch.median(g - r)
-        total = total + _tprls_term(g - r, g < r + median, median, tau)
-    return total
+    return _tprls(fake_scores, real_scores, tau, whole_batch, "tprls_generator_loss")[0]
+
+
+def discriminator_loss_per_utterance(
+    mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput, rows: Rows = by_utterance
+) -> torch.Tensor:
+    """MPD + MSD least-squares losses plus their TPRLS terms (the official ``DiscriminatorLoss``), one
+    per row: ``[B]`` per utterance by default."""
+    f_real, f_fake = mpd_out[0], mpd_out[1]
+    s_real, s_fake = msd_out[0], msd_out[1]
+    return (
+        _lsgan_discriminator(s_real, s_fake, rows)
+        + _lsgan_discriminator(f_real, f_fake, rows)
+        + (_tprls(f_real, f_fake, TPRLS_TAU, rows, _TD) + _tprls(s_real, s_fake, TPRLS_TAU, rows, _TD))
+    )
+
+
+def generator_loss_per_utterance(
+    mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput, rows: Rows = by_utterance
+) -> torch.Tensor:
+    """Adversarial + feature-matching + TPRLS terms for the generator (the official ``GeneratorLoss``), one
+    per row: ``[B]`` per utterance by default."""
+    f_real, f_fake, f_fmap_r, f_fmap_g = mpd_out
+    s_real, s_fake, s_fmap_r, s_fmap_g = msd_out
+    return (
+        _lsgan_generator(s_fake, rows)
+        + _lsgan_generator(f_fake, rows)
+        + _feature_matching(s_fmap_r, s_fmap_g, rows)
+        + _feature_matching(f_fmap_r, f_fmap_g, rows)
+        + (_tprls(f_fake, f_real, TPRLS_TAU, rows, _TG) + _tprls(s_fake, s_real, TPRLS_TAU, rows, _TG))
+    )
 
 
 def discriminator_loss_from_outputs(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput) -> torch.Tensor:
-    """MPD + MSD least-squares losses plus their TPRLS terms (the official ``DiscriminatorLoss``)."""
-    f_real, f_fake = mpd_out[0], mpd_out[1]
-    s_real, s_fake = msd_out[0], msd_out[1]
-    return (
-        lsgan_discriminator_loss(s_real, s_fake)
-        + lsgan_discriminator_loss(f_real, f_fake)
-        + (tprls_discriminator_loss(f_real, f_fake) + tprls_discriminator_loss(s_real, s_fake))
-    )
+    """The official ``DiscriminatorLoss`` over the whole batch (a scalar)."""
+    return discriminator_loss_per_utterance(mpd_out, msd_out, whole_batch)[0]
 
 
 def generator_loss_from_outputs(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput) -> torch.Tensor:
-    """Adversarial + feature-matching + TPRLS terms for the generator (the official ``GeneratorLoss``)."""
-    f_real, f_fake, f_fmap_r, f_fmap_g = mpd_out
-    s_real, s_fake, s_fmap_r, s_fmap_g = msd_out
-    return (
-        lsgan_generator_loss(s_fake)
-        + lsgan_generator_loss(f_fake)
-        + feature_matching_loss(s_fmap_r, s_fmap_g)
-        + feature_matching_loss(f_fmap_r, f_fmap_g)
-        + (tprls_generator_loss(f_real, f_fake) + tprls_generator_loss(s_real, s_fake))
-    )
-
-
-# -- per utterance ---------------------------------------------------------------------------------------
-# Training and curvature need each utterance's loss as if its row were the whole batch (what a process of
-# a split batch computes). The functions below give all rows at once: every mean, median and selection
-# runs over ``[B, elements]`` views, so a batch of eight costs the kernels of one instead of eight passes
-# of small ops. Row ``b`` equals the scalar function above applied to ``[t[b : b + 1] for t in ...]``.
-
-
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1)
-
-
-def _lsgan_discriminator_rows(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
-    _check_pairs(real, fake, "lsgan_discriminator_loss")
-    pairs = zip(real, fake, strict=True)
-    return sum(((1 - _rows(r)) ** 2).mean(1) + (_rows(g) ** 2).mean(1) for r, g in pairs)
-
-
-def _lsgan_generator_rows(fake: Sequence[torch.Tensor]) -> torch.Tensor:
-    if len(fake) == 0:
-        raise ValueError("lsgan_generator_loss: no discriminator outputs given")
-    return sum(((1 - _rows(g)) ** 2).mean(1) for g in fake)
-
-
-def _feature_matching_rows(real_fmaps, fake_fmaps) -> torch.Tensor:
-    _check_pairs(real_fmaps, fake_fmaps, "feature_matching_loss")
-    total = 0
-    for layers_r, layers_g in zip(real_fmaps, fake_fmaps, strict=True):
-        _check_pairs(layers_r, layers_g, "feature_matching_loss (layers)")
-        for r, g in zip(layers_r, layers_g, strict=True):
-            total = total + (_rows(r) - _rows(g)).abs().mean(1)
-    return total * 2
-
-
-def _tprls_rows(first: Sequence[torch.Tensor], second: Sequence[torch.Tensor], tau: float) -> torch.Tensor:
-    """Per row: ``min(tau, mean((d - m)^2 over elements with first < second + m))`` with ``d = first -
-    second`` and ``m`` the row's lower median of ``d``; 0 for an empty selection (see :func:`_tprls_term`)."""
-    _check_pairs(first, second, "tprls loss")
-    total = 0
-    for a, b in zip(first, second, strict=True):
-        a, b = _rows(a), _rows(b)
-        diff = a - b
-        median = diff.median(dim=1, keepdim=True).values
-        below = a < b + median  # the official comparison, not ``diff < median`` (another rounding)
-        count = below.sum(1)
-        mean = torch.where(below, (diff - median) ** 2, 0.0).sum(1) / count.clamp(min=1)
-        total = total + torch.where(count > 0, tau - torch.relu(tau - mean), 0.0)
-    return total
-
-
-def discriminator_loss_per_utterance(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput) -> torch.Tensor:
-    """``[B]``: :func:`discriminator_loss_from_outputs` of each utterance's row alone."""
-    f_real, f_fake = mpd_out[0], mpd_out[1]
-    s_real, s_fake = msd_out[0], msd_out[1]
-    return (
-        _lsgan_discriminator_rows(s_real, s_fake)
-        + _lsgan_discriminator_rows(f_real, f_fake)
-        + (_tprls_rows(f_real, f_fake, TPRLS_TAU) + _tprls_rows(s_real, s_fake, TPRLS_TAU))
-    )
-
-
-def generator_loss_per_utterance(mpd_out: MultiDiscOutput, msd_out: MultiDiscOutput) -> torch.Tensor:
-    """``[B]``: :func:`generator_loss_from_outputs` of each utterance's row alone."""
-    f_real, f_fake, f_fmap_r, f_fmap_g = mpd_out
-    s_real, s_fake, s_fmap_r, s_fmap_g = msd_out
-    return (
-        _lsgan_generator_rows(s_fake)
-        + _lsgan_generator_rows(f_fake)
-        + _feature_matching_rows(s_fmap_r, s_fmap_g)
-        + _feature_matching_rows(f_fmap_r, f_fmap_g)
-        + (_tprls_rows(f_fake, f_real, TPRLS_TAU) + _tprls_rows(s_fake, s_real, TPRLS_TAU))
-    )
+    """The official ``GeneratorLoss`` over the whole batch (a scalar)."""
+    return generator_loss_per_utterance(mpd_out, msd_out, whole_batch)[0]
 
 
 def mpd_msd_discriminator_loss(
