@@ -138,7 +138,9 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         log_every=10**6,
         dropout=False,
         device=args.device,
-        **newer_options(TrainConfig, f0=args.f0, no_slm=True),  # no WavLM offline; not part of this step
+        **newer_options(
+            TrainConfig, f0=args.f0, no_slm=True, amp=args.amp
+        ),  # no WavLM offline; not part of this step
     )
     timer = ComponentTimer(model) if args.profile and official is None else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,6 +218,8 @@ def worker_command(args, worker: str, work: Path) -> list[str]:
         str(args.utterances),
         "--f0",
         args.f0,
+        "--amp",
+        args.amp,
         *(["--profile"] if args.profile else []),
         *(["--official", args.official] if args.official else []),
     ]
@@ -259,6 +263,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="per-component forward times")
     ap.add_argument("--official", help="the official StyleTTS 2 repository: time its fine-tuning step too")
     ap.add_argument("--f0", default="jdc", choices=("jdc", "yin", "pyin"), help="F0 targets of the step")
+    ap.add_argument(
+        "--amp",
+        default="none",
+        help="mixed precision of our steps, comma-separated to time several: none, bf16, fp16",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -272,6 +281,9 @@ def main() -> None:
         return
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    amps = [a.strip() for a in args.amp.split(",") if a.strip()]
+    if unknown := sorted(set(amps) - {"none", "bf16", "fp16"}):
+        ap.error(f"--amp: unknown precision {unknown}; expected none, bf16 or fp16")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         items = prepare(work, args.utterances)
@@ -283,15 +295,17 @@ def main() -> None:
         rows = []
         if args.baseline:
             # the baseline tree runs as it was: JDC F0 targets (older trees know no other tracker but pyin)
-            as_it_was = argparse.Namespace(**{**vars(args), "f0": "jdc"})
+            as_it_was = argparse.Namespace(**{**vars(args), "f0": "jdc", "amp": "none"})
             rows.append({**run_worker(as_it_was, "lora", work, args.baseline), "label": "lora@baseline"})
             print(json.dumps(rows[-1]), flush=True)
         if args.official:
             rows.append({**run_worker(args, "official", work), "label": "official"})
             print(json.dumps(rows[-1]), flush=True)
         for m in methods:
-            rows.append({**run_worker(args, m, work), "label": m})
-            print(json.dumps(rows[-1]), flush=True)
+            for amp in amps:
+                run = argparse.Namespace(**{**vars(args), "amp": amp})
+                rows.append({**run_worker(run, m, work), "label": m if amp == "none" else f"{m}+{amp}"})
+                print(json.dumps(rows[-1]), flush=True)
     base = next((r for r in rows if r["label"] == "lora"), None)
     official = next((r for r in rows if r["label"] == "official"), None)
     print(

@@ -54,9 +54,16 @@ class _SameConv2d(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
+        # Under CPU autocast, compute in its dtype as ``F.conv2d`` would, and keep the cast tensors: the
+        # backward runs outside autocast and must see one dtype (autograd casts the gradients back).
+        if torch.is_autocast_enabled("cpu"):
+            dtype = torch.get_autocast_dtype("cpu")
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = bias.to(dtype) if bias is not None else None
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return F.conv2d(x, weight, bias, padding=(weight.shape[2] // 2, weight.shape[3] // 2))
+        with torch.autocast("cpu", enabled=False):
+            return F.conv2d(x, weight, bias, padding=(weight.shape[2] // 2, weight.shape[3] // 2))
 
     @staticmethod
     def backward(ctx, grad_out):
