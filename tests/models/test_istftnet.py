@@ -83,3 +83,19 @@ def test_synthesis_length_and_float64(istft_model):
     # ill-conditioned and iSTFTNet feeds it to the network. Only same-precision runs are comparable.
     with torch.no_grad():
         assert torch.equal(dec(asr, f0, n, s, deterministic=True), y32)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_transform_in_float32(dtype):
+    """Under ``--amp bf16`` the decoder hands the STFT pair bfloat16 tensors, and CPU FFTs have no
+    bfloat16 complex type (the adaptation step failed with "mul_cpu not implemented for 'BComplex32'").
+    Half-precision inputs must give exactly the float32 transform of the same values."""
+    torch.manual_seed(0)
+    stft = ISTFT(20, 5, 20)
+    wave = torch.randn(2, 400).to(dtype)
+    mag, phase = stft.transform(wave)
+    ref_mag, ref_phase = stft.transform(wave.float())
+    assert mag.dtype == torch.float32 and torch.equal(mag, ref_mag) and torch.equal(phase, ref_phase)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = stft.inverse(ref_mag.to(dtype), ref_phase.to(dtype))
+    assert torch.equal(out, stft.inverse(ref_mag.to(dtype).float(), ref_phase.to(dtype).float()))

@@ -18,6 +18,12 @@ from .source import SourceDraws, SourceModuleHnNSF, upsample_f0
 from .vocoder_blocks import AdaINResBlock1
 
 
+def _fft_dtype(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision inputs (``--amp bf16/fp16``) in float32: CPU FFTs have no bfloat16 complex type, and
+    CUDA's half FFTs only take powers of two; float32 and float64 pass unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 class ISTFT(nn.Module):
     """STFT/iSTFT pair with a periodic Hann window, centred frames, reflect padding."""
 
@@ -31,6 +37,7 @@ class ISTFT(nn.Module):
         self.register_buffer("window", window, persistent=False)
 
     def transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _fft_dtype(x)
         spec = torch.stft(
             x,
             self.n_fft,
@@ -42,6 +49,7 @@ class ISTFT(nn.Module):
         return spec.abs(), spec.angle()
 
     def inverse(self, magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        magnitude, phase = _fft_dtype(magnitude), _fft_dtype(phase)
         spec = magnitude * torch.exp(phase * 1j)
         wave = torch.istft(
             spec, self.n_fft, self.hop_length, self.win_length, window=self.window.to(magnitude.dtype)
