@@ -121,14 +121,32 @@ def _check_kinds(layer_types: Iterable[str]) -> tuple[str, ...]:
 OFF_PATH_LAYERS: tuple[str, ...] = ("bert.pooler",)
 
 
+def gradient_free_prefixes(model: nn.Module) -> list[str]:
+    """Canonical names of submodules that their parent runs without gradient, declared by the parent's
+    ``gradient_free_children`` (e.g. the iSTFTNet decoder's harmonic source)."""
+    canon = canonical_names(model)
+    out = []
+    for module in model.modules():
+        for child in getattr(module, "gradient_free_children", ()):
+            sub = getattr(module, child, None)
+            if isinstance(sub, nn.Module) and id(sub) in canon:
+                out.append(canon[id(sub)])
+    return sorted(out)
+
+
 def default_targets(model: nn.Module, layer_types: Iterable[str] = ("linear",)) -> list[str]:
     """The paper's targets: every layer of ``layer_types`` inside :data:`PAPER_MODULES` of a StyleTTS 2
-    model that the model actually runs; for any other model, every layer of those types."""
+    model that the model actually runs with gradient; for any other model, every layer of those types."""
     kinds = _check_kinds(layer_types)
     layers = named_layers(model, kinds)
     if not is_styletts2(model):
         return list(layers)
-    return [n for n in layers if n.split(".")[0] in PAPER_MODULES and n not in OFF_PATH_LAYERS]
+    frozen = tuple(p + "." for p in gradient_free_prefixes(model))
+    return [
+        n
+        for n in layers
+        if n.split(".")[0] in PAPER_MODULES and n not in OFF_PATH_LAYERS and not n.startswith(frozen)
+    ]
 
 
 def resolve_targets(
