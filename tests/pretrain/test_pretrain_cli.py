@@ -269,3 +269,62 @@ def test_the_settings_and_the_objective_know_the_same_style_sources():
     from tts_adapt.pretrain.config import STYLE_SOURCES
 
     assert STYLE_SOURCES == objective_sources
+
+
+def test_adversarial_warmup_trains_the_discriminators_alone(synthetic_corpus, tmp_path):
+    """``--adv-warmup N``: for N steps from ``--adv-start`` only MPD/MSD learn; the generator's update is
+    bit-identical to a reconstruction-only run's (the discriminator step reads detached audio and draws
+    nothing), then the generator term joins."""
+    first = ("--stages", "aligner,first", "--tma-start", "100", "--first-steps", "3")
+    plain, warm = tmp_path / "plain", tmp_path / "warm"
+    assert run(synthetic_corpus, plain, *first) == 0
+    assert run(synthetic_corpus, warm, *first, "--adv-start", "0", "--adv-warmup", "2") == 0
+
+    def weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
+        folder = run_dir / "stages" / "first" / "checkpoints" / f"step-{step:07d}"
+        return load_tensors(folder / "weights.safetensors")[0]
+
+    a, b = weights(plain, 2), weights(warm, 2)
+    generator = [k for k in a if k.split(".")[0] in ("text_encoder", "style_encoder", "decoder")]
+    assert generator and all(torch.equal(a[k], b[k]) for k in generator)
+    from tts_adapt.cli.pretrain import resolve_model_config
+    from tts_adapt.models.styletts2 import build_model
+
+    torch.manual_seed(0)  # the run's seed: the discriminators' initialisation
+    seeded = build_model(resolve_model_config("micro")).state_dict()
+    msd = [k for k in b if k.startswith("msd.")]
+    assert msd and any(not torch.equal(b[k], seeded[k]) for k in msd)  # the discriminators learnt
+    rows = {
+        r["step"]: r
+        for r in map(json.loads, (warm / "stages" / "first" / "losses.jsonl").read_text().splitlines())
+    }
+    assert all("disc" in rows[s] and "gen" not in rows[s] for s in (1, 2))
+    assert "gen" in rows[3]
+
+
+def test_adversarial_warmup_needs_adversarial_training(synthetic_corpus, tmp_path, capsys):
+    assert run(synthetic_corpus, tmp_path / "r", "--adv-warmup", "5", "--dry-run") == 1
+    assert "--adv-start" in capsys.readouterr().err
+
+
+def test_init_continues_from_given_weights(synthetic_corpus, tmp_path, capsys):
+    """``--init``: stages start from a given model. With no steps to run, the result is that model,
+    module for module; in particular the second stage keeps its trained prosodic style encoder instead
+    of the official fresh start's copy of the acoustic one. Another architecture is refused in the
+    dry run, naming the file."""
+    base = tmp_path / "base"
+    assert run(synthetic_corpus, base) == 0
+    cont = tmp_path / "cont"
+    steps = ("--stages", "first,second", "--first-steps", "0", "--second-steps", "0")
+    assert run(synthetic_corpus, cont, *steps, "--init", str(base / "model.pth")) == 0
+    assert "starting weights: bert, bert_encoder" in capsys.readouterr().out
+    given = load_official(base / "model.pth", base / "config.yml").state_dict()
+    result = load_official(cont / "model.pth", cont / "config.yml").state_dict()
+    assert set(given) == set(result) and all(torch.equal(given[k], result[k]) for k in given)
+    trained = [k for k in given if k.startswith("predictor_encoder.")]
+    assert any(not torch.equal(given[k], given["style_encoder." + k.split(".", 1)[1]]) for k in trained)
+
+    argv = ["pretrain", "--data", str(synthetic_corpus), "--out", str(tmp_path / "x"), *ARGS]
+    argv[argv.index("micro")] = "base"
+    assert main([*argv, "--init", str(base / "model.pth"), "--dry-run"]) == 1
+    assert f"{base / 'model.pth'} does not match the model built from the config" in capsys.readouterr().err

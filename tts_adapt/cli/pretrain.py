@@ -46,6 +46,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reconstruction losses only, the cheapest on a CPU). Officially it starts with TMA; an "
         "earlier start (or one with TMA never on) is allowed",
     )
+    p.add_argument(
+        "--adv-warmup",
+        type=int,
+        default=d.adv_warmup,
+        help="first-stage steps after --adv-start in which only MPD/MSD learn while the generator keeps "
+        "its reconstruction losses (discriminators starting from nothing catch up before they teach)",
+    )
+    p.add_argument(
+        "--init",
+        help="start from these weights instead of random ones: a model to continue pre-training (an "
+        "official-format .pth, a pretrain model.pth or a packaged model.safetensors of --config's "
+        "architecture); modules it lacks keep their seeded initialisation. Usually with --stages first "
+        "or first,second",
+    )
     p.add_argument("--diff-start", type=int, default=d.diff_start, help="second-stage step for diffusion")
     p.add_argument(
         "--second-decoder",
@@ -170,6 +184,7 @@ def pretrain_config(args: argparse.Namespace):
         second_steps=args.second_steps,
         tma_start=args.tma_start,
         adv_start=args.adv_start,
+        adv_warmup=args.adv_warmup,
         diff_start=args.diff_start,
         second_decoder=args.second_decoder,
         batch_size=args.batch_size,
@@ -189,6 +204,7 @@ def pretrain_config(args: argparse.Namespace):
         save_every=args.save_every,
         sample_every=args.sample_every,
         device=args.device,
+        init=args.init,
     )
     validate(cfg)
     return cfg
@@ -201,7 +217,9 @@ def run(args: argparse.Namespace) -> int:
     from ..data import SkipReport
     from ..data.prepare import prepare_corpus
     from ..models.styletts2 import build_model
+    from ..models.styletts2.checkpoint import load_available
     from ..models.styletts2.config import load_config
+    from ..models.styletts2.model import MODULE_NAMES
     from ..pretrain.config import STAGES
     from ..pretrain.runner import pretrain
     from ..train.distributed import init_from_env
@@ -236,8 +254,11 @@ def run(args: argparse.Namespace) -> int:
             else ""
         )
         + "\n"
-        f"  first stage: TMA from step {cfg.tma_start}, adversarial "
-        f"{'from step ' + str(cfg.adv_start) if cfg.adv_start is not None else 'off'}; F0 targets: {cfg.f0}; "
+        + (f"  weights from: {cfg.init}\n" if cfg.init else "")
+        + f"  first stage: TMA from step {cfg.tma_start}, adversarial "
+        f"{'from step ' + str(cfg.adv_start) if cfg.adv_start is not None else 'off'}"
+        f"{f' (discriminators alone for {cfg.adv_warmup} steps)' if cfg.adv_warmup else ''}; "
+        f"F0 targets: {cfg.f0}; "
         f"alignment: {cfg.alignment}{' (' + cfg.recognizer + ')' if cfg.recognizer else ''}; "
         f"style from another {'utterance of the voice' if cfg.style_source == 'reference' else 'segment'}\n"
         f"  second stage: diffusion from step {cfg.diff_start}; decoder "
@@ -252,6 +273,13 @@ def run(args: argparse.Namespace) -> int:
         from ..pretrain.alignments import load_recognizer
 
         load_recognizer(cfg.recognizer)  # a missing or foreign file fails here, before anything is written
+    initial = None
+    if cfg.init is not None:  # a missing file or another architecture fails here too
+        torch.manual_seed(cfg.seed)
+        initial = build_model(config)
+        loaded = load_available(initial, cfg.init)
+        kept = sorted(set(MODULE_NAMES) - set(loaded))
+        print(f"  starting weights: {', '.join(loaded)}" + (f"; seeded: {', '.join(kept)}" if kept else ""))
     if args.dry_run:
         return 0
     dist = init_from_env()
@@ -259,8 +287,11 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         add_file_log(out / "pretrain.log")
         write_text(out / "config.yml", config_path.read_text(encoding="utf-8"))
-    torch.manual_seed(cfg.seed)
-    model = build_model(config)
+    if initial is not None:
+        model = initial
+    else:
+        torch.manual_seed(cfg.seed)
+        model = build_model(config)
     by_speaker = {}
     for it in items:
         by_speaker.setdefault(it.speaker, it)

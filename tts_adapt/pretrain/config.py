@@ -31,6 +31,9 @@ class PretrainConfig:
     second_steps: int = 1000
     tma_start: int = 200  # first-stage step from which the aligner trains through the reconstruction
     adv_start: int | None = None  # first-stage step from which MPD/MSD train (None: reconstruction only)
+    # first-stage steps after adv_start in which only the discriminators learn (the generator keeps its
+    # reconstruction losses), so that discriminators starting from nothing catch up before they teach
+    adv_warmup: int = 0
     diff_start: int = 0  # second-stage step from which the style diffusion trains
     second_decoder: bool = False  # train the decoder on predicted prosody in the second stage too
     batch_size: int = 8
@@ -56,6 +59,9 @@ class PretrainConfig:
     sample_every: int = 500
     keep_checkpoints: int = 2
     device: str = "cpu"
+    # weights to start from instead of random ones (a pre-trained model to continue); modules it lacks
+    # keep their seeded initialisation
+    init: str | None = None
 
     def stage_steps(self, stage: str) -> int:
         return {"aligner": self.aligner_steps, "first": self.first_steps, "second": self.second_steps}[stage]
@@ -118,6 +124,12 @@ def validate(cfg: PretrainConfig) -> None:
         )
     if cfg.adv_start is not None and cfg.adv_start < 0:
         raise PretrainConfigError(f"adv_start must be >= 0, got {cfg.adv_start}")
+    if cfg.adv_warmup < 0:
+        raise PretrainConfigError(f"adv_warmup must be >= 0, got {cfg.adv_warmup}")
+    if cfg.adv_warmup and cfg.adv_start is None:
+        raise PretrainConfigError(
+            "adv_warmup needs adversarial training: pass --adv-start STEP with --adv-warmup"
+        )
     if cfg.lr_decay is not None:
         start, end = cfg.lr_decay
         if not 0 <= start < end:

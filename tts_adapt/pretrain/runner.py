@@ -88,6 +88,10 @@ def _fingerprint(
         chosen["lr_final"] = cfg.final_lr
     if stage == "first" and cfg.style_source != "segment":
         chosen["style_source"] = cfg.style_source  # the default keeps earlier runs' fingerprints
+    if stage == "run" and cfg.init is not None:
+        chosen["init"] = sha256_file(cfg.init)[:16]  # the starting weights shape every stage
+    if stage == "first" and cfg.adv_warmup and step is not None and step > (cfg.adv_start or 0):
+        chosen["adv_warmup"] = cfg.adv_warmup
     if stage == "run" and cfg.recognizer is not None:
         # the recogniser's weights shape every path (runs without one keep their earlier fingerprint)
         chosen["recognizer"] = sha256_file(cfg.recognizer)[:16]
@@ -311,8 +315,9 @@ class Pretrainer:
             log.info("%s stage: resumed from %s (step %d)", stage, latest, state["step"])
         else:
             seed_everything(cfg.seed + STAGES.index(stage))
-            if stage == "second":
-                # official train_second.py: the prosodic style encoder starts as a copy of the acoustic one
+            if stage == "second" and cfg.init is None:
+                # official train_second.py: the prosodic style encoder starts as a copy of the acoustic
+                # one (a run continuing given weights keeps their trained prosodic encoder)
                 m.predictor_encoder.load_state_dict(m.style_encoder.state_dict())
         objective = self._objective(stage)
         self._set_modes(stage)
@@ -501,7 +506,8 @@ class Pretrainer:
                 sum_gradients(disc_params, self.dist)
                 disc_opt.step()
                 values["disc"] = float(d_loss.detach())
-                objective.adversarial_terms(p)
+                if step >= cfg.adv_start + cfg.adv_warmup:  # warm-up: the discriminators learn alone
+                    objective.adversarial_terms(p)
             terms = p.terms
             total = objective.total(p)
         else:

@@ -212,3 +212,28 @@ def load_official(
             load_module_state(getattr(model, name), net[name], name, source)
     log.info("loaded %s (%d modules)", source, len(net))
     return model.eval()
+
+
+def load_available(model: StyleTTS2, checkpoint: str | os.PathLike) -> list[str]:
+    """Load every module the checkpoint holds into ``model`` (each strictly); the others keep their
+    weights. For continuing pre-training from a model that lacks some modules (the shipped base model
+    has no JDC or WavLM discriminator). Returns the loaded module names."""
+    net = read_net(checkpoint)
+    source = str(checkpoint)
+    unknown = sorted(set(net) - set(MODULE_NAMES))
+    if unknown:
+        raise CheckpointMismatchError(f"{source}: unknown module(s) in 'net': {', '.join(unknown)}")
+    problems = []
+    for name in net:
+        problems += check_state_dict(
+            getattr(model, name),
+            {k: v for k, v in net[name].items() if k not in IGNORABLE.get(name, set())},
+            name,
+        )
+    if problems:
+        raise CheckpointMismatchError(
+            f"{source} does not match the model built from the config:\n  " + "\n  ".join(problems)
+        )
+    for name in net:
+        load_module_state(getattr(model, name), net[name], name, source)
+    return sorted(net)
