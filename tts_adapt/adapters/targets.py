@@ -116,14 +116,11 @@ def _check_kinds(layer_types: Iterable[str]) -> tuple[str, ...]:
     return kinds
 
 
-#: Layers inside the paper's modules that StyleTTS 2 never runs (PL-BERT's pooler: the official
-#: ``CustomAlbert`` returns the last hidden state only). Adapters there would never train.
-OFF_PATH_LAYERS: tuple[str, ...] = ("bert.pooler",)
-
-
 def gradient_free_prefixes(model: nn.Module) -> list[str]:
-    """Canonical names of submodules that their parent runs without gradient, declared by the parent's
-    ``gradient_free_children`` (e.g. the iSTFTNet decoder's harmonic source)."""
+    """Canonical names of submodules no gradient ever reaches, declared by their parent's
+    ``gradient_free_children``: never run (PL-BERT's pooler: the official ``CustomAlbert`` returns the
+    last hidden state only) or run under ``no_grad`` (the iSTFTNet decoder's harmonic source). Adapters
+    there would never train."""
     canon = canonical_names(model)
     out = []
     for module in model.modules():
@@ -141,12 +138,12 @@ def default_targets(model: nn.Module, layer_types: Iterable[str] = ("linear",)) 
     layers = named_layers(model, kinds)
     if not is_styletts2(model):
         return list(layers)
-    frozen = tuple(p + "." for p in gradient_free_prefixes(model))
-    return [
-        n
-        for n in layers
-        if n.split(".")[0] in PAPER_MODULES and n not in OFF_PATH_LAYERS and not n.startswith(frozen)
-    ]
+    off_path = gradient_free_prefixes(model)
+
+    def reached(name: str) -> bool:
+        return not any(name == p or name.startswith(p + ".") for p in off_path)
+
+    return [n for n in layers if n.split(".")[0] in PAPER_MODULES and reached(n)]
 
 
 def resolve_targets(

@@ -154,9 +154,8 @@ class Pretrainer:
 
     def stage_fingerprint(self, stage: str, step: int) -> str:
         """The settings behind a stage's weights after ``step`` steps."""
-        return _fingerprint(self.cfg, self.items, self.model.config, "run") + _fingerprint(
-            self.cfg, self.items, self.model.config, stage, step
-        )
+        # the run part (recogniser and --init hashes) was computed once, in __init__
+        return self.fingerprint + _fingerprint(self.cfg, self.items, self.model.config, stage, step)
 
     def upstream(self, stage: str) -> dict[str, int]:
         """Step counts of the finished earlier stages a stage starts from: a stage trained on top of

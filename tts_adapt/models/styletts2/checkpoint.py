@@ -185,9 +185,7 @@ def load_official(
         load_jdc_weights(model, jdc)
     net = read_net(checkpoint)
     source = str(checkpoint) if not isinstance(checkpoint, Mapping) else "checkpoint"
-    unknown = sorted(set(net) - set(MODULE_NAMES))
-    if unknown:
-        raise CheckpointMismatchError(f"{source}: unknown module(s) in 'net': {', '.join(unknown)}")
+    _check_known(net, source)
     # modules a checkpoint's own config declares it never trained (the shipped base model has no JDC)
     untrained = set(model.config.get("untrained_modules") or ())
     required = set(modules or MODULE_NAMES) - untrained
@@ -195,6 +193,19 @@ def load_official(
     absent = sorted(n for n in required if n not in net and provided.get(n) is None)
     if absent:
         raise CheckpointMismatchError(f"{source}: no weights for module(s) {', '.join(absent)}")
+    _load_modules(model, net, source)
+    log.info("loaded %s (%d modules)", source, len(net))
+    return model.eval()
+
+
+def _check_known(net: Mapping[str, Any], source: str) -> None:
+    unknown = sorted(set(net) - set(MODULE_NAMES))
+    if unknown:
+        raise CheckpointMismatchError(f"{source}: unknown module(s) in 'net': {', '.join(unknown)}")
+
+
+def _load_modules(model: StyleTTS2, net: Mapping[str, Mapping[str, torch.Tensor]], source: str) -> None:
+    """Load every module of ``net`` strictly, after checking them all: a mismatch loads nothing."""
     problems = []
     for name in MODULE_NAMES:
         if name in net:
@@ -210,8 +221,6 @@ def load_official(
     for name in MODULE_NAMES:
         if name in net:
             load_module_state(getattr(model, name), net[name], name, source)
-    log.info("loaded %s (%d modules)", source, len(net))
-    return model.eval()
 
 
 def load_available(model: StyleTTS2, checkpoint: str | os.PathLike) -> list[str]:
@@ -219,21 +228,6 @@ def load_available(model: StyleTTS2, checkpoint: str | os.PathLike) -> list[str]
     weights. For continuing pre-training from a model that lacks some modules (the shipped base model
     has no JDC or WavLM discriminator). Returns the loaded module names."""
     net = read_net(checkpoint)
-    source = str(checkpoint)
-    unknown = sorted(set(net) - set(MODULE_NAMES))
-    if unknown:
-        raise CheckpointMismatchError(f"{source}: unknown module(s) in 'net': {', '.join(unknown)}")
-    problems = []
-    for name in net:
-        problems += check_state_dict(
-            getattr(model, name),
-            {k: v for k, v in net[name].items() if k not in IGNORABLE.get(name, set())},
-            name,
-        )
-    if problems:
-        raise CheckpointMismatchError(
-            f"{source} does not match the model built from the config:\n  " + "\n  ".join(problems)
-        )
-    for name in net:
-        load_module_state(getattr(model, name), net[name], name, source)
+    _check_known(net, str(checkpoint))
+    _load_modules(model, net, str(checkpoint))
     return sorted(net)

@@ -58,8 +58,8 @@ class ISTFT(nn.Module):
 
 
 class ISTFTNetGenerator(nn.Module):
-    #: Children that run under ``torch.no_grad`` (the harmonic source, as in the original): no gradient
-    #: ever reaches their layers, so adapters and curvature there would be dead weight.
+    #: Run under ``torch.no_grad`` (the harmonic source, as in the original): no gradient ever reaches
+    #: its layers, so adapters and curvature there would be dead weight.
     gradient_free_children: tuple[str, ...] = ("m_source",)
 
     def __init__(

@@ -142,6 +142,9 @@ class AlbertTransformer(nn.Module):
 class PLBert(nn.Module):
     """``PLBert(settings)(ids, attention_mask)`` -> last hidden state ``[B, T, hidden_size]``."""
 
+    #: Never run (StyleTTS 2 reads the last hidden state only): no default adapter target.
+    gradient_free_children: tuple[str, ...] = ("pooler",)
+
     def __init__(self, settings: AlbertSettings | dict | None = None) -> None:
         super().__init__()
         if settings is None:
