@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -304,6 +305,35 @@ def test_adversarial_warmup_trains_the_discriminators_alone(synthetic_corpus, tm
 
 def test_adversarial_warmup_needs_adversarial_training(synthetic_corpus, tmp_path, capsys):
     assert run(synthetic_corpus, tmp_path / "r", "--adv-warmup", "5", "--dry-run") == 1
+    assert "--adv-start" in capsys.readouterr().err
+
+
+def test_discriminator_learning_rate_is_its_own(synthetic_corpus, tmp_path, capsys):
+    """``--disc-lr``: MPD/MSD train at their own rate. Oracle: Adam's first update of a parameter with a
+    non-zero gradient is ``lr * g / |g|`` (bias-corrected moments of one gradient), so after one step
+    each moved weight has moved by its group's rate (weight decay adds ``lr * 1e-4 * w``, far below)."""
+    out = tmp_path / "r"
+    first = ("--stages", "aligner,first", "--tma-start", "100", "--first-steps", "1", "--lr", "2e-4")
+    assert (
+        run(synthetic_corpus, out, *first, "--adv-start", "0", "--adv-warmup", "1", "--disc-lr", "3e-3") == 0
+    )
+    from tts_adapt.cli.pretrain import resolve_model_config
+    from tts_adapt.models.styletts2 import build_model
+
+    torch.manual_seed(0)  # the run's seed: the discriminators' initialisation
+    seeded = build_model(resolve_model_config("micro")).state_dict()
+    trained = load_tensors(out / "stages" / "first" / "checkpoints" / "step-0000001" / "weights.safetensors")[
+        0
+    ]
+
+    def step_sizes(prefix: str) -> torch.Tensor:
+        moved = [(trained[k] - seeded[k]).abs().flatten() for k in trained if k.startswith(prefix)]
+        d = torch.cat(moved)
+        return d[d > 0]
+
+    for prefix in ("mpd.", "msd."):
+        assert step_sizes(prefix).median().item() == pytest.approx(3e-3, rel=0.01)
+    assert run(synthetic_corpus, tmp_path / "x", "--disc-lr", "1e-3", "--dry-run") == 1
     assert "--adv-start" in capsys.readouterr().err
 
 

@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "its reconstruction losses (discriminators starting from nothing catch up before they teach)",
     )
     p.add_argument(
+        "--disc-lr",
+        type=float,
+        help="MPD/MSD learning rate (default: --lr, as officially); it follows --lr-decay like the rest",
+    )
+    p.add_argument(
         "--init",
         help="start from these weights instead of random ones: a model to continue pre-training (an "
         "official-format .pth, a pretrain model.pth or a packaged model.safetensors of --config's "
@@ -185,6 +190,7 @@ def pretrain_config(args: argparse.Namespace):
         tma_start=args.tma_start,
         adv_start=args.adv_start,
         adv_warmup=args.adv_warmup,
+        disc_lr=args.disc_lr,
         diff_start=args.diff_start,
         second_decoder=args.second_decoder,
         batch_size=args.batch_size,
@@ -257,7 +263,8 @@ def run(args: argparse.Namespace) -> int:
         + (f"  weights from: {cfg.init}\n" if cfg.init else "")
         + f"  first stage: TMA from step {cfg.tma_start}, adversarial "
         f"{'from step ' + str(cfg.adv_start) if cfg.adv_start is not None else 'off'}"
-        f"{f' (discriminators alone for {cfg.adv_warmup} steps)' if cfg.adv_warmup else ''}; "
+        f"{f' (discriminators alone for {cfg.adv_warmup} steps)' if cfg.adv_warmup else ''}"
+        f"{f', discriminator lr {cfg.disc_lr:g}' if cfg.disc_lr is not None else ''}; "
         f"F0 targets: {cfg.f0}; "
         f"alignment: {cfg.alignment}{' (' + cfg.recognizer + ')' if cfg.recognizer else ''}; "
         f"style from another {'utterance of the voice' if cfg.style_source == 'reference' else 'segment'}\n"

@@ -34,6 +34,9 @@ class PretrainConfig:
     # first-stage steps after adv_start in which only the discriminators learn (the generator keeps its
     # reconstruction losses), so that discriminators starting from nothing catch up before they teach
     adv_warmup: int = 0
+    # MPD/MSD learning rate (None: lr, as officially); small discriminators next to a trained generator
+    # may need a faster one to separate real from generated audio at all
+    disc_lr: float | None = None
     diff_start: int = 0  # second-stage step from which the style diffusion trains
     second_decoder: bool = False  # train the decoder on predicted prosody in the second stage too
     batch_size: int = 8
@@ -65,6 +68,11 @@ class PretrainConfig:
 
     def stage_steps(self, stage: str) -> int:
         return {"aligner": self.aligner_steps, "first": self.first_steps, "second": self.second_steps}[stage]
+
+    @property
+    def discriminator_lr(self) -> float:
+        """The MPD/MSD base rate: ``disc_lr``, or the generator's ``lr`` as officially."""
+        return self.disc_lr if self.disc_lr is not None else self.lr
 
     @property
     def final_lr(self) -> float:
@@ -126,6 +134,10 @@ def validate(cfg: PretrainConfig) -> None:
         raise PretrainConfigError(f"adv_start must be >= 0, got {cfg.adv_start}")
     if cfg.adv_warmup < 0:
         raise PretrainConfigError(f"adv_warmup must be >= 0, got {cfg.adv_warmup}")
+    if cfg.disc_lr is not None and not cfg.disc_lr > 0:
+        raise PretrainConfigError(f"disc_lr must be > 0, got {cfg.disc_lr}")
+    if cfg.disc_lr is not None and cfg.adv_start is None:
+        raise PretrainConfigError("disc_lr needs adversarial training: pass --adv-start STEP with --disc-lr")
     if cfg.adv_warmup and cfg.adv_start is None:
         raise PretrainConfigError(
             "adv_warmup needs adversarial training: pass --adv-start STEP with --adv-warmup"

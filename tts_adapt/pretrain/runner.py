@@ -92,6 +92,8 @@ def _fingerprint(
         chosen["init"] = sha256_file(cfg.init)[:16]  # the starting weights shape every stage
     if stage == "first" and cfg.adv_warmup and step is not None and step > (cfg.adv_start or 0):
         chosen["adv_warmup"] = cfg.adv_warmup
+    if stage == "first" and cfg.disc_lr is not None and step is not None and step > (cfg.adv_start or 0):
+        chosen["disc_lr"] = cfg.disc_lr
     if stage == "run" and cfg.recognizer is not None:
         # the recogniser's weights shape every path (runs without one keep their earlier fingerprint)
         chosen["recognizer"] = sha256_file(cfg.recognizer)[:16]
@@ -236,7 +238,14 @@ class Pretrainer:
         """Every group at its base rate times ``factor`` (set from the step, so a resume needs no state)."""
         for opt in optimizers.values():
             for group in opt.param_groups if opt is not None else ():
-                group["lr"] = (self.cfg.bert_lr if group["name"] == "bert" else self.cfg.lr) * factor
+                group["lr"] = self._base_lr(group["name"]) * factor
+
+    def _base_lr(self, name: str) -> float:
+        if name == "bert":
+            return self.cfg.bert_lr
+        if name in ("mpd", "msd"):
+            return self.cfg.discriminator_lr
+        return self.cfg.lr
 
     def _trainable(self, names: Sequence[str]) -> list[nn.Parameter]:
         self.model.requires_grad_(False)
@@ -288,7 +297,7 @@ class Pretrainer:
         disc_opt = None
         if stage == "first" and cfg.adv_start is not None:
             self._set_discriminators_trainable(True)
-            disc_opt = self._optimizer(("mpd", "msd"), cfg.lr)
+            disc_opt = self._optimizer(("mpd", "msd"), cfg.discriminator_lr)
         optimizers = {"generator": opt, "discriminator": disc_opt}
         state = {"step": 0, "epoch": 0, "position": 0}
         latest = latest_checkpoint(folder / "checkpoints")
