@@ -18,6 +18,10 @@ Modes (each timed configuration runs in its own process, so peak memory is its o
     python benchmarks/bench_adapt_step.py --config libritts --batch-size 2 --max-len 100 --threads 2 \\
         --methods full,lora --official ../StyleTTS2 --profile
 
+* ``--procs 1,2``: also time data parallelism on the CPU: the same global batch split across N
+  processes (gloo), each with ``--threads / N`` threads, gradients summed as ``torchrun`` runs do. On a
+  few cores, small convolutions parallelise better across processes than across threads.
+
 The profile is the forward wall time of each top-level module of the model (hooks), plus the rest
 (backward, optimiser, losses); it is printed per step.
 """
@@ -119,6 +123,11 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
     from tts_adapt.train import TrainConfig
     from tts_adapt.train.trainer import Trainer
 
+    dist = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from tts_adapt.train.distributed import init_from_env
+
+        dist = init_from_env("gloo")
     model = build(args.config, args.device)
     official = None
     if method == "official":
@@ -144,7 +153,7 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
     )
     timer = ComponentTimer(model) if args.profile and official is None else None
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(model, cfg, items, tmp, progress=False)
+        trainer = Trainer(model, cfg, items, tmp, progress=False, **({"dist": dist} if dist else {}))
         source = trainer.batches()  # the official step draws the same batches
         if official is not None:
             random.seed(0)
@@ -225,14 +234,38 @@ def worker_command(args, worker: str, work: Path) -> list[str]:
     ]
 
 
-def run_worker(args, worker: str, work: Path, tree: str | None = None) -> dict:
+def run_worker(args, worker: str, work: Path, tree: str | None = None, procs: int = 1) -> dict:
+    """One timed configuration in its own process(es); with ``procs`` > 1 a gloo group of that many, each
+    with ``threads / procs`` threads, sharing every global batch; rank 0's timings are returned."""
     env = dict(os.environ)
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(Path(tree).resolve()), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(worker_command(args, worker, work), capture_output=True, text=True, env=env)
-    if proc.returncode:
-        raise RuntimeError(f"worker {worker} ({tree or 'this tree'}) failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    if procs == 1:
+        proc = subprocess.run(worker_command(args, worker, work), capture_output=True, text=True, env=env)
+        if proc.returncode:
+            raise RuntimeError(f"worker {worker} ({tree or 'this tree'}) failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    share = argparse.Namespace(**{**vars(args), "threads": max(1, args.threads // procs)})
+    group = {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(29500 + os.getpid() % 1000),
+        "WORLD_SIZE": str(procs),
+    }
+    running = [
+        subprocess.Popen(
+            worker_command(share, worker, work),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**env, **group, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+        )
+        for rank in range(procs)
+    ]
+    outputs = [p.communicate() for p in running]
+    for rank, (p, (_, err)) in enumerate(zip(running, outputs)):
+        if p.returncode:
+            raise RuntimeError(f"worker {worker} rank {rank} of {procs} failed:\n{err[-3000:]}")
+    return json.loads(outputs[0][0].strip().splitlines()[-1])
 
 
 def print_profile(rows: list[dict]) -> None:
@@ -267,6 +300,11 @@ def main() -> None:
         "--amp",
         default="none",
         help="mixed precision of our steps, comma-separated to time several: none, bf16, fp16",
+    )
+    ap.add_argument(
+        "--procs",
+        default="1",
+        help="data-parallel CPU processes sharing each batch and --threads, comma-separated to time several",
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -303,9 +341,11 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
         for m in methods:
             for amp in amps:
-                run = argparse.Namespace(**{**vars(args), "amp": amp})
-                rows.append({**run_worker(run, m, work), "label": m if amp == "none" else f"{m}+{amp}"})
-                print(json.dumps(rows[-1]), flush=True)
+                for procs in [int(p) for p in args.procs.split(",")]:
+                    run = argparse.Namespace(**{**vars(args), "amp": amp})
+                    label = (m if amp == "none" else f"{m}+{amp}") + (f" x{procs}" if procs > 1 else "")
+                    rows.append({**run_worker(run, m, work, procs=procs), "label": label})
+                    print(json.dumps(rows[-1]), flush=True)
     base = next((r for r in rows if r["label"] == "lora"), None)
     official = next((r for r in rows if r["label"] == "official"), None)
     print(
