@@ -236,7 +236,8 @@ def worker_command(args, worker: str, work: Path) -> list[str]:
 
 def run_worker(args, worker: str, work: Path, tree: str | None = None, procs: int = 1) -> dict:
     """One timed configuration in its own process(es); with ``procs`` > 1 a gloo group of that many, each
-    with ``threads / procs`` threads, sharing every global batch; rank 0's timings are returned."""
+    with ``threads / procs`` threads, sharing every global batch: rank 0's step times, the group's CPU
+    seconds per utterance and peak memory (summed over ranks)."""
     env = dict(os.environ)
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(Path(tree).resolve()), env.get("PYTHONPATH", "")])
@@ -265,7 +266,13 @@ def run_worker(args, worker: str, work: Path, tree: str | None = None, procs: in
     for rank, (p, (_, err)) in enumerate(zip(running, outputs)):
         if p.returncode:
             raise RuntimeError(f"worker {worker} rank {rank} of {procs} failed:\n{err[-3000:]}")
-    return json.loads(outputs[0][0].strip().splitlines()[-1])
+    ranks = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    # CPU time and memory are the group's: every rank's share of the same global utterances, summed
+    return {
+        **ranks[0],
+        "cpu_s_per_utt": sum(r["cpu_s_per_utt"] for r in ranks),
+        "peak_mib": sum(r["peak_mib"] for r in ranks),
+    }
 
 
 def print_profile(rows: list[dict]) -> None:
