@@ -153,6 +153,7 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
     )
     timer = ComponentTimer(model) if args.profile and official is None else None
     with tempfile.TemporaryDirectory() as tmp:
+        # a baseline tree's Trainer may predate ``dist``: pass it only to a process group
         trainer = Trainer(model, cfg, items, tmp, progress=False, **({"dist": dist} if dist else {}))
         source = trainer.batches()  # the official step draws the same batches
         if official is not None:
@@ -326,6 +327,9 @@ def main() -> None:
         return
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    procs_list = [p.strip() for p in args.procs.split(",") if p.strip()]
+    if not procs_list or not all(p.isdigit() and int(p) >= 1 for p in procs_list):
+        ap.error(f"--procs: expected whole numbers >= 1, comma-separated, got {args.procs!r}")
     amps = [a.strip() for a in args.amp.split(",") if a.strip()]
     if unknown := sorted(set(amps) - {"none", "bf16", "fp16"}):
         ap.error(f"--amp: unknown precision {unknown}; expected none, bf16 or fp16")
@@ -348,7 +352,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
         for m in methods:
             for amp in amps:
-                for procs in [int(p) for p in args.procs.split(",")]:
+                for procs in map(int, procs_list):
                     run = argparse.Namespace(**{**vars(args), "amp": amp})
                     label = (m if amp == "none" else f"{m}+{amp}") + (f" x{procs}" if procs > 1 else "")
                     rows.append({**run_worker(run, m, work, procs=procs), "label": label})

@@ -224,23 +224,26 @@ class Pretrainer:
             state["position"] = 0
 
     # -- optimisers ------------------------------------------------------------------------------------
-    def _optimizer(self, names: Sequence[str], lr: float) -> torch.optim.AdamW:
+    def _optimizer(self, names: Sequence[str], stage: str) -> torch.optim.AdamW:
         groups = []
         for name in names:
             params = [p for p in getattr(self.model, name).parameters() if p.requires_grad]
-            group_lr = self.cfg.bert_lr if name == "bert" else lr
-            groups.append({"params": params, "name": name, "lr": group_lr})
+            groups.append({"params": params, "name": name, "lr": self._base_lr(name, stage)})
         return torch.optim.AdamW(
             groups, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay, eps=1e-9
         )
 
     def _set_lr(self, optimizers: dict, factor: float) -> None:
-        """Every group at its base rate times ``factor`` (set from the step, so a resume needs no state)."""
+        """Every first-stage group at its base rate times ``factor`` (set from the step, so a resume needs
+        no state)."""
         for opt in optimizers.values():
             for group in opt.param_groups if opt is not None else ():
-                group["lr"] = self._base_lr(group["name"]) * factor
+                group["lr"] = self._base_lr(group["name"], "first") * factor
 
-    def _base_lr(self, name: str) -> float:
+    def _base_lr(self, name: str, stage: str) -> float:
+        """One module's rate before any decay: the one place the stages' rates are chosen."""
+        if stage == "aligner":
+            return self.cfg.aligner_lr
         if name == "bert":
             return self.cfg.bert_lr
         if name in ("mpd", "msd"):
@@ -292,12 +295,11 @@ class Pretrainer:
         if stage == "first":
             names.append("text_aligner")  # frozen until tma_start, but in the optimiser from the start
         params = self._trainable(names)
-        lr = cfg.aligner_lr if stage == "aligner" else cfg.lr
-        opt = self._optimizer(names, lr)
+        opt = self._optimizer(names, stage)
         disc_opt = None
         if stage == "first" and cfg.adv_start is not None:
             self._set_discriminators_trainable(True)
-            disc_opt = self._optimizer(("mpd", "msd"), cfg.discriminator_lr)
+            disc_opt = self._optimizer(("mpd", "msd"), stage)
         optimizers = {"generator": opt, "discriminator": disc_opt}
         state = {"step": 0, "epoch": 0, "position": 0}
         latest = latest_checkpoint(folder / "checkpoints")
