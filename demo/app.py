@@ -169,6 +169,14 @@ def label_references(items: list[str], per_speaker: int = PER_SPEAKER) -> dict[s
     return labels
 
 
+def shipped_references() -> dict[str, Path]:
+    """The reference recordings shipped with the base model, by label ("annie (en-gb, female)"): the
+    known references when none are given, so the page speaks before a user uploads anything."""
+    from tts_adapt.models.styletts2.shipped_voices import shipped_voices
+
+    return {v.label: v.path for v in shipped_voices().values()}
+
+
 @dataclass
 class Voices:
     """Loaded systems by display name (models are loaded once, at start-up)."""
@@ -197,7 +205,7 @@ class Voices:
             manifest = read_manifest(folder)
             name = f"{Path(folder).name} ({manifest['method']})"
             voices.models[name] = load_adapted_model(folder, checkpoint=checkpoint).to(device)
-        voices.references = label_references(references, per_speaker)
+        voices.references = label_references(references, per_speaker) if references else shipped_references()
         return voices
 
     def speak(
@@ -297,6 +305,7 @@ def build_app(voices: Voices):
                     chosen = gr.Dropdown(
                         label="…or a known reference",
                         choices=list(voices.references),
+                        value=next(iter(voices.references), None),
                         elem_id="known-reference",
                     )
             with gr.Column(scale=1):
@@ -333,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="[NAME=]PATH",
-        help="known references: recordings, corpus folders or file lists, labelled by speaker (repeatable)",
+        help="known references: recordings, corpus folders or file lists, labelled by speaker (repeatable); "
+        "without it, the voices shipped with the base model",
     )
     ap.add_argument("--per-speaker", type=int, default=PER_SPEAKER, help="known references per speaker")
     ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda")

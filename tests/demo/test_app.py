@@ -152,3 +152,34 @@ def test_model_paths(tmp_path, monkeypatch, capsys):
         styletts2, "default_model_paths", lambda: (ckpt, tmp_path / "config.yml"), raising=False
     )
     assert app.resolve_model(None, None) == (ckpt, tmp_path / "config.yml")
+
+
+def test_shipped_voices_are_the_default_references(setup):
+    """Started without --references, the page offers the voices shipped with the base model, by name and
+    kind, one of them already chosen; Speak then works without an upload."""
+    from tts_adapt.models.styletts2.shipped_voices import shipped_voices
+
+    app_module = load_app_module()
+    ckpt, _, _ = setup
+    shipped = shipped_voices()
+    voices = app_module.Voices.load(str(ckpt), str(MICRO_CONFIG), [], [])
+    assert voices.references == {f"{v.name} ({v.accent}, {v.gender})": v.path for v in shipped.values()}
+    label = next(iter(voices.references))
+    app = app_module.build_app(voices)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        from gradio_client import Client
+
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        path = client.predict("Hi.", None, label, 0.3, 0.7, 3, 1.0, 0, api_name="/run")
+        audio, sr = sf.read(path, dtype="int16")
+        assert sr == 24000 and len(audio) > 1000
+        # the chosen label's recording, as if it had been uploaded
+        direct = voices.speak("Hi.", str(shipped[label.split(" ")[0]].path), 0.3, 0.7, 3, 1.0, 0)["base"][1]
+        expected = app_module.to_pcm16(direct).astype(int)
+        assert len(audio) == len(expected) and np.abs(audio.astype(int) - expected).max() <= 1
+    finally:
+        app.close()

@@ -32,7 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     text = p.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", help="English text to speak")
     text.add_argument("--phonemes", help="IPA phonemes to speak (skips espeak-ng)")
-    p.add_argument("--reference", required=True, help="reference recording whose voice and style to use")
+    voice = p.add_mutually_exclusive_group()
+    voice.add_argument("--reference", help="reference recording whose voice and style to use")
+    voice.add_argument(
+        "--voice",
+        help="a reference recording shipped with the base model, by name ("
+        + (", ".join(_voice_names()) or "none in this installation")
+        + "); a multi-speaker model without --reference or --voice speaks in the first",
+    )
     p.add_argument("--out", required=True, help="output .wav path")
     p.add_argument("--alpha", type=float, default=0.3, help="acoustic style: weight of the sampled style")
     p.add_argument("--beta", type=float, default=0.7, help="prosodic style: weight of the sampled style")
@@ -41,6 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same audio)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.set_defaults(func=run)
+
+
+def _voice_names() -> list[str]:
+    from ..models.styletts2.shipped_voices import shipped_voices
+
+    try:
+        return list(shipped_voices())
+    except (ValueError, FileNotFoundError):
+        return []  # reported when the command runs, not while building --help
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,9 +86,15 @@ def run(args: argparse.Namespace) -> int:
         model = load_official(args.checkpoint, args.config, modules=INFERENCE_MODULES)
     if not args.onnx:
         model = model.to(torch.device(args.device))
+    reference = args.reference
+    if reference is None and (args.voice or model.multispeaker):
+        from ..models.styletts2.shipped_voices import resolve_reference
+
+        reference = resolve_reference(None, args.voice)
+        log.info("reference: the shipped voice %s", Path(reference).stem)
     wave, sr = model.synthesize(
         args.text or "",
-        reference=args.reference,
+        reference=reference,
         phonemes=args.phonemes,
         alpha=args.alpha,
         beta=args.beta,

@@ -193,6 +193,23 @@ def _settings(
     )
 
 
+def corpus_plan(
+    speakers: int, utterances: int, seed: int, subset: str, test_speakers: int, test_subset: str
+) -> tuple[list[Voice], list[tuple[Voice, str, str, str, int, int]]]:
+    """The corpus's voices and every utterance as ``(voice, id, original, normalised, pitch, speed)``:
+    each utterance varies its voice's pitch and rate a little, as one speaker's recordings do."""
+    subsets = [subset] * (speakers - test_speakers) + [test_subset] * test_speakers
+    voices = make_voices(speakers, seed, subsets)
+    plan = []
+    for i, voice in enumerate(voices):
+        rng = np.random.default_rng([seed, i, 1])
+        for j, (orig, norm) in enumerate(make_sentences(utterances, [seed, i])):
+            pitch = int(np.clip(voice.pitch + rng.integers(-3, 4), 0, 99))
+            speed = int(voice.speed + rng.integers(-8, 9))
+            plan.append((voice, f"{voice.speaker}_{CHAPTER}_{j:06d}_000000", orig, norm, pitch, speed))
+    return voices, plan
+
+
 def make_corpus(
     out: str | os.PathLike,
     speakers: int = 24,
@@ -237,15 +254,7 @@ def make_corpus(
         raise ValueError(f"{out} is not empty and is not a synthetic corpus; choose an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
 
-    subsets = [subset] * (speakers - test_speakers) + [test_subset] * test_speakers
-    voices = make_voices(speakers, seed, subsets)
-    plan = []  # (voice, index, id, original, normalised, pitch, speed)
-    for i, voice in enumerate(voices):
-        rng = np.random.default_rng([seed, i, 1])
-        for j, (orig, norm) in enumerate(make_sentences(utterances, [seed, i])):
-            pitch = int(np.clip(voice.pitch + rng.integers(-3, 4), 0, 99))
-            speed = int(voice.speed + rng.integers(-8, 9))
-            plan.append((voice, f"{voice.speaker}_{CHAPTER}_{j:06d}_000000", orig, norm, pitch, speed))
+    voices, plan = corpus_plan(speakers, utterances, seed, subset, test_speakers, test_subset)
     write_json(
         meta_path,
         {"settings": settings, "complete": False, "voices": [dataclasses.asdict(v) for v in voices]},
