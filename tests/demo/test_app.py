@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -26,6 +27,19 @@ def load_app_module():
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+@contextmanager
+def served(app):
+    """The Gradio app on a free loopback port; yields its URL and closes it afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
 
 
 @pytest.fixture(scope="module")
@@ -68,23 +82,16 @@ def test_served_app_answers(setup, adapted):
     app_module = load_app_module()
     ckpt, folder, ref = setup
     voices = app_module.Voices.load(str(ckpt), str(MICRO_CONFIG), [str(folder)] if adapted else [], [])
-    app = app_module.build_app(voices)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
+    with served(app_module.build_app(voices)) as url:
         from gradio_client import Client, handle_file
 
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         result = client.predict("Hi.", handle_file(str(ref)), None, 0.3, 0.7, 3, 1.0, 0, api_name="/run")
         files = list(result) if adapted else [result]
         assert len(files) == (2 if adapted else 1)
         for path in files:
             audio, sr = sf.read(path)
             assert sr == 24000 and len(audio) > 1000
-    finally:
-        app.close()
 
 
 def test_bad_references_are_named(tmp_path):
@@ -165,15 +172,10 @@ def test_shipped_voices_are_the_default_references(setup):
     voices = app_module.Voices.load(str(ckpt), str(MICRO_CONFIG), [], [])
     assert voices.references == {f"{v.name} ({v.accent}, {v.gender})": v.path for v in shipped.values()}
     label = next(iter(voices.references))
-    app = app_module.build_app(voices)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
+    with served(app_module.build_app(voices)) as url:
         from gradio_client import Client
 
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         path = client.predict("Hi.", None, label, 0.3, 0.7, 3, 1.0, 0, api_name="/run")
         audio, sr = sf.read(path, dtype="int16")
         assert sr == 24000 and len(audio) > 1000
@@ -181,5 +183,3 @@ def test_shipped_voices_are_the_default_references(setup):
         direct = voices.speak("Hi.", str(shipped[label.split(" ")[0]].path), 0.3, 0.7, 3, 1.0, 0)["base"][1]
         expected = app_module.to_pcm16(direct).astype(int)
         assert len(audio) == len(expected) and np.abs(audio.astype(int) - expected).max() <= 1
-    finally:
-        app.close()

@@ -12,12 +12,7 @@ import torch
 from tts_adapt.evaluation.pitch_following import decoder_inputs, follow, median_pitch, slope
 from tts_adapt.models.styletts2.source import SineGen, upsample_f0
 
-SR = 24000
-
-
-def harmonic_tone(f0: float, seconds: float = 1.0) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    return sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 6)).astype(np.float32)
+from ..signals import SR, harmonic_tone
 
 
 @pytest.mark.parametrize("f0", [90.0, 150.0, 240.0])

@@ -7,12 +7,8 @@ import pytest
 
 from tts_adapt.pretrain.f0 import track_f0
 
-SR = 24000
-
-
-def harmonic(f0: float, seconds: float = 1.0) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    return sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 6)).astype(np.float32)
+from ..signals import SR
+from ..signals import harmonic_tone as harmonic
 
 
 @pytest.mark.parametrize("f0", [90.0, 150.0, 240.0])

@@ -32,12 +32,10 @@ Decode = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torc
 
 def median_pitch(wave: np.ndarray, sample_rate: int = 24000) -> float:
     """Median pYIN F0 (Hz) over the voiced frames; NaN where nothing is voiced."""
-    import librosa
+    from ..objective.pitch import track_f0
 
-    f0, voiced, _ = librosa.pyin(
-        np.asarray(wave, dtype=np.float32), fmin=FMIN, fmax=FMAX, sr=sample_rate, frame_length=2048
-    )
-    f0 = f0[voiced & np.isfinite(f0)]
+    f0 = track_f0(wave, sample_rate, "pyin", FMIN, FMAX)  # the pre-training targets' tracker, 0 = unvoiced
+    f0 = f0[f0 > 0]
     return float(np.median(f0)) if len(f0) else math.nan
 
 
