@@ -53,3 +53,18 @@ def test_every_option_has_help_and_shows_its_default(path):
 def test_described_commands():
     assert "95%" in PARSERS[("evaluate",)].format_help()
     assert PARSERS[("synth",)].description
+
+
+@pytest.mark.parametrize("module", ["pitch_following", "reconstruction"])
+def test_module_tools_share_the_help_format(module, capsys):
+    """The ``python -m tts_adapt.evaluation.*`` tools: a default written in the help's own words is not
+    repeated as argparse's "(default: None)", and real defaults are shown."""
+    import importlib
+
+    tool = importlib.import_module(f"tts_adapt.evaluation.{module}")
+    with pytest.raises(SystemExit) as stop:
+        tool.main(["--help"])
+    assert stop.value.code == 0
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in flat
+    assert "(default: 2)" in flat or "(default: 0.5,1.0,2.0)" in flat

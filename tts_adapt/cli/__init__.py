@@ -13,19 +13,8 @@ import logging
 import pkgutil
 import sys
 
+from ..utils.help import HelpFormatter
 from ..utils.logging import setup_logging
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where there is nothing to show (None, off, empty list)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        default = action.default
-        if action.help and "default" in action.help:
-            return action.help  # says its default in its own words
-        if default is None or default is False or default == [] or default is argparse.SUPPRESS:
-            return action.help
-        return super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..utils.help import HelpFormatter
+
 SCALES = (0.5, 1.0, 2.0)
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs away."
 FMIN, FMAX = 50.0, 600.0
@@ -97,9 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..models.styletts2.default import resolve_model_paths
     from ..models.styletts2.shipped_voices import shipped_voices
 
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", help="model file (default: the shipped base model)")
     p.add_argument("--config", help="its config.yml (default: the shipped base model's)")
     p.add_argument(

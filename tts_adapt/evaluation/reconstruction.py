@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.help import HelpFormatter
+
 STYLES = ("other", "same", "wrong")
 
 
@@ -146,9 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..pretrain.alignments import load_recognizer
     from .similarity import get_speaker_encoder
 
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="pre-training checkpoint folder or model file")
     p.add_argument("--config", required=True, help="the model's config.yml")
     p.add_argument("--data", required=True, help="corpus folder (make-corpus layout or any loadable one)")
