@@ -4,6 +4,8 @@ a model's decoder."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -83,7 +85,7 @@ def test_trained_generator_drops_into_the_model(tmp_path):
     log, out = tmp_path / "log.jsonl", tmp_path / "gen.safetensors"
     args = ["--steps", "12", "--every", "1", "--batch-size", "2", "--frames", "20", "--threads", "1"]
     assert gp.main([*args, "--save", str(out), "--log", str(log)]) == 0
-    rows = [__import__("json").loads(line) for line in log.read_text().splitlines()]
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(rows) == 12
     assert np.mean([r["loss"] for r in rows[-3:]]) < np.mean([r["loss"] for r in rows[:3]])
     weights, _ = load_tensors(out)

@@ -162,9 +162,9 @@ def run_package(args: argparse.Namespace) -> int:
 
 
 def resolve_model_config(name: str):
-    from ..models.styletts2.config import BASE_CONFIG, LIBRITTS_CONFIG, MICRO_CONFIG
+    from ..models.styletts2.config import named_config
 
-    return {"base": BASE_CONFIG, "micro": MICRO_CONFIG, "libritts": LIBRITTS_CONFIG}.get(name, name)
+    return named_config(name)
 
 
 def _decay_steps(text: str | None) -> tuple[int, int] | None:

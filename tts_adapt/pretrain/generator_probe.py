@@ -107,9 +107,9 @@ def build_generator(config: str) -> tuple[nn.Module, int, int]:
     """The decoder generator of a model config (``base``, ``micro``, ``libritts`` or a config.yml), freshly
     initialised as the model builds it, with its style width and input channels."""
     from ..models.styletts2 import build_model
-    from ..models.styletts2.config import BASE_CONFIG, LIBRITTS_CONFIG, MICRO_CONFIG, load_config
+    from ..models.styletts2.config import load_config, named_config
 
-    path = {"base": BASE_CONFIG, "micro": MICRO_CONFIG, "libritts": LIBRITTS_CONFIG}.get(config, config)
+    path = named_config(config)
     params = load_config(path)["model_params"]
     return (
         build_model(path).decoder.generator,
@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..utils.io import load_tensors, save_tensors
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--config", default="base", help="model config: a config.yml, 'base' or 'micro'")
+    p.add_argument("--config", default="base", help="config.yml, or base, micro, libritts")
     p.add_argument("--task", choices=("tones", "corpus"), default="tones", help="what the generator learns")
     p.add_argument("--data", help="corpus folder for --task corpus (its .wav files, 24 kHz)")
     p.add_argument("--files", type=int, default=300, help="recordings drawn from --data")
@@ -238,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of weights, batches and phases")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     args = p.parse_args(argv)
+    if args.every < 1 or args.steps < 1:
+        p.error("--steps and --every must be at least 1")
     if args.task == "corpus" and not args.data:
         p.error("--task corpus needs --data (a corpus folder)")
     if args.threads:

@@ -48,6 +48,11 @@ REQUIRED_MODEL_PARAMS = (
 )
 
 
+def named_config(name: str | os.PathLike) -> str | os.PathLike | Path:
+    """A bundled config by its short name (``base``, ``micro``, ``libritts``); anything else is a path."""
+    return {"base": BASE_CONFIG, "micro": MICRO_CONFIG, "libritts": LIBRITTS_CONFIG}.get(str(name), name)
+
+
 def load_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     """A deep copy of the config as a dict; ``_config_dir`` records where a file came from."""
     if isinstance(config, dict):
