@@ -171,3 +171,19 @@ def test_cli_init_model(tmp_path):
     ids = torch.tensor([Tokenizer().encode(PHONEMES)])
     r = infer_tokens(a, ids, torch.zeros(1, 2 * a.style_dim))
     assert r.pred_dur.tolist() == [3.0] * ids.shape[1]
+
+
+def test_cli_init_model_knows_every_bundled_config(tmp_path):
+    """``--config base`` writes the shipped model's architecture with random weights: every tensor of the
+    shipped weights file is there, at its shape, with other values."""
+    from safetensors.torch import load_file
+
+    from tts_adapt.models.styletts2.default import BASE_WEIGHTS
+
+    out = tmp_path / "base.pth"
+    assert main(["init-model", "--config", "base", "--out", str(out)]) == 0
+    net = torch.load(out, map_location="cpu", weights_only=True)["net"]
+    random = {f"{m}.{k.removeprefix('module.')}": v for m, sd in net.items() for k, v in sd.items()}
+    shipped = load_file(str(BASE_WEIGHTS))
+    assert {k: random[k].shape for k in shipped if k in random} == {k: v.shape for k, v in shipped.items()}
+    assert any(not torch.equal(random[k].float(), v.float()) for k, v in shipped.items())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-NAMED_CONFIGS = ("libritts", "micro")
+NAMED_CONFIGS = ("base", "libritts", "micro")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,9 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_config(name: str):
-    from ..models.styletts2.config import LIBRITTS_CONFIG, MICRO_CONFIG
+    """A bundled config by name (:data:`NAMED_CONFIGS`), or the path given."""
+    from ..models.styletts2.config import named_config
 
-    return {"libritts": LIBRITTS_CONFIG, "micro": MICRO_CONFIG}.get(name, name)
+    return named_config(name)
 
 
 def run_init(args: argparse.Namespace) -> int:
