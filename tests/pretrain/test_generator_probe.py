@@ -127,3 +127,31 @@ def test_interpolating_upsamplers_have_no_per_frame_pattern():
     with torch.no_grad():
         flat = trained(torch.ones(1, channels, 12))[..., 2 * u : -2 * u]
     assert not torch.allclose(flat, flat[..., :1].expand_as(flat), atol=1e-3)  # the default init does repeat
+
+
+def test_adversarial_step_updates_the_discriminators_then_weighs_the_generator_loss():
+    """The official first-stage order: the discriminators take one step on real vs the detached fake, then
+    the generator's loss is 5 x mel + lambda_gen x (adversarial + feature matching) against the updated
+    discriminators, and its gradient reaches the generator but not the discriminators."""
+    from tts_adapt.objective.adversarial import mpd_msd_generator_loss
+    from tts_adapt.objective.spectral import MultiResolutionMelLoss
+
+    torch.manual_seed(0)
+    generator, style_dim, channels, discs = gp.build_parts("base")
+    probe = gp.GeneratorProbe(generator, style_dim, channels, "tones")
+    f0 = torch.full((2, 20), 120.0)
+    real = torch.from_numpy(gp.harmonic_tone(f0.numpy(), np.random.default_rng(0)))
+    fake = probe(f0)
+    mel = MultiResolutionMelLoss(gp.SAMPLE_RATE)(fake, real).mean()
+    before = {k: v.detach().clone() for k, v in discs.state_dict().items()}
+    opt = torch.optim.SGD(discs.parameters(), lr=1e-2)
+    loss = gp.adversarial_step(discs, opt, real, fake, mel, 0.5)
+    after = discs.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the discriminators stepped
+    with torch.no_grad():
+        gen = mpd_msd_generator_loss(discs["mpd"], discs["msd"], real[:, None], fake[:, None])
+    assert loss.item() == pytest.approx(5 * mel.item() + 0.5 * gen.item(), rel=1e-5)
+    disc_grads = [p.grad.clone() for p in discs.parameters()]
+    loss.backward()
+    assert all(torch.equal(g, p.grad) for g, p in zip(disc_grads, discs.parameters()))
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters())

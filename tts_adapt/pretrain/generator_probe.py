@@ -16,6 +16,8 @@ and 200 Hz; for ``corpus``, re-generating four fixed crops with their F0 × 0.5,
 output pitch on log factor is 1 when the generator follows and 0 when it ignores its F0. The trained
 generator is saved as safetensors (``--save``); ``--init`` starts from such a file, so a generator
 trained on tones can be tried as a vocoder, or dropped into a full model (keys of ``decoder.generator``).
+``--lambda-gen`` adds the official adversarial terms (the config's MPD and MSD, trained beside it), to ask
+whether they keep a generator following where the mel loss alone does not.
 
     python -m tts_adapt.pretrain.generator_probe --task tones --steps 600 --save tones.safetensors
     python -m tts_adapt.pretrain.generator_probe --task corpus --data CORPUS --init tones.safetensors
@@ -106,15 +108,24 @@ class GeneratorProbe(nn.Module):
 def build_generator(config: str) -> tuple[nn.Module, int, int]:
     """The decoder generator of a model config (``base``, ``micro``, ``libritts`` or a config.yml), freshly
     initialised as the model builds it, with its style width and input channels."""
+    generator, style_dim, channels, _ = build_parts(config)
+    return generator, style_dim, channels
+
+
+def build_parts(config: str) -> tuple[nn.Module, int, int, nn.ModuleDict]:
+    """:func:`build_generator` plus the config's waveform discriminators (``mpd``, ``msd``), at the widths
+    the config gives them, for ``--lambda-gen``."""
     from ..models.styletts2 import build_model
     from ..models.styletts2.config import load_config, named_config
 
     path = named_config(config)
     params = load_config(path)["model_params"]
+    model = build_model(path)
     return (
-        build_model(path).decoder.generator,
+        model.decoder.generator,
         params["style_dim"],
         params["decoder"]["upsample_initial_channel"],
+        nn.ModuleDict({"mpd": model.mpd, "msd": model.msd}),
     )
 
 
@@ -209,6 +220,33 @@ def measure(probe: GeneratorProbe, probes=None) -> dict:
     return result
 
 
+def adversarial_step(
+    discriminators: nn.ModuleDict,
+    disc_optimizer: torch.optim.Optimizer,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    mel_loss: torch.Tensor,
+    lambda_gen: float,
+) -> torch.Tensor:
+    """One discriminator update on ``real`` against the detached ``fake`` (official order: discriminator
+    first), then the generator's loss ``5 mel + lambda_gen gen`` (the official first stage's weights) to
+    back-propagate; the discriminators get no gradient from it."""
+    from ..objective.adversarial import mpd_msd_discriminator_loss, mpd_msd_generator_loss
+
+    mpd, msd = discriminators["mpd"], discriminators["msd"]
+    real, fake = real.unsqueeze(1), fake.unsqueeze(1)
+    d_loss = mpd_msd_discriminator_loss(mpd, msd, real, fake)
+    disc_optimizer.zero_grad()
+    d_loss.backward()
+    disc_optimizer.step()
+    discriminators.requires_grad_(False)
+    try:
+        gen = mpd_msd_generator_loss(mpd, msd, real, fake)
+    finally:
+        discriminators.requires_grad_(True)
+    return 5.0 * mel_loss + lambda_gen * gen
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ..objective.spectral import MultiResolutionMelLoss
     from ..utils.io import load_tensors, save_tensors
@@ -227,6 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="fixed linear-interpolation upsamplers instead of trained transposed convolutions",
     )
+    p.add_argument(
+        "--lambda-gen",
+        type=float,
+        default=0.0,
+        help="weight of the official adversarial generator loss (MPD + MSD, feature matching) beside "
+        "5 x the mel loss, as in the official first stage; 0 trains on the mel loss alone",
+    )
     p.add_argument("--steps", type=int, default=600, help="training steps")
     p.add_argument("--every", type=int, default=150, help="measure the pitch following every N steps")
     p.add_argument("--batch-size", type=int, default=8, help="crops per step")
@@ -242,11 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--steps and --every must be at least 1")
     if args.task == "corpus" and not args.data:
         p.error("--task corpus needs --data (a corpus folder)")
+    if args.lambda_gen < 0:
+        p.error("--lambda-gen must be at least 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    generator, style_dim, channels = build_generator(args.config)
+    generator, style_dim, channels, discriminators = build_parts(args.config)
     if args.init:
         weights, _ = load_tensors(args.init)
         generator.load_state_dict(weights)
@@ -262,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loss_fn = MultiResolutionMelLoss(SAMPLE_RATE)
     trained = [p for p in probe.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=args.lr, betas=(0.0, 0.99))
+    disc_optimizer = torch.optim.AdamW(discriminators.parameters(), lr=args.lr, betas=(0.0, 0.99))
     start = time.time()
 
     def report(step: int, loss: float) -> None:
@@ -285,7 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ..., 0
             ]
             f0, real = torch.from_numpy(f0_np.astype(np.float32)), torch.from_numpy(harmonic_tone(f0_np, rng))
-        loss = loss_fn(probe(f0, real), real).mean()
+        fake = probe(f0, real)
+        loss = loss_fn(fake, real).mean()
+        if args.lambda_gen > 0:
+            loss = adversarial_step(discriminators, disc_optimizer, real, fake, loss, args.lambda_gen)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
