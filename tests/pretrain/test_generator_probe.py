@@ -92,9 +92,10 @@ def test_trained_generator_drops_into_the_model(tmp_path):
     build_model(BASE_CONFIG).decoder.generator.load_state_dict(weights)  # strict: same keys and shapes
 
 
-def test_corpus_task_needs_data():
+@pytest.mark.parametrize("argv", [["--task", "corpus"], ["--lambda-gen", "-1"]])
+def test_unusable_settings_are_usage_errors(argv):
     with pytest.raises(SystemExit) as stop:
-        gp.main(["--task", "corpus"])
+        gp.main(argv)
     assert stop.value.code == 2
 
 
