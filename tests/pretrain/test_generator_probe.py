@@ -82,7 +82,7 @@ def test_trained_generator_drops_into_the_model(tmp_path):
     from tts_adapt.models.styletts2.config import BASE_CONFIG
     from tts_adapt.utils.io import load_tensors
 
-    log, out = tmp_path / "log.jsonl", tmp_path / "gen.safetensors"
+    log, out = tmp_path / "logs" / "log.jsonl", tmp_path / "gen.safetensors"
     args = ["--steps", "12", "--every", "1", "--batch-size", "2", "--frames", "20", "--threads", "1"]
     assert gp.main([*args, "--save", str(out), "--log", str(log)]) == 0
     rows = [json.loads(line) for line in log.read_text().splitlines()]

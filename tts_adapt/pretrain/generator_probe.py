@@ -289,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--task corpus needs --data (a corpus folder)")
     if args.lambda_gen < 0:
         p.error("--lambda-gen must be at least 0")
+    if args.log:
+        Path(args.log).parent.mkdir(parents=True, exist_ok=True)  # not a failure at the first measurement
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
