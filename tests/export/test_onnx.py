@@ -184,12 +184,16 @@ def test_deterministic_source_matches_pytorch(exported):
     N = torch.randn(1, 2 * frames, generator=g)  # noqa: N806
     ref = torch.randn(1, sd, generator=g)
     hop = model.decoder.generator.hop
-    f0_up = upsample_f0(F0, onnx_model.samples_per_f0_frame)
-    excitation, uv, _ = onnx_model.sine_generator(f0_up, True, None, None)
-    assert bool(uv.all())  # every sample voiced
+    excitation = onnx_model.excitation(F0, deterministic=True)
     with torch.no_grad():
         want = model.decoder(asr, F0, N, ref, deterministic=True).squeeze()
-        sines, _, _ = model.decoder.generator.m_source.l_sin_gen(upsample_f0(F0, hop), True)
+        if model.decoder_type == "harmonic":
+            sines = model.decoder.generator.source(F0, True)
+        else:
+            f0_up = upsample_f0(F0, onnx_model.samples_per_f0_frame)
+            _, uv, _ = onnx_model.sine_generator(f0_up, True, None, None)
+            assert bool(uv.all())  # every sample voiced
+            sines, _, _ = model.decoder.generator.m_source.l_sin_gen(upsample_f0(F0, hop), True)
     assert torch.equal(excitation, sines)
     got = onnx_model.run("decoder", asr, F0, N, ref, excitation)[0].squeeze()
     assert got.shape == want.shape and got.shape[-1] > 0

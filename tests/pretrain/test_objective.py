@@ -189,3 +189,27 @@ def test_first_stage_style_comes_from_the_chosen_source(micro, batch, source):
 def test_first_stage_rejects_an_unknown_style_source(micro):
     with pytest.raises(ValueError, match="style_source"):
         FirstStageObjective(micro, lambda uid, s, n: None, style_source="speaker")
+
+
+def test_log_stft_term_joins_only_when_weighted(micro, batch):
+    """``lambda_stft`` 0 (the default) keeps the official terms; with a weight the term is the log-STFT
+    loss of the same crops, and before TMA the total is the bare mel loss plus the term at its ratio
+    to ``lambda_mel`` (as the mel loss is bare while alone), after TMA the weighted sum."""
+    from tts_adapt.objective.first_stage import FirstStageWeights
+    from tts_adapt.objective.spectral import MultiResolutionLogSTFTLoss
+
+    items, b = batch
+    f0 = lambda uid, s, n: np.full(n, 150.0, np.float32)  # noqa: E731
+    weights = FirstStageWeights.from_config({"lambda_stft": 2.5})
+    assert weights.stft == 2.5 and FirstStageWeights.from_config({}).stft == 0.0
+    plain = FirstStageObjective(micro, f0, max_len=60, seed=3)
+    obj = FirstStageObjective(micro, f0, weights=weights, max_len=60, seed=3)
+    with torch.no_grad():
+        assert set(plain.generator_pass(b, step=5, tma=False).terms) == {"mel"}
+        p = obj.generator_pass(b, step=5, tma=False)
+        want = MultiResolutionLogSTFTLoss()(p.generated, p.real)
+        torch.testing.assert_close(p.terms["stft"], want)
+        torch.testing.assert_close(obj.total(p), p.terms["mel"] + 0.5 * p.terms["stft"])
+        q = obj.generator_pass(b, step=5, tma=True)
+        want = 5 * q.terms["mel"] + 2.5 * q.terms["stft"] + q.terms["s2s"] + q.terms["mono"]
+        torch.testing.assert_close(obj.total(q), want)

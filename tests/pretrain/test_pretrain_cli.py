@@ -358,3 +358,30 @@ def test_init_continues_from_given_weights(synthetic_corpus, tmp_path, capsys):
     argv[argv.index("micro")] = "base"
     assert main([*argv, "--init", str(base / "model.pth"), "--dry-run"]) == 1
     assert f"{base / 'model.pth'} does not match the model built from the config" in capsys.readouterr().err
+
+
+def test_first_train_only_moves_only_the_named_parameters(synthetic_corpus, tmp_path, capsys):
+    """``--first-train-only decoder.generator`` (with ``--f0 yin-hs``): after first-stage steps from
+    given weights, every parameter outside the prefix equals the starting weights and the generator's
+    have moved (buffers may move: the style encoders' spectral-norm power iterations run in every
+    training-mode forward); the packaged config names the run's tracker; a prefix outside the first
+    stage's modules is a usage error naming the allowed ones."""
+    base = tmp_path / "base"
+    assert run(synthetic_corpus, base, "--stages", "aligner,first", "--first-steps", "1") == 0
+    cont = tmp_path / "cont"
+    extra = ("--stages", "first", "--first-steps", "2", "--init", str(base / "model.pth"))
+    only = ("--first-train-only", "decoder.generator", "--f0", "yin-hs")
+    assert run(synthetic_corpus, cont, *extra, *only) == 0
+    assert "first stage trains only: decoder.generator" in capsys.readouterr().out
+    given = dict(load_official(base / "model.pth", base / "config.yml").named_parameters())
+    result = dict(load_official(cont / "model.pth", cont / "config.yml").named_parameters())
+    moved = {k for k in given if not torch.equal(given[k], result[k])}
+    assert moved and all(k.startswith("decoder.generator.") for k in moved)
+    # the packaged config names the run's F0 tracker, which adaptation then uses by default
+    from tts_adapt.pretrain.package import package_run
+
+    package_run(cont, tmp_path / "pkg")
+    assert yaml.safe_load((tmp_path / "pkg" / "config.yml").read_text())["f0_source"] == "yin-hs"
+
+    assert run(synthetic_corpus, tmp_path / "x", *extra, "--first-train-only", "predictor") == 1
+    assert "must start with a first-stage module" in capsys.readouterr().err

@@ -24,6 +24,7 @@ def parse_strength(text: str) -> float | dict[str, float]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..objective.pitch import F0_SOURCES
     from ..train.config import METHODS, TrainConfig
 
     d = TrainConfig()
@@ -108,8 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-targets", help="comma-separated modules/layers/globs (default: the paper's)")
     p.add_argument(
         "--f0",
-        choices=("jdc", "pyin", "yin"),
-        help="F0 targets: JDC network, or the pYIN/YIN DSP trackers (default: the config's f0_source, "
+        choices=F0_SOURCES,
+        help="F0 targets: JDC network, or the pYIN/YIN DSP trackers (yin-hs: YIN refined by harmonic "
+        "sum) (default: the config's f0_source, "
         "else jdc)",
     )
     p.add_argument(

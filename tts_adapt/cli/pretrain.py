@@ -15,7 +15,7 @@ CHECK_PHONEMES = "ðə kwˈɪk bɹˈaʊn fˈɑːks dʒˈʌmps ˌoʊvɚ ðə lˈe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..pretrain.config import STAGES, STYLE_SOURCES, PretrainConfig
+    from ..pretrain.config import STAGES, STYLE_SOURCES, TRACKERS, PretrainConfig
 
     d = PretrainConfig()
     p = sub.add_parser(
@@ -65,6 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "architecture); modules it lacks keep their seeded initialisation. Usually with --stages first "
         "or first,second",
     )
+    p.add_argument(
+        "--first-train-only",
+        nargs="+",
+        metavar="PREFIX",
+        help="train only these first-stage parameters, by qualified-name prefix (e.g. decoder.generator: "
+        "fit a new generator under a trained model, usually with --init); default: every first-stage "
+        "module",
+    )
     p.add_argument("--diff-start", type=int, default=d.diff_start, help="second-stage step for diffusion")
     p.add_argument(
         "--second-decoder",
@@ -92,7 +100,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "whose last checkpoint is at or before START",
     )
     p.add_argument("--lr-final", type=float, help="learning rate at the end of --lr-decay (default: lr / 10)")
-    p.add_argument("--f0", default=d.f0, choices=("yin", "pyin"), help="F0 tracker for the targets")
+    p.add_argument(
+        "--f0",
+        default=d.f0,
+        choices=TRACKERS,
+        help="F0 tracker for the targets (yin-hs: YIN refined by harmonic sum, precise enough for the "
+        "upper harmonics of a 'harmonic' decoder)",
+    )
     p.add_argument(
         "--alignment",
         default=d.alignment,
@@ -193,6 +207,7 @@ def pretrain_config(args: argparse.Namespace):
         disc_lr=args.disc_lr,
         diff_start=args.diff_start,
         second_decoder=args.second_decoder,
+        first_train_only=tuple(args.first_train_only) if args.first_train_only else None,
         batch_size=args.batch_size,
         max_len=args.max_len,
         second_max_len=args.second_max_len,
@@ -261,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
         )
         + "\n"
         + (f"  weights from: {cfg.init}\n" if cfg.init else "")
+        + (f"  first stage trains only: {', '.join(cfg.first_train_only)}\n" if cfg.first_train_only else "")
         + f"  first stage: TMA from step {cfg.tma_start}, adversarial "
         f"{'from step ' + str(cfg.adv_start) if cfg.adv_start is not None else 'off'}"
         f"{f' (discriminators alone for {cfg.adv_warmup} steps)' if cfg.adv_warmup else ''}"

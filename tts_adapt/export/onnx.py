@@ -150,14 +150,32 @@ class _GivenExcitation(nn.Module):
         return self.value, self.value[..., :1], None
 
 
+class _GivenHarmonics(nn.Module):
+    """Stands in for the harmonic decoder's source: returns the excitation given to the graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value: torch.Tensor | None = None
+
+    def forward(self, f0: torch.Tensor, *args: Any) -> torch.Tensor:
+        return self.value
+
+
 class _Decoder(nn.Module):
     def __init__(self, m: StyleTTS2) -> None:
         super().__init__()
         self.dec = m.decoder
-        self.dec.generator.m_source.l_sin_gen = _GivenExcitation()
+        self.harmonic = m.decoder_type == "harmonic"
+        if self.harmonic:
+            self.dec.generator.source = _GivenHarmonics()
+        else:
+            self.dec.generator.m_source.l_sin_gen = _GivenExcitation()
 
     def forward(self, asr, F0, N, ref, excitation) -> torch.Tensor:  # noqa: N803 (official names)
-        self.dec.generator.m_source.l_sin_gen.value = excitation
+        if self.harmonic:
+            self.dec.generator.source.value = excitation
+        else:
+            self.dec.generator.m_source.l_sin_gen.value = excitation
         return self.dec(asr, F0, N, ref, deterministic=True)
 
 
@@ -225,7 +243,9 @@ def _examples(model: StyleTTS2, text_len: int = 12, frames: int = 20) -> dict[st
             100 + 50 * torch.rand(1, 2 * frames, generator=g),
             torch.randn(1, 2 * frames, generator=g),
             torch.randn(1, sd, generator=g),
-            0.1 * torch.randn(1, samples, 9, generator=g),
+            0.1 * torch.randn(1, samples, 9, generator=g)
+            if model.decoder_type != "harmonic"
+            else torch.randn(1, model.decoder.generator.n_harmonics + 1, samples, generator=g),
         ),
     }
     return x
@@ -258,7 +278,7 @@ def _signatures(model: StyleTTS2) -> dict[str, tuple[list[str], list[str], dict[
                 "asr": {2: F},
                 "F0": {1: "f0_frames"},
                 "N": {1: "f0_frames"},
-                "excitation": {1: "samples"},
+                "excitation": {2 if model.decoder_type == "harmonic" else 1: "samples"},
                 "wave": {2: "samples"},
             },
         ),
@@ -285,7 +305,11 @@ def _plain_config(model: StyleTTS2) -> dict[str, Any]:
 
 
 def _sine_params(m: StyleTTS2) -> dict[str, float | int]:
-    """What the runtime needs to rebuild the (weightless) sine generator of the decoder's source."""
+    """What the runtime needs to rebuild the (weightless) sine generator of the decoder's source
+    (for the harmonic decoder: its :class:`HarmonicSource`)."""
+    if m.decoder_type == "harmonic":
+        src = m.decoder.generator.source
+        return {"sampling_rate": src.sampling_rate, "hop": src.hop, "n_harmonics": src.n_harmonics}
     sg = m.decoder.generator.m_source.l_sin_gen
     return {
         "sampling_rate": sg.sampling_rate,

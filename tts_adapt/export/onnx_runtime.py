@@ -21,6 +21,7 @@ from ..audio import reference_mel
 from ..models.styletts2.diffusion import RHO, SIGMA_MAX, SIGMA_MIN
 from ..models.styletts2.diffusion.kdiffusion import edm_scalings
 from ..models.styletts2.diffusion.sampler import ADPM2Sampler, KarrasSchedule
+from ..models.styletts2.harmonic import HarmonicSource
 from ..models.styletts2.inference import (
     TRIM_SAMPLES,
     SynthesisResult,
@@ -79,7 +80,25 @@ class OnnxSynthesizer:
         self.sigma_data = float(m["sigma_data"])
         self.max_tokens = int(m["max_tokens"])
         self.samples_per_f0_frame = int(m["samples_per_f0_frame"])
-        self.sine_generator = SineGen(**m["sine_generator"])
+        if self.decoder_type == "harmonic":
+            self.harmonic_source = HarmonicSource(**m["sine_generator"])
+        else:
+            self.sine_generator = SineGen(**m["sine_generator"])
+
+    def excitation(
+        self,
+        F0: torch.Tensor,
+        deterministic: bool = False,
+        draws: SourceDraws | None = None,  # noqa: N803
+    ) -> torch.Tensor:
+        """The decoder graph's ``excitation`` input for an F0 curve, computed as the PyTorch model does
+        (same draws from torch's RNG)."""
+        if self.decoder_type == "harmonic":
+            return self.harmonic_source(F0, deterministic, None, draws)
+        excitation, _, _ = self.sine_generator(
+            upsample_f0(F0, self.samples_per_f0_frame), deterministic, None, draws
+        )
+        return excitation
 
     def run(self, name: str, *inputs: torch.Tensor) -> list[torch.Tensor]:
         """Run graph ``name`` on tensors given in the manifest's input order; outputs as tensors."""
@@ -195,8 +214,7 @@ class OnnxSynthesizer:
                 en, asr = shift_right(en), shift_right(asr)
             F0, N = self.run("f0n", en, s)
         with _stage(timings, "decoder"):
-            f0_up = upsample_f0(F0, self.samples_per_f0_frame)
-            excitation, _, _ = self.sine_generator(f0_up, deterministic, None, draws)
+            excitation = self.excitation(F0, deterministic, draws)
             wave = self.run("decoder", asr, F0, N, ref, excitation)[0]
         wave = wave.squeeze()[..., :-TRIM_SAMPLES]
         return SynthesisResult(wave, s_pred, ref, s, durations, pred_dur, aln, F0, N)

@@ -32,7 +32,7 @@ from ..text.tokenizer import length_to_mask
 from .adversarial import discriminator_loss_per_utterance, generator_loss_per_utterance
 from .crops import MIN_CROP_MEL_FRAMES, SAMPLES_PER_MEL_FRAME, crop_waves, decoder_crop_frames
 from .frames import frame_mask
-from .pitch import PyinTracker, jdc_f0
+from .pitch import F0_SOURCES, TRACKERS, PyinTracker, jdc_f0
 from .spectral import MultiResolutionMelLoss
 
 __all__ = [
@@ -106,8 +106,10 @@ class FineTuneObjective(nn.Module):
         alignments: Callable[[Batch], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if f0_source not in ("jdc", "pyin", "yin", "table"):
-            raise ValueError(f"f0_source must be 'jdc', 'pyin', 'yin' or 'table', got {f0_source!r}")
+        if f0_source not in (*F0_SOURCES, "table"):
+            raise ValueError(
+                f"f0_source must be one of {', '.join(F0_SOURCES)} or 'table', got {f0_source!r}"
+            )
         if (f0_source == "table") != (f0_table is not None):
             raise ValueError("f0_source 'table' and f0_table go together")
         untrained = set((getattr(model, "config", None) or {}).get("untrained_modules") or ())
@@ -139,7 +141,7 @@ class FineTuneObjective(nn.Module):
         self.mel_loss = MultiResolutionMelLoss(getattr(model, "sample_rate", 24000))
         self._pyin = (
             PyinTracker(getattr(model, "sample_rate", 24000), method=f0_source)
-            if f0_source in ("pyin", "yin")
+            if f0_source in TRACKERS
             else None
         )
 

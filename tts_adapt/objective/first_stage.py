@@ -34,7 +34,7 @@ from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
 from ..text.tokenizer import length_to_mask
 from .adversarial import discriminator_loss_per_utterance, generator_loss_per_utterance
 from .finetune import SAMPLES_PER_MEL_FRAME, utterance_generator
-from .spectral import MultiResolutionMelLoss
+from .spectral import MultiResolutionLogSTFTLoss, MultiResolutionMelLoss
 
 # "recognizer": paths from a trained phoneme recogniser, cached before TMA (tts_adapt.pretrain.alignments);
 # once the aligner trains through the reconstruction (TMA) its own attention gives the path, as officially.
@@ -50,11 +50,15 @@ class FirstStageWeights:
     gen: float = 1.0
     mono: float = 1.0
     s2s: float = 1.0
+    stft: float = (
+        0.0  # ours: a log linear-STFT term beside the mel loss (spectral.MultiResolutionLogSTFTLoss)
+    )
 
     @classmethod
     def from_config(cls, loss_params: dict | None) -> FirstStageWeights:
         p = loss_params or {}
-        return cls(**{t: float(p.get(f"lambda_{t}", getattr(cls, t))) for t in ("mel", "gen", "mono", "s2s")})
+        terms = ("mel", "gen", "mono", "s2s", "stft")
+        return cls(**{t: float(p.get(f"lambda_{t}", getattr(cls, t))) for t in terms})
 
 
 @dataclass
@@ -152,6 +156,7 @@ class FirstStageObjective(nn.Module):
         self.alignment = alignment
         self.alignments = alignments
         self.mel_loss = MultiResolutionMelLoss(getattr(model, "sample_rate", 24000))
+        self.stft_loss = MultiResolutionLogSTFTLoss() if self.weights.stft else None
 
     def _align(self, batch: Batch, tma: bool, step: int):
         m = self.model
@@ -222,6 +227,8 @@ class FirstStageObjective(nn.Module):
         sources = [utterance_generator(self.seed, step, f"{uid}/source") for uid in batch.ids]
         generated = m.decoder(en, f0_real, n_real, s, generators=sources)
         terms = {"mel": self.mel_loss(generated, real)}
+        if self.stft_loss is not None:
+            terms["stft"] = self.stft_loss(generated, real)
         if tma:
             terms["s2s"] = per_utterance_s2s(s2s_logits, batch.tokens, batch.token_lengths)
             terms["mono"] = (attn - hard.to(attn)).abs().flatten(1).mean(-1) * 10
@@ -243,4 +250,6 @@ class FirstStageObjective(nn.Module):
         whether the adversarial terms start with TMA (official) or without it."""
         if set(p.terms) == {"mel"}:
             return p.terms["mel"]
+        if set(p.terms) == {"mel", "stft"}:  # the same bare mel loss, the STFT term at its ratio to it
+            return p.terms["mel"] + self.weights.stft / self.weights.mel * p.terms["stft"]
         return sum(getattr(self.weights, name) * value for name, value in p.terms.items())

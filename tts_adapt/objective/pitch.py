@@ -14,12 +14,12 @@ import torch
 
 log = logging.getLogger(__name__)
 
-F0_SOURCES = ("jdc", "pyin", "yin")
-TRACKERS = ("yin", "pyin")
+F0_SOURCES = ("jdc", "pyin", "yin", "yin-hs")
+TRACKERS = ("yin", "pyin", "yin-hs")
 HOP = 300
 
 
-__all__ = ["F0_SOURCES", "HOP", "TRACKERS", "PyinTracker", "jdc_f0", "track_f0"]
+__all__ = ["F0_SOURCES", "HOP", "TRACKERS", "PyinTracker", "jdc_f0", "refine_f0", "track_f0"]
 
 
 def jdc_f0(pitch_extractor: torch.nn.Module, mel: torch.Tensor) -> torch.Tensor:
@@ -45,6 +45,8 @@ def track_f0(
             wave, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=2048, hop_length=HOP, center=True
         )
         return np.where(voiced & np.isfinite(f0), f0, 0.0).astype(np.float32)
+    if method == "yin-hs":
+        return refine_f0(wave, track_f0(wave, sample_rate, "yin", fmin, fmax), sample_rate)
     if method != "yin":
         raise ValueError(f"F0 tracker must be one of {', '.join(TRACKERS)}, got {method!r}")
     f0 = librosa.yin(wave, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=2048, hop_length=HOP)
@@ -57,6 +59,47 @@ def track_f0(
     # edges of the range when it finds no period)
     voiced = (level_db > -30.0) & (zcr < 0.15) & (f0 > fmin * 1.05) & (f0 < fmax * 0.95)
     return np.where(voiced, f0, 0.0).astype(np.float32)
+
+
+def refine_f0(
+    wave: np.ndarray,
+    f0: np.ndarray,
+    sample_rate: int = 24000,
+    search: float = 0.03,
+    max_freq: float = 5000.0,
+    frame_length: int = 2048,
+) -> np.ndarray:
+    """Each voiced frame's F0 moved, within ``±search``, to where the harmonics up to ``max_freq`` have
+    the most energy (harmonic sum over an 8× zero-padded spectrum, coarse 0.1 % then fine 0.01 % steps).
+
+    YIN is off by 0.5 % (median) on the synthetic corpus; at the 15th harmonic that is most of the
+    harmonic spacing, enough for a decoder whose pitch is its F0 to learn noise in place of the upper
+    harmonics. Frame ``t`` is centred at sample ``t * HOP`` like the mel's; unvoiced frames stay 0."""
+    wave = np.asarray(wave, dtype=np.float64).reshape(-1)
+    f0 = np.asarray(f0, dtype=np.float32).copy()
+    frames = np.flatnonzero(f0 > 0)
+    if not len(frames):
+        return f0
+    half = frame_length // 2
+    padded = np.pad(wave, (half, half))
+    window = np.hanning(frame_length)
+    n_fft = 8 * frame_length
+    segments = np.stack([padded[t * HOP : t * HOP + frame_length] for t in frames]) * window
+    spectra = np.abs(np.fft.rfft(segments, n_fft, axis=1))  # [F, bins]
+    best = f0[frames].astype(np.float64)
+    for step, width in ((1e-3, search), (1e-4, 1e-3)):
+        ratios = 1 + np.arange(-width, width + step / 2, step)
+        cands = best[:, None] * ratios[None, :]  # [F, C]
+        k = np.arange(1, int(max_freq / 50.0) + 1)
+        freqs = cands[:, :, None] * k[None, None, :]  # [F, C, K]
+        bins = np.rint(freqs * n_fft / sample_rate).astype(np.int64)
+        inside = freqs < max_freq
+        bins = np.where(inside, bins, 0)
+        rows = np.arange(len(frames))[:, None, None]
+        score = (spectra[rows, bins] * inside).sum(-1)  # [F, C]
+        best = cands[np.arange(len(frames)), score.argmax(1)]
+    f0[frames] = best.astype(np.float32)
+    return f0
 
 
 class PyinTracker:

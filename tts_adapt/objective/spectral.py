@@ -17,7 +17,7 @@ from torch import nn
 RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
 
 
-__all__ = ["MultiResolutionMelLoss", "RESOLUTIONS"]
+__all__ = ["MultiResolutionLogSTFTLoss", "MultiResolutionMelLoss", "RESOLUTIONS"]
 
 
 class MultiResolutionMelLoss(nn.Module):
@@ -50,3 +50,34 @@ class MultiResolutionMelLoss(nn.Module):
             ym = (torch.log(1e-5 + mel(y)) + 4) / 4
             total = total + (ym - xm).abs().flatten(1).sum(1) / ym.abs().flatten(1).sum(1)
         return total / len(self.mels)
+
+
+class MultiResolutionLogSTFTLoss(nn.Module):
+    """Mean absolute difference of log linear-frequency STFT magnitudes, per utterance, at the mel
+    loss's resolutions: ``mean |log(1e-5 + |X|) - log(1e-5 + |Y|)|``.
+
+    Not an official term (``lambda_stft``, default 0). Above ~1.5 kHz a mel band is wider than the
+    spacing of a voice's harmonics, so the mel loss cannot tell harmonics from noise of the same
+    power; a linear-frequency STFT at 1024-2048 points resolves them. The harmonic decoder needs that
+    to keep its upper harmonics instead of replacing them by noise."""
+
+    def __init__(self, resolutions=RESOLUTIONS) -> None:
+        super().__init__()
+        self.resolutions = tuple(resolutions)
+        for i, (_, _, win) in enumerate(self.resolutions):
+            self.register_buffer(f"window{i}", torch.hann_window(win), persistent=False)
+
+    def forward(self, generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Waveforms ``[B, 1, S]`` or ``[B, S]`` -> per-utterance loss ``[B]``."""
+        x = generated.reshape(generated.shape[0], -1)
+        y = real.reshape(real.shape[0], -1)
+        total = x.new_zeros(x.shape[0])
+        for i, (n_fft, hop, win) in enumerate(self.resolutions):
+            window = getattr(self, f"window{i}").to(device=x.device, dtype=torch.float32)
+            mags = [
+                torch.stft(w.float(), n_fft, hop, win, window=window, return_complex=True).abs()
+                for w in (x, y)
+            ]
+            diff = torch.log(1e-5 + mags[0]) - torch.log(1e-5 + mags[1])
+            total = total + diff.abs().flatten(1).mean(1).to(total.dtype)
+        return total / len(self.resolutions)

@@ -39,6 +39,9 @@ class PretrainConfig:
     disc_lr: float | None = None
     diff_start: int = 0  # second-stage step from which the style diffusion trains
     second_decoder: bool = False  # train the decoder on predicted prosody in the second stage too
+    # first-stage parameters to train, by qualified-name prefix (e.g. "decoder.generator" to fit a new
+    # generator under a trained model without moving the rest); None: every first-stage module
+    first_train_only: tuple[str, ...] | None = None
     batch_size: int = 8
     max_len: int = 48  # first-stage decoder crop in mel frames (12.5 ms each)
     second_max_len: int = 120  # second-stage prosody crop (the style encoders see it: >= 80 frames)
@@ -142,6 +145,16 @@ def validate(cfg: PretrainConfig) -> None:
         raise PretrainConfigError(
             "adv_warmup needs adversarial training: pass --adv-start STEP with --adv-warmup"
         )
+    if cfg.first_train_only is not None:
+        from tts_adapt.models.styletts2.model import MODULE_NAMES
+
+        first = ("text_encoder", "style_encoder", "decoder", "text_aligner")
+        for prefix in cfg.first_train_only:
+            if prefix.split(".")[0] not in first:
+                raise PretrainConfigError(
+                    f"first_train_only {prefix!r} must start with a first-stage module "
+                    f"({', '.join(first)}); the model's modules are {', '.join(MODULE_NAMES)}"
+                )
     if cfg.lr_decay is not None:
         start, end = cfg.lr_decay
         if not 0 <= start < end:

@@ -7,6 +7,8 @@ elsewhere), so F0 comes from a DSP tracker on the waveform at the mel hop, unvoi
   faster than pYIN on a CPU, which is what makes a pre-training corpus of thousands of utterances
   affordable; on clean read speech (the synthetic corpus) its voicing errors are at fricative edges.
 * ``pyin``: librosa's probabilistic YIN (the same tracker the adaptation trainer offers), slower.
+* ``yin-hs``: YIN with each voiced frame moved to the F0 whose harmonics carry the most energy
+  (``refine_f0``): F0 precise enough for the upper harmonics of a ``harmonic`` decoder.
 
 The table is a safetensors file keyed by utterance id, written atomically, with the tracker settings in
 its metadata; a table made with other settings is recomputed, never reused.

@@ -35,7 +35,9 @@ def discriminators_trained(settings: dict[str, Any]) -> bool:
     return start is not None and int(start) < int(settings.get("first_steps", 0))
 
 
-def shipped_config(config_path: str | Path, adversarial: bool = True) -> dict[str, Any]:
+def shipped_config(
+    config_path: str | Path, adversarial: bool = True, f0: str | None = None
+) -> dict[str, Any]:
     """The run's config for users. Without adversarial pre-training the MPD/MSD are at their random
     initialisation, and their generator term (about twice the weighted mel loss at the start of a
     fine-tuning) would be a game with untrained critics; ``lambda_gen`` is set to 0 and adaptation
@@ -45,8 +47,9 @@ def shipped_config(config_path: str | Path, adversarial: bool = True) -> dict[st
     cfg.setdefault("loss_params", {})["lambda_slm"] = 0.0
     if not adversarial:
         cfg["loss_params"]["lambda_gen"] = 0.0
-    # what adaptation uses for F0 targets: there is no trained JDC; the tracker pre-training used
-    cfg["f0_source"] = str((cfg.get("pretrain") or {}).get("f0", "yin"))
+    # what adaptation uses for F0 targets: there is no trained JDC; the tracker pre-training used (the
+    # run's ``f0`` setting; a config's ``pretrain.f0`` when no run settings are given)
+    cfg["f0_source"] = str(f0 or (cfg.get("pretrain") or {}).get("f0", "yin"))
     return cfg
 
 
@@ -67,7 +70,9 @@ def package_run(run: str | Path, out: str | Path, half: bool = True, metadata: d
     out.mkdir(parents=True, exist_ok=True)
     save_tensors(out / "model.safetensors", kept, metadata={**(metadata or {}), "pretrain": meta})
     settings = meta.get("settings", {})
-    config = shipped_config(run / "config.yml", adversarial=discriminators_trained(settings))
+    config = shipped_config(
+        run / "config.yml", adversarial=discriminators_trained(settings), f0=settings.get("f0")
+    )
     if settings.get("alignment") == "recognizer":
         # the decoder and duration predictor learned on this recogniser's paths, not on the text
         # aligner's: fine-tuning and curvature must align the same way, so it ships beside the weights

@@ -39,7 +39,7 @@ from ..train.state import latest_checkpoint, load_checkpoint, prune_checkpoints,
 from ..utils.io import write_json, write_text
 from ..utils.seed import seed_everything
 from .alignments import AlignmentTable, load_recognizer
-from .config import STAGES, PretrainConfig, validate
+from .config import STAGES, PretrainConfig, PretrainConfigError, validate
 from .f0 import F0Table
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ def _fingerprint(
         chosen["lr_final"] = cfg.final_lr
     if stage == "first" and cfg.style_source != "segment":
         chosen["style_source"] = cfg.style_source  # the default keeps earlier runs' fingerprints
+    if stage == "first" and cfg.first_train_only is not None:
+        chosen["first_train_only"] = list(cfg.first_train_only)
     if stage == "run" and cfg.init is not None:
         chosen["init"] = sha256_file(cfg.init)[:16]  # the starting weights shape every stage
     if stage == "first" and cfg.adv_warmup and step is not None and step > (cfg.adv_start or 0):
@@ -262,6 +264,19 @@ class Pretrainer:
                     out.append(p)
         return out
 
+    def _restrict(self, names: Sequence[str], prefixes: Sequence[str]) -> list[nn.Parameter]:
+        """Freeze every parameter of ``names`` outside the qualified-name ``prefixes``."""
+        out = []
+        for name in names:
+            for key, p in getattr(self.model, name).named_parameters():
+                full = f"{name}.{key}"
+                p.requires_grad_(any(full == q or full.startswith(q + ".") for q in prefixes))
+                if p.requires_grad:
+                    out.append(p)
+        if not out:
+            raise PretrainConfigError(f"first_train_only {list(prefixes)} matches no first-stage parameter")
+        return out
+
     # -- one stage -------------------------------------------------------------------------------------
     def run_stage(self, stage: str) -> dict[str, Any]:
         from tqdm.auto import tqdm
@@ -295,6 +310,8 @@ class Pretrainer:
         if stage == "first":
             names.append("text_aligner")  # frozen until tma_start, but in the optimiser from the start
         params = self._trainable(names)
+        if stage == "first" and cfg.first_train_only is not None:
+            params = self._restrict(names, cfg.first_train_only)
         opt = self._optimizer(names, stage)
         disc_opt = None
         if stage == "first" and cfg.adv_start is not None:

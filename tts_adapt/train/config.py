@@ -83,6 +83,8 @@ class TrainConfig:
 
 
 def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
+    from ..objective.pitch import F0_SOURCES
+
     """Raise :class:`ConfigError` for settings that cannot work; return (and log) warnings.
 
     ``world`` is the number of data-parallel processes: the SLM-adversarial step cuts its clips from
@@ -107,9 +109,10 @@ def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
     for name in ("steps", "batch_size", "grad_accum", "lora_rank", "nan_patience", "log_every", "save_every"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.f0 not in ("jdc", "pyin", "yin"):
+    if cfg.f0 not in F0_SOURCES:
         raise ConfigError(
-            f"f0 must be 'jdc' (the pitch extractor), 'pyin' or 'yin' (DSP trackers), got {cfg.f0!r}"
+            f"f0 must be 'jdc' (the pitch extractor) or a DSP tracker ({', '.join(F0_SOURCES[1:])}), "
+            f"got {cfg.f0!r}"
         )
     if cfg.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"amp must be 'none', 'bf16' or 'fp16', got {cfg.amp!r}")

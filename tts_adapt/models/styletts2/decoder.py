@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .harmonic import HarmonicNoiseGenerator
 from .hifigan import HiFiGANGenerator
 from .istftnet import ISTFTNetGenerator
 from .layers import AdainResBlk1d
@@ -23,6 +24,8 @@ from .source import SourceDraws
 
 BLOCK_CHANNELS = 1024
 TEXT_RESIDUAL_CHANNELS = 64
+#: Config keys of the ``harmonic`` decoder type (see :class:`HarmonicNoiseGenerator`).
+HARMONIC_KEYS = ("n_harmonics", "envelope_bins", "noise_bands")
 
 
 class Decoder(nn.Module):
@@ -41,6 +44,7 @@ class Decoder(nn.Module):
         sampling_rate: int = 24000,
         block_channels: int = BLOCK_CHANNELS,
         text_residual_channels: int = TEXT_RESIDUAL_CHANNELS,
+        harmonic: dict | None = None,
     ) -> None:
         super().__init__()
         self.type = type
@@ -77,8 +81,12 @@ class Decoder(nn.Module):
             self.generator = ISTFTNetGenerator(
                 **common, gen_istft_n_fft=gen_istft_n_fft, gen_istft_hop_size=gen_istft_hop_size
             )
+        elif type == "harmonic":
+            self.generator = HarmonicNoiseGenerator(**common, **(harmonic or {}))
         else:
-            raise ValueError(f"model_params.decoder.type must be 'hifigan' or 'istftnet', got {type!r}")
+            raise ValueError(
+                f"model_params.decoder.type must be 'hifigan', 'istftnet' or 'harmonic', got {type!r}"
+            )
 
     @property
     def samples_per_frame(self) -> int:
@@ -109,7 +117,10 @@ class Decoder(nn.Module):
         draw them per utterance instead of from the global RNG; ``draws`` gives them explicitly.
         """
         if self.training:
-            F0_curve = self._smooth(F0_curve, (0, 3, 7))
+            if self.type != "harmonic":
+                # Not for the harmonic decoder: its pitch is this F0 itself, so a smoothed F0 would put
+                # the excitation's harmonics away from the target's, and it learns noise in their place.
+                F0_curve = self._smooth(F0_curve, (0, 3, 7))
             N = self._smooth(N, (0, 3, 7, 15))
         f0 = self.F0_conv(F0_curve.unsqueeze(1))
         n = self.N_conv(N.unsqueeze(1))

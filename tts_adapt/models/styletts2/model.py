@@ -11,7 +11,7 @@ from torch import nn
 
 from . import config as C
 from .aligner import ASRCNN
-from .decoder import Decoder
+from .decoder import HARMONIC_KEYS, Decoder
 from .diffusion import build_diffusion
 from .discriminators import MultiPeriodDiscriminator, MultiResSpecDiscriminator, WavLMDiscriminator
 from .jdc import JDCNet
@@ -83,6 +83,7 @@ class StyleTTS2(nn.Module):
             sampling_rate=self.sample_rate,
             block_channels=dec.get("block_channels", 1024),
             text_residual_channels=dec.get("text_residual_channels", 64),
+            harmonic={k: dec[k] for k in HARMONIC_KEYS if k in dec},
         )
         self.text_encoder = TextEncoder(
             channels=mp["hidden_dim"], kernel_size=5, depth=mp["n_layer"], n_symbols=mp["n_token"]
