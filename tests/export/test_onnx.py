@@ -43,7 +43,51 @@ def shipped_models() -> list[tuple[Path, Path]]:
     return out
 
 
-SOURCES = ["micro"] + [f"shipped:{w.relative_to(ASSETS)}" for w, _ in shipped_models()]
+ISTFTNET_DECODER = {
+    "type": "istftnet",
+    "resblock_kernel_sizes": [3],
+    "upsample_rates": [10, 2],
+    "upsample_initial_channel": 128,
+    "resblock_dilation_sizes": [[1, 3, 5]],
+    "upsample_kernel_sizes": [20, 4],
+    "gen_istft_n_fft": 60,
+    "gen_istft_hop_size": 15,
+    "block_channels": 256,
+    "text_residual_channels": 32,
+}
+
+
+def istftnet_model() -> torch.nn.Module:
+    """The first shipped model with a seeded iSTFTNet generator in place of its own (the architecture
+    of the shipped models before the harmonic decoder): trained prosody, so a voiced F0, through the
+    iSTFTNet path whether or not a shipped model still uses it."""
+    from tts_adapt.models.styletts2 import build_model
+    from tts_adapt.models.styletts2.checkpoint import read_net
+
+    weights, config = shipped_models()[0]
+    cfg = yaml.safe_load(config.read_text())
+    cfg["model_params"]["decoder"] = dict(ISTFTNET_DECODER)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    for name, state in read_net(weights).items():
+        if name == "decoder":
+            state = {k: v for k, v in state.items() if not k.startswith("generator.")}
+        getattr(model, name).load_state_dict(
+            {k: v.float() for k, v in state.items()}, strict=name != "decoder"
+        )
+    return model.eval()
+
+
+def skip_random_istftnet(request) -> None:
+    """The seeded iSTFTNet generator reads its source's STFT angle like a trained one, but with random
+    weights it amplifies the rounding-level angle flips (see assert_same_audio) to ~23 dB SNR, below the
+    bound measured on trained iSTFTNet models: the tests that compare whole syntheses through that
+    path to the bound run on trained models only."""
+    if request.node.callspec.params.get("exported") == "istftnet":
+        pytest.skip("random iSTFTNet generator: waveform SNR bound holds for trained models only")
+
+
+SOURCES = ["micro", "istftnet"] + [f"shipped:{w.relative_to(ASSETS)}" for w, _ in shipped_models()]
 
 
 @pytest.fixture(scope="module", params=SOURCES)
@@ -57,6 +101,9 @@ def exported(request, tmp_path_factory) -> tuple[torch.nn.Module, OnnxSynthesize
         assert main(["export", "--format", "onnx", "--checkpoint", str(ckpt), "--config", "micro",
                      "--out", str(out)]) == 0  # fmt: skip
         model = load_official(ckpt, MICRO_CONFIG, modules=INFERENCE_MODULES)
+    elif request.param == "istftnet":
+        model = istftnet_model()
+        export_onnx(model, out)
     else:
         weights, config = dict((f"shipped:{w.relative_to(ASSETS)}", (w, c)) for w, c in shipped_models())[
             request.param
@@ -115,8 +162,9 @@ def test_manifest_states_versions_and_graphs(exported):
     assert (out / "config.yml").is_file()
 
 
-def test_two_text_lengths_match_pytorch(exported):
+def test_two_text_lengths_match_pytorch(exported, request):
     """Same tokens, reference, initial and step noises and source draws: same intermediates and wave."""
+    skip_random_istftnet(request)
     model, onnx_model, _ = exported
     sd = model.style_dim
     g = torch.Generator().manual_seed(1)
@@ -142,8 +190,9 @@ def test_two_text_lengths_match_pytorch(exported):
     assert len(lengths) == 2  # dynamic text and audio lengths through the same graphs
 
 
-def test_guidance_matches_pytorch(exported):
+def test_guidance_matches_pytorch(exported, request):
     """Classifier-free guidance (the fixed-embedding graph): same style, prosody and waveform."""
+    skip_random_istftnet(request)
     model, onnx_model, _ = exported
     sd = model.style_dim
     g = torch.Generator().manual_seed(2)
@@ -215,8 +264,9 @@ def _magnitudes(wave: torch.Tensor) -> torch.Tensor:
     return torch.stft(wave.double(), 512, 128, window=window, return_complex=True).abs()
 
 
-def test_seeded_synthesis_matches_pytorch(exported):
+def test_seeded_synthesis_matches_pytorch(exported, request):
     """``synthesize(seed=...)`` draws every noise from torch's RNG in the PyTorch model's order."""
+    skip_random_istftnet(request)
     model, onnx_model, _ = exported
     ref = np.random.default_rng(0).standard_normal(24000 * 2).astype(np.float32) * 0.1
     want, sr = model.synthesize("", reference=ref, phonemes=PHONEMES, seed=3)
@@ -225,9 +275,10 @@ def test_seeded_synthesis_matches_pytorch(exported):
     assert_same_audio(got, want, model)
 
 
-def test_cli_synth_onnx(exported, tmp_path, capsys):
+def test_cli_synth_onnx(exported, tmp_path, capsys, request):
     import soundfile as sf
 
+    skip_random_istftnet(request)
     _, onnx_model, out = exported
     ref = tmp_path / "ref.wav"
     sf.write(ref, np.random.default_rng(1).standard_normal(48000).astype(np.float32) * 0.1, 24000)
@@ -241,15 +292,7 @@ def test_cli_synth_onnx(exported, tmp_path, capsys):
     assert np.abs(audio - expected).max() < 2 / 32768  # 16-bit PCM rounding
 
 
-ISTFTNET_MODELS = [
-    pytest.param(w, c, id=str(w.relative_to(ASSETS)))
-    for w, c in shipped_models()
-    if yaml.safe_load(c.read_text())["model_params"]["decoder"]["type"] == "istftnet"
-]
-
-
-@pytest.mark.parametrize(("weights", "config"), ISTFTNET_MODELS)
-def test_real_valued_stft_keeps_istftnet_audio(weights, config):
+def test_real_valued_stft_keeps_istftnet_audio():
     """The export's real-valued STFT changes iSTFTNet audio only at rounding level.
 
     Not bit-equal: the decoder reads the source spectrum's *angle*, and bins whose imaginary part is zero
@@ -257,8 +300,8 @@ def test_real_valued_stft_keeps_istftnet_audio(weights, config):
     DFT as +-1e-9, so their angle is +pi or -pi by the sign of a rounding residue (the export snaps those
     to +0; torch's FFT picks either sign). Bound: ISTFTNET_SNR_DB.
     """
-    model = load_official(weights, config, modules=INFERENCE_MODULES).eval()
-    twin = real_stfts(load_official(weights, config, modules=INFERENCE_MODULES).eval())
+    model = istftnet_model()
+    twin = real_stfts(istftnet_model())
     g = torch.Generator().manual_seed(5)
     sd = model.style_dim
     tokens = torch.randint(1, 178, (1, 30), generator=g)

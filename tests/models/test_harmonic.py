@@ -149,12 +149,12 @@ def test_noise_draws_are_given_seeded_or_fixed():
 
 
 def test_harmonic_decoder_builds_trains_and_round_trips(tmp_path):
-    """A config with ``decoder.type: harmonic`` builds a model whose decoder outputs hop*2 samples per
-    text frame, passes gradients to the generator's weights, and saves/loads exactly."""
+    """An iSTFTNet config turned to ``decoder.type: harmonic`` builds a model whose decoder outputs
+    hop*2 samples per text frame, passes gradients to the generator's weights, and saves/loads exactly."""
     from tts_adapt.models.styletts2 import load_official, save_official
-    from tts_adapt.models.styletts2.default import default_model_paths
+    from tts_adapt.models.styletts2.config import BASE_ISTFTNET_CONFIG
 
-    config = yaml.safe_load(open(default_model_paths()[1], encoding="utf-8"))
+    config = yaml.safe_load(open(BASE_ISTFTNET_CONFIG, encoding="utf-8"))
     dec = config["model_params"]["decoder"]
     dec.update(type="harmonic", upsample_rates=[300], upsample_kernel_sizes=[1], n_harmonics=40)
     for key in ("gen_istft_n_fft", "gen_istft_hop_size"):

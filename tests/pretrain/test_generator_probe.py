@@ -79,7 +79,7 @@ def test_corpus_of_another_rate_is_refused(tmp_path):
 def test_trained_generator_drops_into_the_model(tmp_path):
     """A short run on tones lowers the loss, and its weights load into the model's decoder as they are."""
     from tts_adapt.models.styletts2 import build_model
-    from tts_adapt.models.styletts2.config import BASE_CONFIG
+    from tts_adapt.models.styletts2.config import BASE_ISTFTNET_CONFIG
     from tts_adapt.utils.io import load_tensors
 
     log, out = tmp_path / "logs" / "log.jsonl", tmp_path / "gen.safetensors"
@@ -89,7 +89,9 @@ def test_trained_generator_drops_into_the_model(tmp_path):
     assert len(rows) == 12
     assert np.mean([r["loss"] for r in rows[-3:]]) < np.mean([r["loss"] for r in rows[:3]])
     weights, _ = load_tensors(out)
-    build_model(BASE_CONFIG).decoder.generator.load_state_dict(weights)  # strict: same keys and shapes
+    build_model(BASE_ISTFTNET_CONFIG).decoder.generator.load_state_dict(
+        weights
+    )  # strict: same keys and shapes
 
 
 @pytest.mark.parametrize("argv", [["--task", "corpus"], ["--lambda-gen", "-1"]])
@@ -113,7 +115,7 @@ def test_min_pitch_keeps_only_high_voices(tmp_path):
 def test_interpolating_upsamplers_have_no_per_frame_pattern():
     """A constant input comes out constant (away from the edges) and a ramp comes out a ramp: nothing in
     the upsampled signal repeats every input frame, which a trained transposed convolution does."""
-    generator, _, channels = gp.build_generator("base")
+    generator, _, channels = gp.build_generator("base-istftnet")
     assert gp.interpolating_upsamplers(generator) == len(generator.ups)
     up = generator.ups[0]
     assert not any(p.requires_grad for p in up.parameters())
@@ -124,7 +126,7 @@ def test_interpolating_upsamplers_have_no_per_frame_pattern():
     assert torch.allclose(flat, flat[..., :1].expand_as(flat), atol=1e-5)
     steps = ramp.diff(dim=-1)  # a ramp's upsampled steps are all equal
     assert torch.allclose(steps, steps[..., :1].expand_as(steps), atol=1e-4)
-    trained = gp.build_generator("base")[0].ups[0]
+    trained = gp.build_generator("base-istftnet")[0].ups[0]
     with torch.no_grad():
         flat = trained(torch.ones(1, channels, 12))[..., 2 * u : -2 * u]
     assert not torch.allclose(flat, flat[..., :1].expand_as(flat), atol=1e-3)  # the default init does repeat
@@ -138,7 +140,7 @@ def test_adversarial_step_updates_the_discriminators_then_weighs_the_generator_l
     from tts_adapt.objective.spectral import MultiResolutionMelLoss
 
     torch.manual_seed(0)
-    generator, style_dim, channels, discs = gp.build_parts("base")
+    generator, style_dim, channels, discs = gp.build_parts("base-istftnet")
     probe = gp.GeneratorProbe(generator, style_dim, channels, "tones")
     f0 = torch.full((2, 20), 120.0)
     real = torch.from_numpy(gp.harmonic_tone(f0.numpy(), np.random.default_rng(0)))

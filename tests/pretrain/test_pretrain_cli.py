@@ -361,27 +361,42 @@ def test_init_continues_from_given_weights(synthetic_corpus, tmp_path, capsys):
 
 
 def test_first_train_only_moves_only_the_named_parameters(synthetic_corpus, tmp_path, capsys):
-    """``--first-train-only decoder.generator`` (with ``--f0 yin-hs``): after first-stage steps from
-    given weights, every parameter outside the prefix equals the starting weights and the generator's
-    have moved (buffers may move: the style encoders' spectral-norm power iterations run in every
-    training-mode forward); the packaged config names the run's tracker; a prefix outside the first
-    stage's modules is a usage error naming the allowed ones."""
+    """``--first-train-only decoder.generator`` from a HiFi-GAN model into a config with a harmonic
+    generator (``--f0 yin-hs``, ``lambda_stft``): the new generator starts seeded (``--init``'s
+    generator is not read), every parameter outside the prefix equals the starting weights after
+    first-stage steps and the generator's have moved (buffers may move: the style encoders'
+    spectral-norm power iterations run in every training-mode forward); the packaged config names the
+    run's tracker and its files by name only; a prefix outside the first stage's modules is a usage
+    error naming the allowed ones."""
+    from tts_adapt.models.styletts2.config import MICRO_CONFIG
+    from tts_adapt.pretrain.package import package_run
+
     base = tmp_path / "base"
     assert run(synthetic_corpus, base, "--stages", "aligner,first", "--first-steps", "1") == 0
+    config = yaml.safe_load(Path(MICRO_CONFIG).read_text())
+    config["model_params"]["decoder"].update(
+        type="harmonic", upsample_rates=[300], upsample_kernel_sizes=[1], n_harmonics=20, envelope_bins=32
+    )
+    config["loss_params"]["lambda_stft"] = 2.5
+    harmonic = tmp_path / "harmonic.yml"
+    harmonic.write_text(yaml.safe_dump(config))
     cont = tmp_path / "cont"
     extra = ("--stages", "first", "--first-steps", "2", "--init", str(base / "model.pth"))
-    only = ("--first-train-only", "decoder.generator", "--f0", "yin-hs")
+    only = ("--first-train-only", "decoder.generator", "--f0", "yin-hs", "--config", str(harmonic))
     assert run(synthetic_corpus, cont, *extra, *only) == 0
     assert "first stage trains only: decoder.generator" in capsys.readouterr().out
     given = dict(load_official(base / "model.pth", base / "config.yml").named_parameters())
     result = dict(load_official(cont / "model.pth", cont / "config.yml").named_parameters())
-    moved = {k for k in given if not torch.equal(given[k], result[k])}
-    assert moved and all(k.startswith("decoder.generator.") for k in moved)
+    outside = [k for k in result if not k.startswith("decoder.generator.")]
+    assert outside and all(torch.equal(given[k], result[k]) for k in outside)
+    losses = [json.loads(line) for line in (cont / "stages" / "first" / "losses.jsonl").open()]
+    assert all("stft" in entry for entry in losses)
+    assert load_official(cont / "model.pth", cont / "config.yml").decoder_type == "harmonic"
     # the packaged config names the run's F0 tracker, which adaptation then uses by default
-    from tts_adapt.pretrain.package import package_run
-
     package_run(cont, tmp_path / "pkg")
     assert yaml.safe_load((tmp_path / "pkg" / "config.yml").read_text())["f0_source"] == "yin-hs"
+    _, meta = load_tensors(tmp_path / "pkg" / "model.safetensors")  # no machine paths in a shipped file
+    assert meta["pretrain"]["settings"]["init"] == "model.pth"
 
     assert run(synthetic_corpus, tmp_path / "x", *extra, "--first-train-only", "predictor") == 1
     assert "must start with a first-stage module" in capsys.readouterr().err

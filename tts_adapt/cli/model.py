@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-NAMED_CONFIGS = ("base", "libritts", "micro")
+NAMED_CONFIGS = ("base", "base-istftnet", "libritts", "micro")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

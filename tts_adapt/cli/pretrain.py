@@ -70,8 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="PREFIX",
         help="train only these first-stage parameters, by qualified-name prefix (e.g. decoder.generator: "
-        "fit a new generator under a trained model, usually with --init); default: every first-stage "
-        "module",
+        "fit a new generator under a trained model, usually with --init, whose weights under the "
+        "prefixes are then not read: another generator type may start from its seeded initialisation); "
+        "default: every first-stage module",
     )
     p.add_argument("--diff-start", type=int, default=d.diff_start, help="second-stage step for diffusion")
     p.add_argument(
@@ -300,7 +301,8 @@ def run(args: argparse.Namespace) -> int:
     if cfg.init is not None:  # a missing file or another architecture fails here too
         torch.manual_seed(cfg.seed)
         initial = build_model(config)
-        loaded = load_available(initial, cfg.init)
+        # parameters trained alone (--first-train-only) may be new: absent from or unlike --init's
+        loaded = load_available(initial, cfg.init, fresh=cfg.first_train_only or ())
         kept = sorted(set(MODULE_NAMES) - set(loaded))
         print(f"  starting weights: {', '.join(loaded)}" + (f"; seeded: {', '.join(kept)}" if kept else ""))
     if args.dry_run:

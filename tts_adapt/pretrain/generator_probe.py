@@ -106,8 +106,8 @@ class GeneratorProbe(nn.Module):
 
 
 def build_generator(config: str) -> tuple[nn.Module, int, int]:
-    """The decoder generator of a model config (``base``, ``micro``, ``libritts`` or a config.yml), freshly
-    initialised as the model builds it, with its style width and input channels."""
+    """The decoder generator of a model config (``base-istftnet``, ``base``, ``micro``, ``libritts`` or a
+    config.yml), freshly initialised as the model builds it, with its style width and input channels."""
     generator, style_dim, channels, _ = build_parts(config)
     return generator, style_dim, channels
 
@@ -252,7 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..utils.io import load_tensors, save_tensors
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--config", default="base", help="config.yml, or base, micro, libritts")
+    p.add_argument(
+        "--config",
+        default="base-istftnet",
+        help="config.yml, or base-istftnet (the shipped model's architecture with its earlier iSTFTNet "
+        "decoder, where the buzz was found), base, micro, libritts",
+    )
     p.add_argument("--task", choices=("tones", "corpus"), default="tones", help="what the generator learns")
     p.add_argument("--data", help="corpus folder for --task corpus (its .wav files, 24 kHz)")
     p.add_argument("--files", type=int, default=300, help="recordings drawn from --data")

@@ -53,6 +53,16 @@ def shipped_config(
     return cfg
 
 
+def _portable(meta: dict[str, Any]) -> dict[str, Any]:
+    """The run's metadata with its file settings (``recognizer``, ``init``) as bare file names: a
+    shipped file should not carry the paths of the machine it was made on."""
+    settings = dict(meta.get("settings", {}))
+    for key in ("recognizer", "init"):
+        if settings.get(key):
+            settings[key] = Path(settings[key]).name
+    return {**meta, "settings": settings}
+
+
 def package_run(run: str | Path, out: str | Path, half: bool = True, metadata: dict | None = None) -> Path:
     """Write ``out/model.safetensors`` and ``out/config.yml`` from a ``tts-adapt pretrain`` folder."""
     run, out = Path(run), Path(out)
@@ -68,7 +78,7 @@ def package_run(run: str | Path, out: str | Path, half: bool = True, metadata: d
             value = value.half()
         kept[key] = value
     out.mkdir(parents=True, exist_ok=True)
-    save_tensors(out / "model.safetensors", kept, metadata={**(metadata or {}), "pretrain": meta})
+    save_tensors(out / "model.safetensors", kept, metadata={**(metadata or {}), "pretrain": _portable(meta)})
     settings = meta.get("settings", {})
     config = shipped_config(
         run / "config.yml", adversarial=discriminators_trained(settings), f0=settings.get("f0")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,11 +223,25 @@ def _load_modules(model: StyleTTS2, net: Mapping[str, Mapping[str, torch.Tensor]
             load_module_state(getattr(model, name), net[name], name, source)
 
 
-def load_available(model: StyleTTS2, checkpoint: str | os.PathLike) -> list[str]:
+def _under(key: str, prefix: str) -> bool:
+    """``key`` is ``prefix`` or inside it (an empty prefix holds every key)."""
+    return not prefix or key == prefix or key.startswith(prefix + ".")
+
+
+def load_available(model: StyleTTS2, checkpoint: str | os.PathLike, fresh: Sequence[str] = ()) -> list[str]:
     """Load every module the checkpoint holds into ``model`` (each strictly); the others keep their
     weights. For continuing pre-training from a model that lacks some modules (the shipped base model
-    has no JDC or WavLM discriminator). Returns the loaded module names."""
-    net = read_net(checkpoint)
+    has no JDC or WavLM discriminator). Keys under a ``fresh`` prefix (e.g. ``decoder.generator``) are
+    neither read nor required: those parameters keep the model's own values, so a new part (another
+    generator type) can be fitted under trained weights. Returns the loaded module names."""
+    net = {name: dict(state) for name, state in read_net(checkpoint).items()}
     _check_known(net, str(checkpoint))
+    for prefix in fresh:
+        name, _, rest = prefix.partition(".")
+        if name not in net:
+            continue
+        own = getattr(model, name).state_dict()
+        net[name] = {k: v for k, v in net[name].items() if not _under(k, rest)}
+        net[name].update({k: v for k, v in own.items() if _under(k, rest)})
     _load_modules(model, net, str(checkpoint))
     return sorted(net)

@@ -33,8 +33,10 @@ DEFAULT_JDC = {"num_class": 1, "seq_len": 192}
 LIBRITTS_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "libritts_config.yml"
 # A few-million-parameter model of the same structure, for tests and CPU smoke runs.
 MICRO_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "micro_config.yml"
-# The architecture of the shipped base model: small enough to pre-train on a CPU (iSTFTNet decoder).
+# The architecture of the shipped base model: small enough to pre-train on a CPU (harmonic decoder),
+# and the same with the iSTFTNet decoder its earlier stages were trained with.
 BASE_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "base_config.yml"
+BASE_ISTFTNET_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "base_istftnet_config.yml"
 
 REQUIRED_MODEL_PARAMS = (
     "hidden_dim",
@@ -49,8 +51,15 @@ REQUIRED_MODEL_PARAMS = (
 
 
 def named_config(name: str | os.PathLike) -> str | os.PathLike | Path:
-    """A bundled config by its short name (``base``, ``micro``, ``libritts``); anything else is a path."""
-    return {"base": BASE_CONFIG, "micro": MICRO_CONFIG, "libritts": LIBRITTS_CONFIG}.get(str(name), name)
+    """A bundled config by its short name (``base``, ``base-istftnet``, ``micro``, ``libritts``); anything
+    else is a path."""
+    names = {
+        "base": BASE_CONFIG,
+        "base-istftnet": BASE_ISTFTNET_CONFIG,
+        "micro": MICRO_CONFIG,
+        "libritts": LIBRITTS_CONFIG,
+    }
+    return names.get(str(name), name)
 
 
 def load_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
