@@ -288,6 +288,9 @@ def test_cli_synth_onnx(exported, tmp_path, capsys, request):
     assert code == 0, capsys.readouterr().err
     audio, sr = sf.read(wav, dtype="float32")
     expected, _ = onnx_model.synthesize("", reference=str(ref), phonemes=PHONEMES, seed=0)
+    peak = float(np.abs(expected).max())
+    if peak > 1:  # synth scales a wave that would clip to a 0.99 peak (the shipped model on this noise)
+        expected = expected * (0.99 / peak)
     assert sr == 24000 and len(audio) == len(expected)
     assert np.abs(audio - expected).max() < 2 / 32768  # 16-bit PCM rounding
 

@@ -187,3 +187,17 @@ def test_cli_init_model_knows_every_bundled_config(tmp_path):
     shipped = load_file(str(BASE_WEIGHTS))
     assert {k: random[k].shape for k in shipped if k in random} == {k: v.shape for k, v in shipped.items()}
     assert any(not torch.equal(random[k].float(), v.float()) for k, v in shipped.items())
+
+
+def test_synth_scales_a_wave_that_would_clip_instead_of_clipping():
+    """A peak above full scale is scaled to 0.99 (shape kept: a constant ratio to the input); anything
+    within full scale is written as it is."""
+    import numpy as np
+
+    from tts_adapt.cli.synth import within_full_scale
+
+    loud = np.array([0.5, -2.0, 1.0], dtype=np.float32)
+    out, gain = within_full_scale(loud)
+    assert gain == 0.99 / 2.0 and np.allclose(out, loud * 0.495) and np.abs(out).max() == np.float32(0.99)
+    quiet = np.array([0.25, -1.0], dtype=np.float32)
+    assert within_full_scale(quiet)[1] == 1.0 and within_full_scale(quiet)[0] is quiet

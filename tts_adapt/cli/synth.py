@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+PEAK = 0.99  # a synthesis louder than full scale is scaled to this peak
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +60,18 @@ def _voice_names() -> list[str]:
         return []  # reported when the command runs, not while building --help
 
 
+def within_full_scale(wave, peak: float = PEAK):
+    """``(wave, gain)``: a wave that would clip in 16-bit PCM scaled to ``peak`` (gain < 1), else as it is
+    (gain 1). Scaling keeps the waveform's shape, which clipping would not."""
+    import numpy as np
+
+    top = float(np.abs(wave).max()) if len(wave) else 0.0
+    if top <= 1.0:
+        return wave, 1.0
+    gain = peak / top
+    return wave * gain, gain
+
+
 def run(args: argparse.Namespace) -> int:
     import soundfile as sf
     import torch
@@ -102,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         embedding_scale=args.embedding_scale,
         seed=args.seed,
     )
+    wave, gain = within_full_scale(wave)
+    if gain != 1.0:
+        log.warning("the synthesis peaks above full scale; scaled by %.3f instead of clipping", gain)
     out = Path(args.out)
     with atomic_path(out, suffix=".wav") as tmp:
         sf.write(str(tmp), wave, sr, format="WAV", subtype="PCM_16")
