@@ -117,9 +117,7 @@ class Decoder(nn.Module):
         draw them per utterance instead of from the global RNG; ``draws`` gives them explicitly.
         """
         if self.training:
-            if self.type != "harmonic":
-                # Not for the harmonic decoder: its pitch is this F0 itself, so a smoothed F0 would put
-                # the excitation's harmonics away from the target's, and it learns noise in their place.
+            if getattr(self.generator, "smooth_f0_in_training", True):
                 F0_curve = self._smooth(F0_curve, (0, 3, 7))
             N = self._smooth(N, (0, 3, 7, 15))
         f0 = self.F0_conv(F0_curve.unsqueeze(1))

@@ -133,6 +133,11 @@ class HarmonicNoiseGenerator(nn.Module):
     are all noise.
     """
 
+    #: The decoder's official F0 box-filter augmentation is off for this generator: its pitch is the F0
+    #: itself, so a smoothed F0 would put the excitation's harmonics away from the target's, and it
+    #: learns noise in their place.
+    smooth_f0_in_training = False
+
     def __init__(
         self,
         style_dim: int,
@@ -161,6 +166,7 @@ class HarmonicNoiseGenerator(nn.Module):
             self.conv_post.bias[envelope_bins:] = -2.0
         self.register_buffer("band_fir", band_filters(noise_bands), persistent=False)
         self.source = HarmonicSource(sampling_rate, self.hop, n_harmonics)
+        # its own copy: an exported graph replaces ``source`` by the given excitation
         self.register_buffer(
             "harmonic_numbers", torch.arange(1, n_harmonics + 1, dtype=torch.float32), persistent=False
         )
