@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tts_adapt.evaluation.pitch_following import decoder_inputs, follow, median_pitch, slope
+from tts_adapt.evaluation.pitch_following import decoder_inputs, follow, level_slope, median_pitch, slope
 from tts_adapt.models.styletts2.source import SineGen, upsample_f0
 
 from ..signals import SR, harmonic_tone
@@ -29,6 +29,15 @@ def test_slope_closed_forms():
     assert slope([0.5, 1, 2], [80, 80, 80]) == pytest.approx(0.0, abs=1e-12)
     assert slope([0.5, 1, 2], [math.nan, 100, 200]) == pytest.approx(1.0)  # unvoiced outputs are left out
     assert math.isnan(slope([0.5, 1, 2], [math.nan, math.nan, 100]))
+
+
+def test_level_slope_closed_forms():
+    """A predictor that halves each voice's distance in octaves from 120 Hz has level slope 0.5; one
+    that keeps every level, 1; one that gives every voice the same pitch, 0."""
+    refs = [75.0, 100.0, 200.0, 260.0]
+    assert level_slope(refs, [120 * (r / 120) ** 0.5 for r in refs]) == pytest.approx(0.5)
+    assert level_slope(refs, [1.1 * r for r in refs]) == pytest.approx(1.0)
+    assert level_slope(refs, [120.0] * 4) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_a_decoder_that_renders_its_f0_has_slope_one():

@@ -28,6 +28,7 @@ from tts_adapt.models.styletts2.source import draw_source, upsample_f0  # noqa: 
 
 TOL = 1e-3  # max abs difference of float32 waveforms
 ISTFTNET_SNR_DB = 30.0  # see assert_same_audio; measured 34-45 dB over 8 seeds on the shipped model
+HARMONIC_SNR_DB = 55.0  # see assert_same_audio; measured 65.7-83.5 dB over 8 seeds on the shipped model
 PHONEMES = "ðɪs ɪz ə tˈɛst."
 ASSETS = Path(__file__).resolve().parents[2] / "tts_adapt" / "assets"
 
@@ -121,14 +122,22 @@ def _snr_db(want, got) -> float:
     return float(10 * torch.log10(want.pow(2).sum() / (want - got).pow(2).sum().clamp(min=1e-30)))
 
 
-def assert_same_audio(got, want, model) -> None:
+def assert_same_audio(got, want, model, own_f0: bool = True) -> None:
     """HiFi-GAN: equal within float32 rounding (TOL). iSTFTNet: within ISTFTNET_SNR_DB, because its
     decoder reads the source spectrum's angle, which jumps by 2*pi where a bin with a negative real part
     has its imaginary part cross zero: rounding-level differences upstream (F0 agrees to 1e-4) move a
-    few such bins across, in PyTorch on another device as much as in onnxruntime."""
+    few such bins across, in PyTorch on another device as much as in onnxruntime.
+
+    Harmonic, ``own_f0`` (each side decodes the F0 its own predictor gave): within HARMONIC_SNR_DB. The
+    k-th harmonic's phase is the running sum of k * F0, so an F0 that differs by one float32 ulp (1.2e-4
+    Hz at 194 Hz) drifts by 2*pi * k * 1.2e-4 * t radians: over a second, 0.04 rad at the 50th harmonic,
+    a few 1e-3 of amplitude late in the utterance. With the same F0 the decoder graph is held to TOL
+    (test_deterministic_source_matches_pytorch), and the F0 itself to float32 rounding."""
     assert got.shape == want.shape, (got.shape, want.shape)
     if model.decoder_type == "istftnet":
         assert _snr_db(want, got) > ISTFTNET_SNR_DB
+    elif model.decoder_type == "harmonic" and own_f0:
+        assert _snr_db(want, got) > HARMONIC_SNR_DB
     else:
         diff = np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64)
         assert float(np.abs(diff).max()) < TOL
@@ -256,7 +265,7 @@ def test_deterministic_source_matches_pytorch(exported):
         db = 20 * (torch.log10(want_mag[loud]) - torch.log10(got_mag[loud].clamp(min=1e-12)))
         assert float(db.abs().mean()) < 1.5
     else:
-        assert_same_audio(got, want, model)
+        assert_same_audio(got, want, model, own_f0=False)
 
 
 def _magnitudes(wave: torch.Tensor) -> torch.Tensor:

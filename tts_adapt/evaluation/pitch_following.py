@@ -7,6 +7,10 @@ pitch of every output with pYIN. A decoder that follows its F0 gives output pitc
 factor (slope 1 of log output pitch against log factor); one that ignores it gives the same pitch for
 every factor (slope 0), whatever the prosody predictor says.
 
+It also reports the prosody's side: across the references, the slope of the log F0 the predictor gives
+on the log pitch of each reference recording (``level_slope``). The prosodic style carries a voice's
+pitch level, so 1 keeps every voice's level; below 1 the predictor pulls voices towards the middle.
+
     python -m tts_adapt.evaluation.pitch_following                  # the shipped model and voices
     python -m tts_adapt.evaluation.pitch_following --checkpoint CKPT --config CONFIG --reference a.wav
 """
@@ -26,7 +30,7 @@ from ..utils.help import HelpFormatter
 
 SCALES = (0.5, 1.0, 2.0)
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs away."
-FMIN, FMAX = 50.0, 600.0
+FMIN, FMAX = 40.0, 600.0  # low enough for a 74 Hz voice at F0 x 0.5
 
 # decode(asr, F0, N, ref) -> waveform; the model's decoder by default
 Decode = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -48,6 +52,14 @@ def slope(scales: Sequence[float], pitches: Sequence[float]) -> float:
         return math.nan
     x, y = np.array(pairs).T
     return float(np.polyfit(x, y, 1)[0])
+
+
+def level_slope(reference_pitches: Sequence[float], given_pitches: Sequence[float]) -> float:
+    """Across voices: slope of log2(F0 the predictor gives) on log2(reference recording's pitch).
+
+    1 keeps every voice's pitch level; 0.5 halves each voice's distance (in octaves) from the middle.
+    """
+    return slope(reference_pitches, given_pitches)
 
 
 def decoder_inputs(
@@ -138,8 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "checkpoint": str(checkpoint),
         "voices": rows,
         "mean_slope": float(np.mean(slopes)) if slopes else None,
+        "level_slope": level_slope(
+            [r["reference_pitch"] for r in rows.values()], [r["f0_median"] for r in rows.values()]
+        ),
     }
     print(f"mean slope {summary['mean_slope']:.2f} (1: the decoder follows its F0; 0: it ignores it)")
+    if len(rows) > 1:
+        print(
+            f"pitch level across voices: slope {summary['level_slope']:.2f} of the F0 given on the "
+            "reference's pitch (1: every voice keeps its level; below 1: pulled towards the middle)"
+        )
     if args.out:
         from ..utils.io import atomic_path
 
