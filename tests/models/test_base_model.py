@@ -86,15 +86,10 @@ def test_its_prosody_keeps_each_voice_pitch_level(shipped):
     across the shipped voices (74-201 Hz recordings) the F0 the predictor gives should scale with the
     reference's pitch: level slope 1 ideally. The fifth model pulled voices to the middle (slope 0.61:
     victor 74 -> 98 Hz, aunty 201 -> 175 Hz); the sixth gives 0.76 (docs/base-model.md)."""
-    from tts_adapt.audio import load_audio
     from tts_adapt.evaluation import pitch_following as pf
     from tts_adapt.models.styletts2.shipped_voices import shipped_voices
 
     model = load_official(*shipped, modules=INFERENCE_MODULES).eval()
-    refs, given = [], []
-    for voice in shipped_voices().values():
-        _, f0, _, _ = pf.decoder_inputs(model, str(voice.path), pf.TEXT)
-        given.append(float(f0[f0 > pf.FMIN].median()))
-        refs.append(pf.median_pitch(load_audio(str(voice.path), model.sample_rate), model.sample_rate))
+    refs, given = zip(*(pf.pitch_level(model, str(voice.path)) for voice in shipped_voices().values()))
     assert pf.level_slope(refs, given) > 0.7, list(zip(refs, given))
     assert all(0.75 < g / r < 1.35 for r, g in zip(refs, given)), list(zip(refs, given))

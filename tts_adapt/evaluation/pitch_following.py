@@ -83,6 +83,16 @@ def decoder_inputs(
     return captured["args"]
 
 
+def pitch_level(model, reference, text: str = TEXT) -> tuple[float, float]:
+    """``(reference recording's median pitch, median F0 the predictor gives)`` for one reference."""
+    from ..audio import load_audio
+
+    f0 = decoder_inputs(model, reference, text)[1]
+    voiced = f0[f0 > FMIN]
+    given = float(voiced.median()) if len(voiced) else math.nan
+    return median_pitch(load_audio(reference, model.sample_rate), model.sample_rate), given
+
+
 def follow(
     inputs: tuple[torch.Tensor, ...],
     decode: Decode,
