@@ -19,7 +19,6 @@ from tts_adapt.models.styletts2.discriminators import (
     MultiResSpecDiscriminator,
     SpecDiscriminator,
     WavLMDiscriminator,
-    same_conv2d,
 )
 from tts_adapt.models.styletts2.jdc import JDCNet
 
@@ -428,41 +427,3 @@ def test_discriminators_run_in_float64():
     for a, b in zip(s64, s32, strict=True):
         torch.testing.assert_close(a, b.double(), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(w64, w32.double(), atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("norm", ["weight", "spectral"])
-def test_same_conv2d_gradients_equal_stock_convolution(norm):
-    """The spectrogram discriminator's first layer takes its input gradient from the identity
-    ``dL/dx = conv2d(dL/dy, flip(W)^T)`` (stride 1, 'same' padding); it must equal autograd through
-    ``nn.Conv2d`` for the input, ``weight_g``/``weight_v`` (or the spectral-norm weight) and the bias,
-    and pass ``gradcheck``."""
-    from tts_adapt.models.styletts2.norm import spectral_norm, weight_norm
-
-    torch.manual_seed(0)
-    wrap = weight_norm if norm == "weight" else spectral_norm
-    conv = wrap(torch.nn.Conv2d(1, 4, (3, 9), padding=(1, 4))).double().eval()  # eval: no power step
-    x = torch.randn(2, 1, 11, 23, dtype=torch.float64, requires_grad=True)
-    y = same_conv2d(conv, x)
-    g = torch.randn_like(y)
-    params = [x, *conv.parameters()]
-    fast = torch.autograd.grad(y, params, g)
-    stock = torch.autograd.grad(conv(x), params, g)
-    assert torch.allclose(y, conv(x), atol=1e-12)
-    for a, b in zip(fast, stock, strict=True):
-        assert torch.allclose(a, b, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda t: same_conv2d(conv, t), (x,))
-
-
-def test_same_conv2d_falls_back_where_the_identity_does_not_hold():
-    """Strided or asymmetrically padded convolutions (the later discriminator layers) run as ``conv(x)``."""
-    torch.manual_seed(0)
-    x = torch.randn(1, 2, 9, 20, dtype=torch.float64, requires_grad=True)
-    for conv in (
-        torch.nn.Conv2d(2, 3, (3, 9), stride=(1, 2), padding=(1, 4)),
-        torch.nn.Conv2d(2, 3, (3, 9), padding=(0, 4)),
-    ):
-        conv = conv.double()
-        g = torch.randn_like(conv(x))
-        a = torch.autograd.grad(same_conv2d(conv, x), x, g)[0]
-        b = torch.autograd.grad(conv(x), x, g)[0]
-        assert torch.equal(a, b)

@@ -100,9 +100,9 @@ def test_identity_without_fp16():
 
 
 def test_bf16_autocast_step_on_cpu_matches_float32(fresh_model, target_items, tmp_path):
-    """``--amp bf16`` on a CPU: one LoRA step with the discriminators (their first layers run the custom
-    input-gradient convolution, whose backward runs outside autocast) completes, and every loss term is
-    the float32 step's to bfloat16 precision (8 mantissa bits: ~0.4 % per rounding)."""
+    """``--amp bf16`` on a CPU: one LoRA step with the discriminators (their first layers run the
+    width-polyphase rewrite, whose weight is gathered outside the convolution) completes, and every loss
+    term is the float32 step's to bfloat16 precision (8 mantissa bits: ~0.4 % per rounding)."""
     from tts_adapt.train.trainer import Trainer
 
     results = {}

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.spectral_norm import SpectralNorm
-from torch.nn.utils.weight_norm import WeightNorm
 
 from tts_adapt.models.styletts2.norm import spectral_norm, weight_norm
+from tts_adapt.models.styletts2.phase_conv import spectrogram_conv2d
 
 LRELU_SLOPE = 0.1
 
@@ -37,83 +36,6 @@ MSD_CHANNELS = 32
 def get_padding(kernel_size: int, dilation: int = 1) -> int:
     """'Same' padding of an odd kernel."""
     return (kernel_size * dilation - dilation) // 2
-
-
-_NORM_HOOKS = (WeightNorm, SpectralNorm)
-
-
-class _SameConv2d(torch.autograd.Function):
-    """A stride-1 'same' 2-D convolution whose input gradient is computed as the forward convolution of
-    the output gradient with the flipped, transposed kernel, in channels-last layout.
-
-    Why: oneDNN's backward-data kernel is slow for few-channel convolutions on large spectrograms (the
-    first layer of every spectrogram discriminator: 1 input channel, ~700 x 257 bins). The identity
-    ``dL/dx = conv2d(dL/dy, flip(W)^T)`` holds exactly for stride 1 with padding ``k // 2`` on odd
-    kernels, and this forward kernel runs about 6x faster. Weight and bias gradients are oneDNN's.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        # Under CPU autocast, compute in its dtype as ``F.conv2d`` would, and keep the cast tensors: the
-        # backward runs outside autocast and must see one dtype (autograd casts the gradients back).
-        if torch.is_autocast_enabled("cpu"):
-            dtype = torch.get_autocast_dtype("cpu")
-            x, weight = x.to(dtype), weight.to(dtype)
-            bias = bias.to(dtype) if bias is not None else None
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        with torch.autocast("cpu", enabled=False):
-            return F.conv2d(x, weight, bias, padding=(weight.shape[2] // 2, weight.shape[3] // 2))
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        pad = (weight.shape[2] // 2, weight.shape[3] // 2)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            flipped = weight.flip(2, 3).transpose(0, 1)
-            grad_x = F.conv2d(grad_out.contiguous(memory_format=torch.channels_last), flipped, padding=pad)
-            grad_x = grad_x.contiguous()
-        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
-            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
-                grad_out,
-                x,
-                weight,
-                [weight.shape[0]] if ctx.has_bias else None,
-                (1, 1),
-                pad,
-                (1, 1),
-                False,
-                (0, 0),
-                1,
-                (False, ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]),
-            )
-        return grad_x, grad_w, grad_b
-
-
-def same_conv2d(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` for a stride-1, undilated, ungrouped conv with odd kernels and 'same' padding, with the
-    faster input gradient of :class:`_SameConv2d`; any other convolution runs as ``conv(x)``."""
-    kh, kw = conv.kernel_size
-    if (
-        type(conv) is not nn.Conv2d
-        or conv._forward_hooks
-        or not all(isinstance(h, _NORM_HOOKS) for h in conv._forward_pre_hooks.values())
-        or conv.stride != (1, 1)
-        or conv.dilation != (1, 1)
-        or conv.groups != 1
-        or conv.padding_mode != "zeros"
-        or kh % 2 == 0
-        or kw % 2 == 0
-        or tuple(conv.padding) != (kh // 2, kw // 2)
-        or x.device.type != "cpu"
-    ):
-        return conv(x)
-    # The weight/spectral-norm hooks recompute ``conv.weight`` before each forward; run them as
-    # ``conv(x)`` would, then convolve with the fresh weight.
-    for hook in conv._forward_pre_hooks.values():
-        hook(conv, (x,))
-    return _SameConv2d.apply(x, conv.weight, conv.bias)
 
 
 def _norm(use_spectral_norm: bool):
@@ -210,13 +132,10 @@ class SpecDiscriminator(nn.Module):
     def forward(self, y: torch.Tensor) -> DiscOutput:
         x = self.magnitude(y.squeeze(1)).unsqueeze(1)
         fmap = []
-        first, *rest = self.discriminators
-        x = F.leaky_relu(same_conv2d(first, x), LRELU_SLOPE)
-        fmap.append(x)
-        for conv in rest:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        for conv in self.discriminators:
+            x = F.leaky_relu(spectrogram_conv2d(conv, x), LRELU_SLOPE)
             fmap.append(x)
-        x = self.out(x)
+        x = spectrogram_conv2d(self.out, x)
         fmap.append(x)
         return torch.flatten(x, 1, -1), fmap
 
