@@ -120,16 +120,26 @@ def lengths_from_mask(mask: torch.Tensor) -> torch.Tensor:
 
 
 def run_lstm(
-    lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor | None, total: int | None = None
+    lstm: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None, total: int | None = None
 ) -> torch.Tensor:
     """Batch-first LSTM over padded sequences; padded steps come out as zeros.
 
-    With every sequence at full length the LSTM runs unpacked (the official inference path does the
-    same), otherwise through ``pack_padded_sequence`` so padding never leaks into the reverse direction.
+    The official code packs the batch (``pack_padded_sequence``) so that padding never reaches the
+    reverse direction. On CPU a packed LSTM runs step by step in small operations, each with its
+    autograd node; the fused kernel needs a padded tensor. So a one-layer bidirectional LSTM runs twice,
+    fused: on the right-padded batch, whose forward direction sees each sequence from its first step,
+    and on the same batch left-padded, whose reverse direction starts at each sequence's last step.
+    Each direction thus computes exactly the recurrence of the packed run (only the kernels' summation
+    order differs), and both passes together run 1.5-3.5x faster forward and backward
+    (docs/training.md). Other LSTMs run packed. With every sequence at full length the LSTM runs once,
+    unpacked, as the official inference does.
     """
     total = x.shape[1] if total is None else total
+    base = lstm.get_base_layer() if hasattr(lstm, "get_base_layer") else lstm
     if lengths is None or bool((lengths == x.shape[1]).all()):
         out, _ = lstm(x)
+    elif base.num_layers == 1 and base.batch_first:
+        out = _padded_lstm(lstm, x, lengths.to(x.device), base.bidirectional)
     else:
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = lstm(packed)
@@ -137,3 +147,22 @@ def run_lstm(
     if out.shape[1] < total:
         out = F.pad(out, (0, 0, 0, total - out.shape[1]))
     return out
+
+
+def _padded_lstm(
+    lstm: nn.Module, x: torch.Tensor, lengths: torch.Tensor, bidirectional: bool
+) -> torch.Tensor:
+    """A one-layer LSTM over a right-padded batch, equal to the packed run (see :func:`run_lstm`)."""
+    b, t, _ = x.shape
+    steps = torch.arange(t, device=x.device).view(1, t)
+    valid = (steps < lengths.view(b, 1)).unsqueeze(-1)
+    out, _ = lstm(x)
+    if bidirectional:
+        hidden = out.shape[-1] // 2
+        shift = (t - lengths).view(b, 1)  # left-padded position p holds step p - shift
+        src = (steps - shift).clamp(min=0).unsqueeze(-1)
+        left = torch.where((steps >= shift).unsqueeze(-1), x.gather(1, src.expand(b, t, x.shape[2])), 0.0)
+        rev, _ = lstm(left)
+        back = (steps + shift).clamp(max=t - 1).unsqueeze(-1).expand(b, t, hidden)
+        out = torch.cat([out[..., :hidden], rev[..., hidden:].gather(1, back)], dim=-1)
+    return torch.where(valid, out, 0.0)

@@ -13,8 +13,31 @@ def get_padding(kernel_size: int, dilation: int = 1) -> int:
     return (kernel_size * dilation - dilation) // 2
 
 
+class _SnakeFixedAlpha(torch.autograd.Function):
+    """Snake with a constant ``α``: the input gradient is ``1 + sin(2αx)``, from one saved tensor.
+
+    Why: autograd through ``x + sin²(αx)/α`` saves three waveform-rate tensors and runs six element-wise
+    passes backwards. When ``α`` does not train (LoRA adaptation freezes it), the closed form needs one
+    saved tensor and two passes; the decoder's Snake layers then cost about half as much per training
+    step (docs/training.md). Values and gradients equal autograd's up to float rounding."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        ax = alpha * x
+        ctx.save_for_backward(ax)
+        s = torch.sin(ax)
+        return torch.addcmul(x, s.mul_(s), 1 / alpha, out=s)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (ax,) = ctx.saved_tensors
+        return torch.addcmul(grad, grad, torch.sin(2 * ax)), None
+
+
 def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """Snake activation ``x + sin²(αx)/α`` (periodic inductive bias for waveforms)."""
+    if torch.is_grad_enabled() and x.requires_grad and not alpha.requires_grad:
+        return _SnakeFixedAlpha.apply(x, alpha)
     return x + (1 / alpha) * (torch.sin(alpha * x) ** 2)
 
 
