@@ -22,6 +22,8 @@ kernels in channels-last layout are as fast, so only few-channel inputs are rewr
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,13 +39,15 @@ MAX_IN_CHANNELS = 2
 _NORM_HOOKS = (WeightNorm, SpectralNorm)
 
 
+@lru_cache(maxsize=64)  # a few layer shapes, asked for on every forward pass
 def phase_taps(
     kernel: int, stride: int, dilation: int, padding: int, phases: int
 ) -> tuple[torch.Tensor, int]:
     """Which original tap feeds each (output phase, input phase, block offset) of the rewrite.
 
     Returns ``(taps, d_min)``: ``taps[q, p, d]`` is the tap index ``t`` (``kernel`` where no tap lands,
-    an index into a zero appended to the kernel) and ``d_min`` the smallest block offset."""
+    an index into a zero appended to the kernel) and ``d_min`` the smallest block offset. Cached: the
+    table is shared, read-only."""
     if phases % stride:
         raise ValueError(f"phase_taps: {phases} phases are not a multiple of the stride {stride}")
     out_phases = phases // stride
