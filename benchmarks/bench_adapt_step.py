@@ -23,13 +23,18 @@ Modes (each timed configuration runs in its own process, so peak memory is its o
   few cores, small convolutions parallelise better across processes than across threads.
 
 The profile is the forward wall time of each top-level module of the model (hooks), plus the rest
-(backward, optimiser, losses); it is printed per step.
+(backward, optimiser, losses); it is printed per step. ``--ops N`` profiles N more steps of every run
+(the baseline and the official step too) with ``torch.profiler`` and prints self CPU seconds per step by
+operator kind: convolution forward and backward, LSTMs, matrix products, FFTs, and everything else
+(element-wise operations, copies, reductions), with the part of the last that ran over tensors of a
+million elements or more (waveforms, spectrograms and their feature maps).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import resource
@@ -111,6 +116,52 @@ class ComponentTimer:
         self.seconds.clear()
 
 
+# Operator kinds of the --ops table, first match wins (aten names, self time).
+OP_KINDS = (
+    ("convolution backward", ("convolution_backward", "conv_depthwise", "slow_conv2d_backward")),
+    ("convolution forward", ("convolution", "conv2d", "conv1d", "slow_conv")),
+    ("recurrent (LSTM)", ("rnn", "lstm")),
+    ("matrix products", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "attention")),
+    ("FFT", ("fft",)),
+)
+
+
+OTHER = "element-wise, copies, reductions, other"
+# Tensors this large are waveforms, spectrograms and their feature maps, not text-side or loss tensors.
+LARGE = 1_000_000
+OF_WHICH_LARGE = f"  of which on tensors >= {LARGE:,} elements"
+
+
+def op_kind(name: str) -> str:
+    for kind, needles in OP_KINDS:
+        if any(n in name for n in needles):
+            return kind
+    return OTHER
+
+
+def op_seconds(step, steps: int) -> dict[str, float]:
+    """Self CPU seconds per step of each operator kind over ``steps`` profiled steps, with their wall time
+    (the profiler's own overhead included, so the kinds are shares rather than absolute times), and how
+    much of the element-wise kind ran over waveform- or spectrogram-sized tensors."""
+    from torch.profiler import ProfilerActivity, profile
+
+    seconds: dict[str, float] = defaultdict(float)
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            step()
+    wall = time.perf_counter() - t0
+    for event in prof.key_averages(group_by_input_shape=True):
+        if not event.key.startswith("aten::"):
+            continue
+        kind, t = op_kind(event.key), event.self_cpu_time_total / 1e6 / steps
+        seconds[kind] += t
+        sizes = [math.prod(s) for s in event.input_shapes if isinstance(s, list) and s]
+        if kind == OTHER and max(sizes, default=0) >= LARGE:
+            seconds[OF_WHICH_LARGE] += t
+    return {**dict(seconds), "profiled wall": wall / steps}
+
+
 def newer_options(config_class, **options) -> dict:
     """The options an (older, baseline) ``TrainConfig`` knows; a baseline without them runs its default."""
     import dataclasses
@@ -159,6 +210,16 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         if official is not None:
             random.seed(0)
             np.random.seed(0)
+
+        def run(batch: list) -> None:
+            if official is not None:
+                official(batch[0])
+            else:
+                trainer.train_step(batch)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            trainer.step += 1
+
         times, cpu, sizes = [], [], []
         for i in range(args.steps + 1):
             batch = [next(source)]
@@ -167,17 +228,12 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             t0, c0 = time.perf_counter(), time.process_time()
-            if official is not None:
-                official(batch[0])
-            else:
-                trainer.train_step(batch)
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            trainer.step += 1
+            run(batch)
             if i:  # the first step warms up kernels and caches
                 times.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
                 sizes.append(len(batch[0]))
+        ops = op_seconds(lambda: run([next(source)]), args.ops) if args.ops else None
         prior_seconds = None
         if trainer.setup.prior is not None:
             prior = trainer.setup.prior
@@ -201,6 +257,7 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         "lora_params": trainer.setup.counts.get("lora", 0),
         "profile": dict(timer.seconds) if timer is not None else None,  # of the last step
         "last_step": times[-1],
+        "ops": ops,
     }
 
 
@@ -231,6 +288,7 @@ def worker_command(args, worker: str, work: Path) -> list[str]:
         "--amp",
         args.amp,
         *(["--profile"] if args.profile else []),
+        *(["--ops", str(args.ops)] if args.ops else []),
         *(["--official", args.official] if args.official else []),
     ]
 
@@ -290,6 +348,17 @@ def print_profile(rows: list[dict]) -> None:
     )
 
 
+def print_ops(rows: list[dict]) -> None:
+    rows = [r for r in rows if r.get("ops")]
+    if not rows:
+        return
+    print("\nself CPU seconds per step by operator kind (torch.profiler, profiled steps)")
+    print(f"{'kind':40s}" + "".join(f"{r['label']:>14s}" for r in rows))
+    kinds = [k for k, _ in OP_KINDS] + [OTHER, OF_WHICH_LARGE, "profiled wall"]
+    for kind in kinds:
+        print(f"{kind:40s}" + "".join(f"{r['ops'].get(kind, 0.0):14.3f}" for r in rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="libritts")
@@ -302,6 +371,13 @@ def main() -> None:
     ap.add_argument("--methods", default="lora,kfac,ekfac,diag")
     ap.add_argument("--baseline", help="a tree whose tts_adapt to time beside this one (LoRA)")
     ap.add_argument("--profile", action="store_true", help="per-component forward times")
+    ap.add_argument(
+        "--ops",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also profile this many extra steps and print self CPU time by operator kind",
+    )
     ap.add_argument("--official", help="the official StyleTTS 2 repository: time its fine-tuning step too")
     ap.add_argument("--f0", default="jdc", choices=("jdc", "yin", "pyin"), help="F0 targets of the step")
     ap.add_argument(
@@ -378,6 +454,7 @@ def main() -> None:
             f"{r['peak_mib']:9.0f}{vs_official}"
         )
     print_profile(rows)
+    print_ops(rows)
 
 
 if __name__ == "__main__":
