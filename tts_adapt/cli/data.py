@@ -15,12 +15,39 @@ DOWNLOAD_TARGETS = ("styletts2-libritts", "libritts", "vctk", "ljspeech")
 def register(sub) -> None:
     p = sub.add_parser(
         "make-corpus",
-        help="write a synthetic multi-speaker corpus (espeak-ng voices) in the LibriTTS layout",
-        description="Write a small multi-speaker corpus voiced by espeak-ng voices, for tests and demos.",
+        help="write a corpus voiced by espeak-ng or another engine's voices, in the LibriTTS layout",
+        description=(
+            "Write a corpus in the LibriTTS layout at 24 kHz: by default a multi-speaker corpus of "
+            "generated espeak-ng voices (for tests and demos); with --engine piper|flite|festival, one "
+            "speaker per voice of that engine (real speakers' voices, e.g. adaptation targets), the "
+            "voice's licence recorded in speakers.json."
+        ),
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder (created; rerun to complete it)")
-    p.add_argument("--speakers", type=int, default=24, help="number of voices (default 24)")
-    p.add_argument("--utterances", type=int, default=40, help="utterances per voice (default 40)")
+    p.add_argument("--out", type=Path, help="output folder (created; rerun to complete it); required")
+    p.add_argument(
+        "--engine",
+        default="espeak",
+        help="espeak (default), piper, flite, festival, or a registered engine; --list-voices shows voices",
+    )
+    p.add_argument(
+        "--voice",
+        action="append",
+        default=[],
+        help="engine voice(s), repeat or comma-separate, 'all' for every one (default: the engine's first); "
+        "not for espeak",
+    )
+    p.add_argument(
+        "--list-voices", action="store_true", help="list the engine's voices and licences, then stop"
+    )
+    p.add_argument("--speakers", type=int, default=None, help="espeak: number of voices (default 24)")
+    p.add_argument("--utterances", type=int, default=40, help="(training) utterances per voice (default 40)")
+    p.add_argument(
+        "--test-utterances",
+        type=int,
+        default=0,
+        help="engines: held-out sentences per voice, the same for every voice, in the test subset "
+        "(default 0)",
+    )
     p.add_argument(
         "--seed", type=int, default=0, help="voices and sentences are a function of this (default 0)"
     )
@@ -33,7 +60,7 @@ def register(sub) -> None:
     p.add_argument(
         "--test-subset", default="test-synth", help="held-out subset folder name (default test-synth)"
     )
-    p.add_argument("--jobs", type=int, default=None, help="parallel espeak-ng processes (default: up to 4)")
+    p.add_argument("--jobs", type=int, default=None, help="parallel synthesis jobs (default: up to 4)")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings")
     p.add_argument(
         "--check-speakers",
@@ -160,20 +187,49 @@ def read_only_line(report, utts) -> str:
 
 def cmd_make_corpus(args) -> int:
     from ..data import load_corpus
-    from ..data.synthetic import make_corpus
     from ..utils.io import write_json
 
-    out = make_corpus(
-        args.out,
-        args.speakers,
-        args.utterances,
-        seed=args.seed,
-        subset=args.subset,
-        test_speakers=args.test_speakers,
-        test_subset=args.test_subset,
-        jobs=args.jobs,
-        overwrite=args.overwrite,
-    )
+    voices = [v.strip() for item in args.voice for v in item.split(",") if v.strip()]
+    if args.list_voices:
+        return list_voices(args.engine)
+    if args.out is None:
+        raise ValueError("make-corpus needs --out (the corpus folder)")
+    if args.engine == "espeak":
+        from ..data.synthetic import make_corpus
+
+        if voices or args.test_utterances:
+            raise ValueError("--voice and --test-utterances are for other engines; espeak takes --speakers")
+        out = make_corpus(
+            args.out,
+            24 if args.speakers is None else args.speakers,
+            args.utterances,
+            seed=args.seed,
+            subset=args.subset,
+            test_speakers=args.test_speakers,
+            test_subset=args.test_subset,
+            jobs=args.jobs,
+            overwrite=args.overwrite,
+        )
+    else:
+        from ..data.voice_corpus import make_voice_corpus
+
+        if args.speakers is not None:
+            raise ValueError(
+                f"--speakers is for espeak; choose {args.engine} voices with --voice (or --voice all)"
+            )
+        out = make_voice_corpus(
+            args.out,
+            args.engine,
+            voices or None,
+            args.utterances,
+            test_utterances=args.test_utterances,
+            test_speakers=args.test_speakers,
+            seed=args.seed,
+            subset=args.subset,
+            test_subset=args.test_subset,
+            jobs=args.jobs,
+            overwrite=args.overwrite,
+        )
     utts = load_corpus(out)
     hours = sum(u.duration or 0 for u in utts) / 3600
     print(
@@ -184,10 +240,34 @@ def cmd_make_corpus(args) -> int:
 
         result = corpus_separability(utts)
         write_json(out / "separability.json", result)
+        if result["speakers"] < 2:
+            print(f"Resemblyzer cosine similarity: within-speaker {result['within_mean']:.3f} (one speaker)")
+        else:
+            print(
+                f"Resemblyzer cosine similarity: within-speaker {result['within_mean']:.3f}, "
+                f"between-speaker {result['between_mean']:.3f}; nearest-centroid speaker accuracy "
+                f"{100 * result['nearest_centroid_accuracy']:.1f}%"
+            )
+    return 0
+
+
+def list_voices(engine_name: str) -> int:
+    """One line per voice: name, speaker, sex, accent, native rate, licence, installed or what to install."""
+    if engine_name == "espeak":
+        print("espeak: generated voices (accent, variant, pitch, rate); choose how many with --speakers")
+        return 0
+    from ..data.engines import EngineNotInstalled, get_engine
+
+    engine = get_engine(engine_name)
+    for voice in engine.voices():
+        try:
+            engine.check([voice])
+            state = "installed"
+        except EngineNotInstalled as e:
+            state = f"missing ({e})"
         print(
-            f"Resemblyzer cosine similarity: within-speaker {result['within_mean']:.3f}, "
-            f"between-speaker {result['between_mean']:.3f}; nearest-centroid speaker accuracy "
-            f"{100 * result['nearest_centroid_accuracy']:.1f}%"
+            f"{voice.name}\t{voice.speaker}\t{voice.gender}\t{voice.accent}\t{voice.sample_rate} Hz\t"
+            f"{voice.license.name}\t{state}"
         )
     return 0
 

@@ -32,12 +32,11 @@ def embed_utterances(utts: Sequence[Utterance], device: str = "cpu", progress: b
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 
-def separability(embeddings: np.ndarray, speakers: Sequence[str]) -> dict[str, float]:
+def separability(embeddings: np.ndarray, speakers: Sequence[str]) -> dict[str, float | None]:
     """Mean within- and between-speaker cosine similarity, their gap, and leave-one-out
-    nearest-centroid speaker accuracy."""
+    nearest-centroid speaker accuracy. A one-speaker corpus (an adaptation target) has only the
+    within-speaker figures; the between-speaker ones are ``None``."""
     labels = np.asarray(speakers)
-    if len(set(labels.tolist())) < 2:
-        raise ValueError("separability needs at least two speakers")
     sim = embeddings @ embeddings.T
     same = labels[:, None] == labels[None, :]
     off_diag = ~np.eye(len(labels), dtype=bool)
@@ -46,6 +45,15 @@ def separability(embeddings: np.ndarray, speakers: Sequence[str]) -> dict[str, f
     if within.size == 0:
         raise ValueError("separability needs at least two utterances of some speaker")
     names = sorted(set(labels.tolist()))
+    base = {
+        "within_mean": float(within.mean()),
+        "within_std": float(within.std()),
+        "speakers": len(names),
+        "utterances": len(labels),
+    }
+    if len(names) < 2:
+        none = ("between_mean", "between_std", "between_max", "gap", "nearest_centroid_accuracy")
+        return {**base, **dict.fromkeys(none)}
     correct = 0
     for i in range(len(labels)):
         scores = []
@@ -58,19 +66,16 @@ def separability(embeddings: np.ndarray, speakers: Sequence[str]) -> dict[str, f
             scores.append(float(embeddings[i] @ c / np.linalg.norm(c)))
         correct += names[int(np.argmax(scores))] == labels[i]
     return {
-        "within_mean": float(within.mean()),
-        "within_std": float(within.std()),
+        **base,
         "between_mean": float(between.mean()),
         "between_std": float(between.std()),
         "between_max": float(between.max()),
         "gap": float(within.mean() - between.mean()),
         "nearest_centroid_accuracy": correct / len(labels),
-        "speakers": len(names),
-        "utterances": len(labels),
     }
 
 
 def corpus_separability(
     utts: Sequence[Utterance], device: str = "cpu", progress: bool = True
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     return separability(embed_utterances(utts, device, progress), [u.speaker for u in utts])

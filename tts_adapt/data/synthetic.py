@@ -172,11 +172,35 @@ def synthesize(text: str, voice: Voice, pitch: int, speed: int) -> np.ndarray:
     return librosa.resample(wave, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
 
 
-def _write_wav(path: Path, wave: np.ndarray) -> None:
+def write_corpus_wav(path: Path, wave: np.ndarray) -> None:
+    """24 kHz 16-bit mono, written atomically (a killed run leaves no half file under the name)."""
     import soundfile as sf
 
     with atomic_path(path, suffix=".wav") as tmp:
         sf.write(str(tmp), np.clip(wave, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+
+
+def open_corpus_folder(out: Path, settings: dict, overwrite: bool, extra: tuple[str, ...] = ()) -> Path:
+    """Make ``out`` ready for a corpus made with ``settings``; return its ``speakers.json`` path.
+
+    The same settings resume; other settings are an error unless ``overwrite``, which removes the old
+    corpus's subsets (and the ``extra`` folders); a non-empty folder that is no corpus is never touched.
+    """
+    meta_path = out / "speakers.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text(encoding="utf-8")).get("settings")
+        if old != settings:
+            if not overwrite:
+                raise ValueError(
+                    f"{out} holds a synthetic corpus made with {old}; pass overwrite to replace it"
+                )
+            for name in ((old or {}).get("subset"), (old or {}).get("test_subset"), *extra):
+                if name and (out / name).is_dir():
+                    shutil.rmtree(out / name)
+    elif out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty and is not a synthetic corpus; choose an empty or new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return meta_path
 
 
 def _settings(
@@ -239,20 +263,7 @@ def make_corpus(
         raise ValueError("the training and test subsets need different names")
     out = Path(out)
     settings = _settings(speakers, utterances, seed, subset, test_speakers, test_subset)
-    meta_path = out / "speakers.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text(encoding="utf-8")).get("settings")
-        if old != settings:
-            if not overwrite:
-                raise ValueError(
-                    f"{out} holds a synthetic corpus made with {old}; pass overwrite to replace it"
-                )
-            for name in (old or {}).get("subset"), (old or {}).get("test_subset"):
-                if name and (out / name).is_dir():
-                    shutil.rmtree(out / name)
-    elif out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty and is not a synthetic corpus; choose an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    meta_path = open_corpus_folder(out, settings, overwrite)
 
     voices, plan = corpus_plan(speakers, utterances, seed, subset, test_speakers, test_subset)
     write_json(
@@ -268,7 +279,7 @@ def make_corpus(
         wav = folder(voice) / f"{utt_id}.wav"
         if wav.exists() and (folder(voice) / f"{utt_id}.normalized.txt").exists():
             return False
-        _write_wav(wav, synthesize(norm, voice, pitch, speed))
+        write_corpus_wav(wav, synthesize(norm, voice, pitch, speed))
         write_text(folder(voice) / f"{utt_id}.original.txt", orig + "\n")
         write_text(folder(voice) / f"{utt_id}.normalized.txt", norm + "\n")
         return True
