@@ -50,3 +50,21 @@ def prepared_synthetic(synthetic_corpus, tmp_path_factory):
 
     cache = FeatureCache(tmp_path_factory.mktemp("features"))
     return prepare_corpus(load_corpus(synthetic_corpus), cache=cache, progress=False)
+
+
+@pytest.fixture(scope="session")
+def kokoro_paths():
+    """Kokoro-82M's (weights, config), from the installed weight packages (converted once per cache)."""
+    from tts_adapt.models.kokoro import INSTALL_HINT, kokoro_paths, parts_installed
+
+    if not parts_installed():
+        missing_input(f"Kokoro-82M's weight packages are not installed ({INSTALL_HINT})")
+    return kokoro_paths()
+
+
+@pytest.fixture(scope="session")
+def kokoro_model(kokoro_paths):
+    """The real Kokoro-82M in our modules, eval mode (82 M parameters: built once per session)."""
+    from tts_adapt.models.styletts2 import load_official
+
+    return load_official(*kokoro_paths).eval()

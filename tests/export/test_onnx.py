@@ -35,12 +35,14 @@ ASSETS = Path(__file__).resolve().parents[2] / "tts_adapt" / "assets"
 
 def shipped_models() -> list[tuple[Path, Path]]:
     """(weights, config.yml) pairs shipped in the package; the phoneme recogniser a config names
-    (``alignment_recognizer``) sits beside the weights but is not a model to export."""
+    (``alignment_recognizer``) and its voice packs (``voice_packs``) sit beside the weights but are not
+    models to export. (Kokoro's weights are not shipped: they come from separate packages.)"""
     out = []
     for config in sorted(ASSETS.rglob("config.yml")):
-        side = yaml.safe_load(config.read_text()).get("alignment_recognizer")
+        cfg = yaml.safe_load(config.read_text())
+        side = {cfg.get("alignment_recognizer"), cfg.get("voice_packs")}
         for pattern in ("*.pth", "*.safetensors"):
-            out += [(w, config) for w in sorted(config.parent.glob(pattern)) if w.name != side]
+            out += [(w, config) for w in sorted(config.parent.glob(pattern)) if w.name not in side]
     return out
 
 

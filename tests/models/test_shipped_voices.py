@@ -88,7 +88,20 @@ def test_cli_synth_speaks_in_a_shipped_voice(tmp_path, capsys):
 
     def synth(name: str, *extra: str) -> np.ndarray:
         out = tmp_path / f"{name}.wav"
-        code = main(["synth", "--text", "Hello there.", "--out", str(out), "--seed", "3", *extra])
+        code = main(
+            [
+                "synth",
+                "--model",
+                "tts-adapt-base",
+                "--text",
+                "Hello there.",
+                "--out",
+                str(out),
+                "--seed",
+                "3",
+                *extra,
+            ]
+        )
         assert code == 0
         return sf.read(out, dtype="float32")[0]
 
@@ -97,5 +110,20 @@ def test_cli_synth_speaks_in_a_shipped_voice(tmp_path, capsys):
     assert not np.array_equal(default, synth("other", "--voice", other))
     assert np.array_equal(synth("named", "--voice", first), default)
     capsys.readouterr()
-    assert main(["synth", "--text", "Hi.", "--voice", "nobody", "--out", str(tmp_path / "x.wav")]) == 1
+    assert (
+        main(
+            [
+                "synth",
+                "--model",
+                "tts-adapt-base",
+                "--text",
+                "Hi.",
+                "--voice",
+                "nobody",
+                "--out",
+                str(tmp_path / "x.wav"),
+            ]
+        )
+        == 1
+    )
     assert "unknown voice 'nobody'" in capsys.readouterr().err

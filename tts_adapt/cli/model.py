@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-NAMED_CONFIGS = ("base", "base-istftnet", "libritts", "micro")
+from ..models.registry import MODEL_NAMES
+
+NAMED_CONFIGS = ("base", "base-istftnet", "libritts", "micro", "kokoro")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,12 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a model (an adapted one merged) as an official-format checkpoint or as ONNX graphs",
         description="--format pth (default): an adapted model, merged, as an official-format checkpoint for "
         "the official tools. --format onnx: the inference graphs for onnxruntime ('tts-adapt synth --onnx "
-        "DIR'), of the base model (--checkpoint/--config) or of an adapted model (--adapted).",
+        "DIR'), of a base model (--model, --checkpoint/--config) or of an adapted model (--adapted).",
     )
     p.add_argument("--format", choices=("pth", "onnx"), default="pth", help="what to write")
     p.add_argument("--adapted", "--adapter", help="folder written by 'tts-adapt adapt'")
+    p.add_argument(
+        "--model", choices=MODEL_NAMES, help="ONNX export of a named base model (default: the default model)"
+    )
     p.add_argument("--checkpoint", help="the base checkpoint (default: the one recorded in the folder)")
-    p.add_argument("--config", help="config.yml of --checkpoint (ONNX export of a base model)")
+    p.add_argument("--config", help="config of --checkpoint (ONNX export of a base model)")
     p.add_argument(
         "--out", required=True, help="pth: output .pth (its config.yml is written beside it); onnx: a folder"
     )
@@ -89,6 +94,8 @@ def run_export(args: argparse.Namespace) -> int:
         return run_export_onnx(args)
     if not args.adapted:
         raise ValueError("export --format pth needs --adapted (the folder written by 'tts-adapt adapt')")
+    if args.model:
+        raise ValueError("--model names a base for --format onnx; --format pth exports an --adapted folder")
     model = load_adapted_model(
         args.adapted, checkpoint=args.checkpoint, modules=None, allow_base_mismatch=args.allow_base_mismatch
     )
@@ -111,11 +118,11 @@ def run_export_onnx(args: argparse.Namespace) -> int:
             args.adapted, checkpoint=args.checkpoint, allow_base_mismatch=args.allow_base_mismatch
         )  # adapters merged
     else:
-        from ..models.styletts2.default import resolve_model_paths
+        from ..models.registry import resolve_model
 
-        # a base model: as given, or the shipped one when --checkpoint/--config are omitted
-        checkpoint, config = resolve_model_paths(
-            args.checkpoint, args.config and str(resolve_config(args.config))
+        # a base model: as given, named, or the default model
+        checkpoint, config = resolve_model(
+            args.model, args.checkpoint, args.config and str(resolve_config(args.config))
         )
         model = load_official(checkpoint, config, modules=INFERENCE_MODULES)
     out = export_onnx(model, args.out, opset=args.opset)

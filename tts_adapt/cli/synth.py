@@ -1,10 +1,12 @@
-"""``tts-adapt synth``: text -> wav with an official (or adapted) StyleTTS 2 checkpoint."""
+"""``tts-adapt synth``: text -> wav with a base model (Kokoro-82M by default) or an adapted one."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
+
+from ..models.registry import add_model_arguments
 
 log = logging.getLogger(__name__)
 PEAK = 0.99  # a synthesis louder than full scale is scaled to this peak
@@ -13,15 +15,13 @@ PEAK = 0.99  # a synthesis louder than full scale is scaled to this peak
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth",
-        help="synthesise speech in the voice of a reference recording",
-        description="Speak a text in the voice and style of a reference recording with the base model, "
-        "or with an adapted one (--adapter). The same seed gives the same audio.",
+        help="speak a text in a voice of the model, or of a reference recording",
+        description="Speak a text with the base model (Kokoro-82M by default: --voice NAME, a blend "
+        "af_heart:0.6,bf_emma:0.4 or a voice-pack file) or with an adapted one (--adapter). A StyleTTS 2 "
+        "with style encoders speaks in the voice of a reference recording (--reference). Long texts are "
+        "spoken sentence by sentence. The same seed gives the same audio.",
     )
-    p.add_argument(
-        "--checkpoint",
-        help="checkpoint: official second-stage .pth or our .safetensors (default: the shipped base model)",
-    )
-    p.add_argument("--config", help="its config.yml (default: the shipped base model's)")
+    add_model_arguments(p)
     p.add_argument("--onnx", help="a folder written by 'tts-adapt export --format onnx' (runs onnxruntime)")
     p.add_argument("--threads", type=int, help="onnxruntime threads (with --onnx; default: all cores)")
     p.add_argument("--adapter", help="an adapted-model folder written by 'tts-adapt adapt' (optional)")
@@ -34,20 +34,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     text.add_argument("--text", help="English text to speak")
     text.add_argument("--phonemes", help="IPA phonemes to speak (skips espeak-ng)")
     voice = p.add_mutually_exclusive_group()
-    voice.add_argument("--reference", help="reference recording whose voice and style to use")
+    voice.add_argument("--reference", help="a recording whose voice and style to use (StyleTTS 2 models)")
     voice.add_argument(
         "--voice",
-        help="a reference recording shipped with the base model, by name ("
+        help="Kokoro: a voice by name (af_heart, am_adam, bf_emma, ...; the default af_heart), a blend "
+        "(af_heart:0.6,bf_emma:0.4) or a voice-pack file (.pt, .bin, .safetensors); tts-adapt-base: a "
+        "shipped reference recording by name ("
         + (", ".join(_voice_names()) or "none in this installation")
-        + "); a multi-speaker model without --reference or --voice speaks in the first",
+        + ")",
     )
     p.add_argument("--out", required=True, help="output .wav path")
-    p.add_argument("--alpha", type=float, default=0.3, help="acoustic style: weight of the sampled style")
-    p.add_argument("--beta", type=float, default=0.7, help="prosodic style: weight of the sampled style")
-    p.add_argument("--diffusion-steps", type=int, default=5, help="style-diffusion sampler steps")
-    p.add_argument("--embedding-scale", type=float, default=1.0, help="classifier-free guidance scale")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same audio)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--speed", type=float, default=1.0, help="speaking rate, >1 faster (default: 1.0)")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=0.3,
+        help="StyleTTS 2 with a sampler: share of the timbre taken from the sampled style (default: 0.3)",
+    )
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=0.7,
+        help="StyleTTS 2 with a sampler: share of the prosody taken from the sampled style (default: 0.7)",
+    )
+    p.add_argument(
+        "--diffusion-steps", type=int, default=5, help="style-diffusion sampler steps (default: 5)"
+    )
+    p.add_argument(
+        "--embedding-scale", type=float, default=1.0, help="classifier-free guidance (default: 1.0)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same audio (default: 0)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     p.set_defaults(func=run)
 
 
@@ -76,35 +93,31 @@ def run(args: argparse.Namespace) -> int:
     import soundfile as sf
     import torch
 
+    from ..models.registry import resolve_model
     from ..models.styletts2 import INFERENCE_MODULES, load_official
     from ..utils.io import atomic_path
 
     if args.onnx:
-        if args.checkpoint or args.adapter:
-            raise ValueError("--onnx runs an exported folder; drop --checkpoint/--adapter")
+        if args.checkpoint or args.adapter or args.model:
+            raise ValueError("--onnx runs an exported folder; drop --model/--checkpoint/--adapter")
         from ..export.onnx_runtime import OnnxSynthesizer
 
         model = OnnxSynthesizer(args.onnx, threads=args.threads)
     elif args.adapter:
         from ..train import load_adapted_model
 
+        if args.model:
+            raise ValueError("--adapter opens the base it was adapted from; drop --model")
         # the adapted folder carries its own resolved config (e.g. the adapted sigma_data)
         model = load_adapted_model(
             args.adapter, checkpoint=args.checkpoint, allow_base_mismatch=args.allow_base_mismatch
         )
     else:
-        from ..models.styletts2.default import resolve_model_paths
-
-        args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
+        args.checkpoint, args.config = resolve_model(args.model, args.checkpoint, args.config)
         model = load_official(args.checkpoint, args.config, modules=INFERENCE_MODULES)
     if not args.onnx:
         model = model.to(torch.device(args.device))
-    reference = args.reference
-    if reference is None and (args.voice or model.multispeaker):
-        from ..models.styletts2.shipped_voices import resolve_reference
-
-        reference = resolve_reference(None, args.voice)
-        log.info("reference: the shipped voice %s", Path(reference).stem)
+    reference = _style_source(model, args.reference, args.voice)
     wave, sr = model.synthesize(
         args.text or "",
         reference=reference,
@@ -114,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         diffusion_steps=args.diffusion_steps,
         embedding_scale=args.embedding_scale,
         seed=args.seed,
+        speed=args.speed,
     )
     wave, gain = within_full_scale(wave)
     if gain != 1.0:
@@ -123,3 +137,20 @@ def run(args: argparse.Namespace) -> int:
         sf.write(str(tmp), wave, sr, format="WAV", subtype="PCM_16")
     print(f"wrote {out} ({len(wave) / sr:.2f} s at {sr} Hz)")
     return 0
+
+
+def _style_source(model, reference: str | None, voice: str | None):
+    """What the model speaks with: a voice (pack) for a voice-pack model, else a recording."""
+    if getattr(model, "uses_voice_packs", False):
+        if reference:
+            raise ValueError(
+                "this model speaks with voice packs, not reference recordings: use --voice NAME, a blend "
+                "such as af_heart:0.6,bf_emma:0.4, or a voice-pack file"
+            )
+        return voice  # None: the model's default voice
+    if reference is None and (voice or model.multispeaker):
+        from ..models.styletts2.shipped_voices import resolve_reference
+
+        reference = resolve_reference(None, voice)
+        log.info("reference: the shipped voice %s", Path(reference).stem)
+    return reference

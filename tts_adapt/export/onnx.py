@@ -29,6 +29,9 @@ its random phases and noise, exactly PyTorch's.
 Weight and spectral norms are folded into plain weights before tracing (their hooks would otherwise be
 traced as ops).
 All sequences of one utterance are full length, so the LSTMs run unpacked, as PyTorch runs them then.
+
+A voice-pack model (Kokoro) has no style encoder and no sampler: its export has no ``style``,
+``denoiser`` or ``fixed_embedding`` graph, and carries its voice packs beside the config instead.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..models.styletts2.config import voice_pack_file
 from ..models.styletts2.istftnet import ISTFT
 from ..models.styletts2.model import StyleTTS2
 from ..utils.io import write_json, write_text
@@ -66,6 +70,14 @@ GRAPH_ORDER = (
     "f0n",
     "decoder",
 )
+# graphs that exist only when the model has the module that computes them
+GRAPH_MODULES = {"style": "style_encoder", "denoiser": "diffusion", "fixed_embedding": "diffusion"}
+VOICE_PACKS = "voices.safetensors"
+
+
+def graphs_of(model: StyleTTS2) -> tuple[str, ...]:
+    """The graphs an export of ``model`` holds, in :data:`GRAPH_ORDER`."""
+    return tuple(g for g in GRAPH_ORDER if model.has_module(GRAPH_MODULES.get(g, "decoder")))
 
 
 class _Style(nn.Module):
@@ -200,7 +212,8 @@ def _copy(model: StyleTTS2) -> StyleTTS2:
     """A float32 CPU copy in eval mode (``deepcopy`` fails on weight-normalised modules)."""
     m = StyleTTS2(model.config)
     m.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
-    m.diffusion.sigma_data = model.diffusion.sigma_data
+    if model.has_module("diffusion"):
+        m.diffusion.sigma_data = model.diffusion.sigma_data
     return m.eval()
 
 
@@ -300,7 +313,10 @@ _WRAPPERS = {
 def _plain_config(model: StyleTTS2) -> dict[str, Any]:
     """The model's config without private keys, with the sigma_data the model actually uses."""
     cfg = {k: v for k, v in copy.deepcopy(model.config).items() if not str(k).startswith("_")}
-    cfg["model_params"]["diffusion"]["dist"]["sigma_data"] = float(model.diffusion.sigma_data)
+    if model.has_module("diffusion"):
+        cfg["model_params"]["diffusion"]["dist"]["sigma_data"] = float(model.diffusion.sigma_data)
+    if cfg.get("voice_packs"):
+        cfg["voice_packs"] = VOICE_PACKS  # copied into the export folder
     return cfg
 
 
@@ -360,7 +376,7 @@ def export_onnx(model: StyleTTS2, out_dir: str | os.PathLike, opset: int = OPSET
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would survive the rename
     try:
         graphs = {}
-        for name in GRAPH_ORDER:
+        for name in graphs_of(m):
             inputs, outputs, axes = signatures[name]
             path = tmp / f"{name}.onnx"
             with warnings.catch_warnings(), torch.no_grad():
@@ -376,7 +392,10 @@ def export_onnx(model: StyleTTS2, out_dir: str | os.PathLike, opset: int = OPSET
                     dynamo=False,
                 )
             graphs[name] = {"file": path.name, "inputs": inputs, "outputs": outputs}
-        write_text(tmp / CONFIG, yaml.safe_dump(_plain_config(m), sort_keys=False))
+        write_text(tmp / CONFIG, yaml.safe_dump(_plain_config(m), sort_keys=False, allow_unicode=True))
+        packs = voice_pack_file(model.config)
+        if packs is not None:
+            shutil.copyfile(packs, tmp / VOICE_PACKS)
         manifest = {
             "format": "tts-adapt-onnx",
             "format_version": FORMAT_VERSION,
@@ -388,7 +407,7 @@ def export_onnx(model: StyleTTS2, out_dir: str | os.PathLike, opset: int = OPSET
             "decoder_type": m.decoder_type,
             "samples_per_f0_frame": m.decoder.generator.hop,
             "sine_generator": sine,
-            "sigma_data": float(m.diffusion.sigma_data),
+            "sigma_data": float(m.diffusion.sigma_data) if m.has_module("diffusion") else None,
             "max_tokens": m.bert.config.max_position_embeddings,
             "graphs": graphs,
         }

@@ -18,21 +18,23 @@ import numpy as np
 import torch
 
 from ..audio import reference_mel
+from ..models.styletts2.config import load_config, trim_samples, voice_pack_file
 from ..models.styletts2.diffusion import RHO, SIGMA_MAX, SIGMA_MIN
 from ..models.styletts2.diffusion.kdiffusion import edm_scalings
 from ..models.styletts2.diffusion.sampler import ADPM2Sampler, KarrasSchedule
+from ..models.styletts2.frontend import TextFrontend
 from ..models.styletts2.harmonic import HarmonicSource
 from ..models.styletts2.inference import (
-    TRIM_SAMPLES,
     SynthesisResult,
     _stage,
     alignment_from_durations,
     shift_right,
-    text_to_ids,
+    speak_pieces,
 )
 from ..models.styletts2.source import SineGen, SourceDraws, upsample_f0
 from ..models.styletts2.style_encoder import MIN_FRAMES
-from .onnx import GRAPH_ORDER, MANIFEST
+from ..models.styletts2.voice_packs import VoicePack, read_bundle, resolve_voice
+from .onnx import CONFIG, GRAPH_MODULES, GRAPH_ORDER, MANIFEST
 
 
 class OnnxSynthesizer:
@@ -58,16 +60,19 @@ class OnnxSynthesizer:
                 f"{path}: 'format' must be 'tts-adapt-onnx', got {self.manifest.get('format')!r}"
             )
         graphs = self.manifest.get("graphs", {})
-        missing = [g for g in GRAPH_ORDER if g not in graphs]
+        missing = [g for g in GRAPH_ORDER if g not in graphs and g not in GRAPH_MODULES]
         if missing:
             raise ValueError(f"{path}: 'graphs' lacks {missing}")
+        if ("denoiser" in graphs) != ("fixed_embedding" in graphs):
+            raise ValueError(f"{path}: 'graphs' must list both or neither of denoiser and fixed_embedding")
+        self.graphs = tuple(g for g in GRAPH_ORDER if g in graphs)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         providers = providers or ["CPUExecutionProvider"]
         self.sessions = {}
-        for name in GRAPH_ORDER:
+        for name in self.graphs:
             file = self.folder / graphs[name]["file"]
             if not file.is_file():
                 raise FileNotFoundError(f"{file} not found (listed in {path})")
@@ -77,8 +82,12 @@ class OnnxSynthesizer:
         self.style_dim = int(m["style_dim"])
         self.multispeaker = bool(m["multispeaker"])
         self.decoder_type = str(m["decoder_type"])
-        self.sigma_data = float(m["sigma_data"])
+        self.sigma_data = float(m["sigma_data"]) if m.get("sigma_data") is not None else None
         self.max_tokens = int(m["max_tokens"])
+        config_path = self.folder / CONFIG
+        self.config = load_config(config_path) if config_path.is_file() else {"model_params": {}}
+        self.frontend = TextFrontend.for_config(self.config, self.max_tokens)
+        self._voice_packs: dict[str, VoicePack] | None = None
         self.samples_per_f0_frame = int(m["samples_per_f0_frame"])
         if self.decoder_type == "harmonic":
             self.harmonic_source = HarmonicSource(**m["sine_generator"])
@@ -106,6 +115,15 @@ class OnnxSynthesizer:
         feed = {n: x.detach().cpu().numpy() for n, x in zip(names, inputs)}
         return [torch.from_numpy(np.asarray(y)) for y in self.sessions[name].run(None, feed)]
 
+    def has_module(self, name: str) -> bool:
+        """Whether the exported model has ``name`` (the modules without a graph of their own: yes)."""
+        needed = [g for g, module in GRAPH_MODULES.items() if module == name]
+        return all(g in self.graphs for g in needed)
+
+    @property
+    def uses_voice_packs(self) -> bool:
+        return "style" not in self.graphs
+
     # -- style ------------------------------------------------------------------------------------
     def compute_style(self, mel: torch.Tensor) -> torch.Tensor:
         """Reference log-mel ``[1, 80, T]`` -> ``ref_s [1, 2*style_dim]``."""
@@ -116,9 +134,20 @@ class OnnxSynthesizer:
             )
         return self.run("style", mel.float())[0]
 
-    def style_from_reference(self, reference: Any) -> torch.Tensor:
-        """A wav path, 24 kHz waveform, or a precomputed ``ref_s [1, 2*style_dim]``."""
+    def style_from_reference(self, reference: Any) -> torch.Tensor | VoicePack:
+        """A wav path, 24 kHz waveform, or a precomputed ``ref_s [1, 2*style_dim]``; for a voice-pack
+        model, a voice (name, blend, pack file) or None for its default."""
         width = 2 * self.style_dim
+        if self.uses_voice_packs:
+            if isinstance(reference, torch.Tensor) and reference.shape == (1, width):
+                return reference.float()
+            if self._voice_packs is None:
+                packs = voice_pack_file(self.config)
+                self._voice_packs = read_bundle(packs) if packs is not None else {}
+            voice = reference if reference is not None else self.config.get("default_voice")
+            if voice is None:
+                raise ValueError("this export has no default voice: pass a voice pack")
+            return resolve_voice(voice, self._voice_packs).check_width(width)
         if (
             isinstance(reference, torch.Tensor)
             and reference.shape[-1] == width
@@ -179,6 +208,7 @@ class OnnxSynthesizer:
         deterministic: bool = False,
         draws: SourceDraws | None = None,
         timings: dict[str, float] | None = None,
+        speed: float = 1.0,
     ) -> SynthesisResult:
         """:func:`tts_adapt.models.styletts2.inference.infer_tokens` on the exported graphs.
 
@@ -192,20 +222,30 @@ class OnnxSynthesizer:
             t_en = self.run("text_encoder", tokens)[0]
         with _stage(timings, "bert"):
             bert_dur, d_en = self.run("bert", tokens)
-        with _stage(timings, "diffusion_sampler"):
-            if noise is None:
-                noise = torch.randn((1, 2 * sd)).unsqueeze(1)
-            if step_noises is None and diffusion_steps > 1:
-                # one draw per step like the sampler (one large draw would give other numbers)
-                step_noises = [torch.randn(1, 1, 2 * sd) for _ in range(diffusion_steps - 1)]
-            s_pred = self.sample_style(noise, bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises)
-        if ref_s is None:
+        if not self.has_module("diffusion"):
+            if ref_s is None:
+                raise ValueError("a model without a style sampler needs a style (a voice pack row) to speak")
+            s_pred = ref_s.float()
             ref, s = s_pred[:, :sd], s_pred[:, sd:]
         else:
-            ref = alpha * s_pred[:, :sd] + (1 - alpha) * ref_s[:, :sd]
-            s = beta * s_pred[:, sd:] + (1 - beta) * ref_s[:, sd:]
+            with _stage(timings, "diffusion_sampler"):
+                if noise is None:
+                    noise = torch.randn((1, 2 * sd)).unsqueeze(1)
+                if step_noises is None and diffusion_steps > 1:
+                    # one draw per step like the sampler (one large draw would give other numbers)
+                    step_noises = [torch.randn(1, 1, 2 * sd) for _ in range(diffusion_steps - 1)]
+                s_pred = self.sample_style(
+                    noise, bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises
+                )
+            if ref_s is None:
+                ref, s = s_pred[:, :sd], s_pred[:, sd:]
+            else:
+                ref = alpha * s_pred[:, :sd] + (1 - alpha) * ref_s[:, :sd]
+                s = beta * s_pred[:, sd:] + (1 - beta) * ref_s[:, sd:]
         with _stage(timings, "predictor"):
             d, durations = self.run("duration", d_en, s)
+            if speed != 1.0:
+                durations = durations / speed
             pred_dur = torch.round(durations.squeeze(0)).clamp(min=1)
             aln = alignment_from_durations(pred_dur).to(d)
             en = d.transpose(-1, -2) @ aln.unsqueeze(0)
@@ -216,7 +256,8 @@ class OnnxSynthesizer:
         with _stage(timings, "decoder"):
             excitation = self.excitation(F0, deterministic, draws)
             wave = self.run("decoder", asr, F0, N, ref, excitation)[0]
-        wave = wave.squeeze()[..., :-TRIM_SAMPLES]
+        trim = trim_samples(self.config)
+        wave = wave.squeeze()[..., :-trim] if trim else wave.squeeze()
         return SynthesisResult(wave, s_pred, ref, s, durations, pred_dur, aln, F0, N)
 
     def synthesize(
@@ -230,23 +271,33 @@ class OnnxSynthesizer:
         seed: int | None = None,
         phonemes: str | None = None,
         deterministic: bool = False,
+        speed: float = 1.0,
     ) -> tuple[np.ndarray, int]:
-        """English text (or IPA ``phonemes``) -> ``(float32 wave, sample_rate)``; same seed, same audio."""
-        ids = text_to_ids(text, phonemes, self.max_tokens)
-        if reference is None and not self.multispeaker:
-            ref_s = None
+        """English text (or IPA ``phonemes``) -> ``(float32 wave, sample_rate)``; same seed, same audio.
+        Long texts are spoken in pieces, as :func:`tts_adapt.models.styletts2.inference.synthesize` does."""
+        if not speed > 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        pieces = self.frontend.pieces(None if phonemes is not None else text, phonemes)
+        if reference is None and not self.multispeaker and not self.uses_voice_packs:
+            style = None
         else:
-            ref_s = self.style_from_reference(reference)
+            style = self.style_from_reference(reference)
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            result = self.infer_tokens(
-                torch.tensor([ids]),
-                ref_s,
-                alpha,
-                beta,
-                diffusion_steps,
-                embedding_scale,
-                deterministic=deterministic,
+            wave = speak_pieces(
+                pieces,
+                style,
+                self.frontend,
+                lambda tokens, ref_s: self.infer_tokens(
+                    tokens,
+                    ref_s,
+                    alpha,
+                    beta,
+                    diffusion_steps,
+                    embedding_scale,
+                    deterministic=deterministic,
+                    speed=speed,
+                ),
             )
-        return result.wave.float().numpy(), self.sample_rate
+        return wave, self.sample_rate

@@ -13,15 +13,19 @@ log = logging.getLogger(__name__)
 
 
 class Tokenizer:
-    """Maps IPA strings to StyleTTS 2 ids.
+    """Maps IPA strings to ids: the StyleTTS 2 symbol table, or a model's own (``table``, e.g. Kokoro's
+    114-symbol vocabulary).
 
     Unknown code points are dropped, as the official cleaner does, but never silently: each call that
     drops something logs a warning naming the characters (or raises with ``strict=True``).
     """
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(
+        self, strict: bool = False, table: dict[str, int] | None = None, name: str = "StyleTTS 2 symbol table"
+    ) -> None:
         self.strict = strict
-        self.table = SYMBOL_TO_ID
+        self.table = SYMBOL_TO_ID if table is None else dict(table)
+        self.name = name
 
     def unknown(self, text: str) -> list[str]:
         """Code points of ``text`` that are not in the symbol table, in order of first appearance."""
@@ -37,8 +41,8 @@ class Tokenizer:
         if missing:
             shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing)
             if self.strict:
-                raise ValueError(f"text {text!r} has characters outside the StyleTTS 2 symbol table: {shown}")
-            log.warning("dropping characters outside the symbol table: %s in %r", shown, text)
+                raise ValueError(f"text {text!r} has characters outside the {self.name}: {shown}")
+            log.warning("dropping characters outside the %s: %s in %r", self.name, shown, text)
         ids = [self.table[ch] for ch in text if ch in self.table]
         if add_start:
             ids.insert(0, START_ID)

@@ -4,6 +4,12 @@ The published LibriTTS checkpoint (``epochs_2nd_00020.pth``) is ``{'net': {modul
 with a ``module.`` prefix on every key except in ``mpd``/``msd``/``wd`` (DataParallel). The official
 notebook strips prefixes and loads with ``strict=False``, which silently ignores mismatches; we strip
 exactly one prefix and refuse to load anything that does not fit, listing every problem.
+
+Kokoro-82M's ``kokoro-v1_0.pth`` is the same thing without the ``net`` wrapper: ``{module: state_dict}``
+for its five modules, keys prefixed ``module.``. Its reference code builds the decoder's instance norms
+with ``affine=True`` (an ONNX-export workaround), so a file saved from those modules carries
+``*.norm.weight``/``*.norm.bias`` entries that the trained model never used; they are accepted when they
+are the identity (ones and zeros) and refused otherwise, since our norms have no such parameters.
 """
 
 from __future__ import annotations
@@ -42,10 +48,24 @@ def _listing(keys: list[str]) -> str:
     return shown + (f", … ({len(keys) - MAX_LISTED} more)" if len(keys) > MAX_LISTED else "")
 
 
+def _identity_norm_keys(module: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Keys of ``state`` that are affine parameters of a non-affine instance norm in ``module``, holding
+    the identity (weight all ones, bias all zeros): they change nothing, so dropping them is exact."""
+    owners = {n for n, m in module.named_modules() if isinstance(m, nn.InstanceNorm1d) and not m.affine}
+    out = []
+    for key, value in state.items():
+        owner, _, leaf = key.rpartition(".")
+        if owner in owners and leaf in ("weight", "bias"):
+            identity = torch.ones_like(value) if leaf == "weight" else torch.zeros_like(value)
+            if torch.equal(value, identity):
+                out.append(key)
+    return out
+
+
 def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], name: str) -> list[str]:
     """Human-readable problems (missing, unexpected, mis-shaped keys) of loading ``state`` into ``module``."""
     expected = module.state_dict()
-    ignorable = IGNORABLE.get(name, set())
+    ignorable = IGNORABLE.get(name, set()) | set(_identity_norm_keys(module, state))
     missing = sorted(k for k in expected if k not in state)
     unexpected = sorted(k for k in state if k not in expected and k not in ignorable)
     shapes = sorted(
@@ -65,7 +85,8 @@ def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], name:
 
 def load_module_state(module: nn.Module, state: Mapping[str, torch.Tensor], name: str, source: str) -> None:
     """Strictly load one module's weights or raise :class:`CheckpointMismatchError` naming ``source``."""
-    state = {k: v for k, v in state.items() if k not in IGNORABLE.get(name, set())}
+    dropped = IGNORABLE.get(name, set()) | set(_identity_norm_keys(module, state))
+    state = {k: v for k, v in state.items() if k not in dropped}
     problems = check_state_dict(module, state, name)
     if problems:
         raise CheckpointMismatchError(
@@ -93,13 +114,20 @@ def read_net(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, dic
             net.setdefault(module, {})[rest] = value
         return net
     data = safe_torch_load(checkpoint) if not isinstance(checkpoint, Mapping) else checkpoint
+    if isinstance(data, Mapping) and _is_module_dict(data):
+        return {name: strip_prefix(sd) for name, sd in data.items()}  # Kokoro's layout: no 'net' wrapper
     if not isinstance(data, Mapping) or "net" not in data or not isinstance(data["net"], Mapping):
         keys = list(data.keys())[:8] if isinstance(data, Mapping) else type(data).__name__
         raise CheckpointMismatchError(
-            f"{source}: expected an official StyleTTS 2 checkpoint with a 'net' dict of module state dicts, "
-            f"found {keys}"
+            f"{source}: expected an official StyleTTS 2 checkpoint with a 'net' dict of module state dicts "
+            f"(or Kokoro's dict of module state dicts), found {keys}"
         )
     return {name: strip_prefix(sd) for name, sd in data["net"].items()}
+
+
+def _is_module_dict(data: Mapping[str, Any]) -> bool:
+    """``{module name: state dict}`` with known StyleTTS 2 module names only (``kokoro-v1_0.pth``)."""
+    return bool(data) and all(k in MODULE_NAMES and isinstance(v, Mapping) for k, v in data.items())
 
 
 def load_plbert_weights(model: StyleTTS2, path: str | os.PathLike) -> None:
@@ -142,7 +170,7 @@ UNPREFIXED = ("mpd", "msd", "wd")
 def official_state(model: StyleTTS2, prefixed: bool = True) -> dict[str, Any]:
     """The model in the official second-stage layout (``module.`` on all but mpd/msd/wd when ``prefixed``)."""
     net = {}
-    for name in MODULE_NAMES:
+    for name in model.module_names:
         add = prefixed and name not in UNPREFIXED
         state = getattr(model, name).state_dict()
         net[name] = {(PREFIX + k if add else k): v.detach().cpu().contiguous() for k, v in state.items()}
@@ -185,10 +213,10 @@ def load_official(
         load_jdc_weights(model, jdc)
     net = read_net(checkpoint)
     source = str(checkpoint) if not isinstance(checkpoint, Mapping) else "checkpoint"
-    _check_known(net, source)
+    _check_known(net, source, model)
     # modules a checkpoint's own config declares it never trained (the shipped base model has no JDC)
     untrained = set(model.config.get("untrained_modules") or ())
-    required = set(modules or MODULE_NAMES) - untrained
+    required = (set(modules or model.module_names) & set(model.module_names)) - untrained
     provided = {"bert": plbert, "text_aligner": asr, "pitch_extractor": jdc}
     absent = sorted(n for n in required if n not in net and provided.get(n) is None)
     if absent:
@@ -198,16 +226,22 @@ def load_official(
     return model.eval()
 
 
-def _check_known(net: Mapping[str, Any], source: str) -> None:
+def _check_known(net: Mapping[str, Any], source: str, model: StyleTTS2) -> None:
     unknown = sorted(set(net) - set(MODULE_NAMES))
     if unknown:
         raise CheckpointMismatchError(f"{source}: unknown module(s) in 'net': {', '.join(unknown)}")
+    extra = sorted(set(net) - set(model.module_names))
+    if extra:
+        raise CheckpointMismatchError(
+            f"{source} holds module(s) {', '.join(extra)} that the config does not build "
+            f"(its model_params.modules: {', '.join(model.module_names)})"
+        )
 
 
 def _load_modules(model: StyleTTS2, net: Mapping[str, Mapping[str, torch.Tensor]], source: str) -> None:
     """Load every module of ``net`` strictly, after checking them all: a mismatch loads nothing."""
     problems = []
-    for name in MODULE_NAMES:
+    for name in model.module_names:
         if name in net:
             problems += check_state_dict(
                 getattr(model, name),
@@ -218,7 +252,7 @@ def _load_modules(model: StyleTTS2, net: Mapping[str, Mapping[str, torch.Tensor]
         raise CheckpointMismatchError(
             f"{source} does not match the model built from the config:\n  " + "\n  ".join(problems)
         )
-    for name in MODULE_NAMES:
+    for name in model.module_names:
         if name in net:
             load_module_state(getattr(model, name), net[name], name, source)
 
@@ -235,7 +269,7 @@ def load_available(model: StyleTTS2, checkpoint: str | os.PathLike, fresh: Seque
     neither read nor required: those parameters keep the model's own values, so a new part (another
     generator type) can be fitted under trained weights. Returns the loaded module names."""
     net = {name: dict(state) for name, state in read_net(checkpoint).items()}
-    _check_known(net, str(checkpoint))
+    _check_known(net, str(checkpoint), model)
     for prefix in fresh:
         name, _, rest = prefix.partition(".")
         if name not in net:

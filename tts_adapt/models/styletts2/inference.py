@@ -1,8 +1,12 @@
 """Text -> waveform, following the LibriTTS inference notebook step by step.
 
-Durations come from ``sigmoid(duration_logits).sum(-1)``, rounded and clamped to at least one frame.
-For the HiFi-GAN decoder the frame-aligned features are shifted right by one frame; the output's last
-50 samples are dropped for either decoder, as the notebook does (the original model leaves a click there).
+Durations come from ``sigmoid(duration_logits).sum(-1)`` (divided by ``speed``, Kokoro's control),
+rounded and clamped to at least one frame. For the HiFi-GAN decoder the frame-aligned features are
+shifted right by one frame; the output's last 50 samples are dropped for either decoder, as the notebook
+does (the original model leaves a click there), unless the config says otherwise (Kokoro keeps them).
+
+A voice-pack model (Kokoro) has no style encoder and no sampler: its style is the pack's row for the
+text's length, used as ``ref_s`` with nothing sampled, which is exactly Kokoro's forward pass.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +22,16 @@ import numpy as np
 import torch
 
 from ...audio import reference_mel
-from ...text import Tokenizer, length_to_mask
+from ...text import length_to_mask
+from . import config as C
+from .frontend import TextFrontend
 from .source import SourceDraws
+from .voice_packs import VoicePack, read_bundle, resolve_voice
 
 if TYPE_CHECKING:
     from .model import StyleTTS2
 
-TRIM_SAMPLES = 50
+TRIM_SAMPLES = 50  # the notebook's trim; a config's ``inference.trim_samples`` overrides it
 
 
 @dataclass
@@ -70,10 +77,34 @@ def shift_right(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[..., :1], x[..., :-1]], dim=-1)
 
 
-def style_from_reference(model: StyleTTS2, reference: Any) -> torch.Tensor:
-    """A wav path, waveform array/tensor (24 kHz) or a precomputed ``ref_s [1, 2*style_dim]``."""
+def model_voice_packs(model: StyleTTS2) -> dict[str, VoicePack]:
+    """The voice packs a voice-pack model's config ships with (read once per model)."""
+    cached = getattr(model, "_voice_packs", None)
+    if cached is None:
+        path = C.voice_pack_file(model.config)
+        cached = read_bundle(path) if path is not None else {}
+        model._voice_packs = cached
+    return cached
+
+
+def voice_pack_for(model: StyleTTS2, voice: Any) -> VoicePack:
+    """A name or blend of the model's packs (its default voice for None), a pack file or an array."""
+    if voice is None:
+        voice = model.config.get("default_voice")
+        if voice is None:
+            raise ValueError("this model has no default voice: pass a voice pack (--voice NAME or a file)")
+    return resolve_voice(voice, model_voice_packs(model)).check_width(2 * model.style_dim)
+
+
+def style_from_reference(model: StyleTTS2, reference: Any) -> torch.Tensor | VoicePack:
+    """A wav path, waveform array/tensor (24 kHz) or a precomputed ``ref_s [1, 2*style_dim]``; for a
+    voice-pack model, a voice (name, blend, pack file, :class:`VoicePack`) or None for its default."""
     param = next(model.parameters())
     width = 2 * model.style_dim
+    if model.uses_voice_packs:
+        if isinstance(reference, torch.Tensor) and reference.dim() == 2 and reference.shape == (1, width):
+            return reference.to(param)
+        return voice_pack_for(model, reference)
     if (
         isinstance(reference, torch.Tensor)
         and reference.shape[-1] == width
@@ -105,11 +136,12 @@ def infer_tokens(
     deterministic: bool = False,
     timings: dict[str, float] | None = None,
     draws: SourceDraws | None = None,
+    speed: float = 1.0,
 ) -> SynthesisResult:
     """The notebook's ``inference()`` body for one utterance of ids ``[1, T]`` (start token included).
 
     ``ref_s`` is the reference style; without one (a single-speaker model, as in the LJSpeech notebook)
-    the sampled style is used as is.
+    the sampled style is used as is. A model without a sampler (Kokoro) uses ``ref_s`` as it is.
 
     ``timings``, if given, receives seconds per stage (text, bert, sampler, predictor, decoder).
     ``draws`` fixes the decoder source's random phases and noise (default: torch's RNG).
@@ -125,20 +157,28 @@ def infer_tokens(
     with _stage(timings, "bert"):
         bert_dur = model.bert(tokens, attention_mask=(~text_mask).int())
         d_en = model.bert_encoder(bert_dur).transpose(-1, -2)
-    with _stage(timings, "diffusion_sampler"):
-        if noise is None:
-            noise = torch.randn((1, 2 * sd)).unsqueeze(1).to(device)
-        s_pred = model.sample_style(
-            noise.to(param), bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises
-        )
-    if ref_s is None:
+    if not model.has_module("diffusion"):
+        if ref_s is None:
+            raise ValueError("a model without a style sampler needs a style (a voice pack row) to speak")
+        s_pred = ref_s.to(param)
         ref, s = s_pred[:, :sd], s_pred[:, sd:]
     else:
-        ref = alpha * s_pred[:, :sd] + (1 - alpha) * ref_s[:, :sd]
-        s = beta * s_pred[:, sd:] + (1 - beta) * ref_s[:, sd:]
+        with _stage(timings, "diffusion_sampler"):
+            if noise is None:
+                noise = torch.randn((1, 2 * sd)).unsqueeze(1).to(device)
+            s_pred = model.sample_style(
+                noise.to(param), bert_dur, ref_s, diffusion_steps, embedding_scale, step_noises
+            )
+        if ref_s is None:
+            ref, s = s_pred[:, :sd], s_pred[:, sd:]
+        else:
+            ref = alpha * s_pred[:, :sd] + (1 - alpha) * ref_s[:, :sd]
+            s = beta * s_pred[:, sd:] + (1 - beta) * ref_s[:, sd:]
     with _stage(timings, "predictor"):
         d = model.predictor.text_encoder(d_en, s, input_lengths, text_mask)
         durations = model.predictor.durations(d)
+        if speed != 1.0:
+            durations = durations / speed
         pred_dur = torch.round(durations.squeeze(0)).clamp(min=1)
         aln = alignment_from_durations(pred_dur).to(d)
         en = d.transpose(-1, -2) @ aln.unsqueeze(0)
@@ -148,29 +188,21 @@ def infer_tokens(
         F0, N = model.predictor.F0Ntrain(en, s)
     with _stage(timings, "decoder"):
         wave = model.decoder(asr, F0, N, ref, deterministic=deterministic, draws=draws).squeeze()
-    wave = wave[..., :-TRIM_SAMPLES]
+    trim = C.trim_samples(model.config)
+    if trim:
+        wave = wave[..., :-trim]
     return SynthesisResult(wave, s_pred, ref, s, durations, pred_dur, aln, F0, N)
 
 
-_PHONEMIZER = None
-
-
-def _phonemizer():
-    global _PHONEMIZER
-    if _PHONEMIZER is None:
-        from ...text import Phonemizer
-
-        _PHONEMIZER = Phonemizer()
-    return _PHONEMIZER
-
-
-def text_to_ids(text: str, phonemes: str | None, max_tokens: int) -> list[int]:
-    """English text (phonemised with espeak-ng) or IPA ``phonemes`` -> token ids, start token first."""
-    if phonemes is None:
-        if not text or not text.strip():
-            raise ValueError("text is empty")
-        phonemes = _phonemizer()(text)
-    ids = Tokenizer().encode(phonemes)
+def text_to_ids(
+    text: str, phonemes: str | None, max_tokens: int, model: StyleTTS2 | None = None
+) -> list[int]:
+    """English text (phonemised with espeak-ng) or IPA ``phonemes`` -> token ids of one piece, start
+    token first, in the model's text convention (the StyleTTS 2 one without a model). A text longer than
+    the context is an error here; :func:`synthesize` splits such texts instead."""
+    frontend = TextFrontend.for_model(model) if model is not None else TextFrontend(max_tokens=max_tokens)
+    frontend.max_tokens = max_tokens
+    ids = frontend.encode(phonemes if phonemes is not None else frontend.phonemize(text))
     if len(ids) > max_tokens:
         raise ValueError(
             f"text is too long: {len(ids)} tokens, PL-BERT takes at most {max_tokens}; "
@@ -190,35 +222,61 @@ def synthesize(
     seed: int | None = None,
     phonemes: str | None = None,
     deterministic: bool = False,
+    speed: float = 1.0,
 ) -> tuple[np.ndarray, int]:
     """English text (or IPA via ``phonemes``) in the reference's voice -> ``(float32 wave, sample_rate)``.
 
-    ``seed`` seeds torch's RNG for this call only (the caller's RNG state is restored), so the same seed
-    gives the same audio; the draws happen in the notebook's order.
+    ``reference`` is a recording (or ``ref_s``) for a StyleTTS 2 with style encoders, a voice for a
+    voice-pack model (see :func:`style_from_reference`). A text longer than the model's context is
+    spoken in pieces cut at sentence ends, joined end to end. ``seed`` seeds torch's RNG for this call
+    only (the caller's RNG state is restored), so the same seed gives the same audio; the draws happen in
+    the notebook's order.
     """
-    ids = text_to_ids(text, phonemes, model.bert.config.max_position_embeddings)
+    if not speed > 0:
+        raise ValueError(f"speed must be positive, got {speed}")
+    frontend = TextFrontend.for_model(model)
+    pieces = frontend.pieces(None if phonemes is not None else text, phonemes)
     was_training = model.training
     model.eval()
     try:
-        if reference is None and not model.multispeaker:
-            ref_s = None  # a single-speaker model samples its style from the text alone
+        if reference is None and not model.multispeaker and not model.uses_voice_packs:
+            style = None  # a single-speaker model samples its style from the text alone
         else:
-            ref_s = style_from_reference(model, reference)
-        tokens = torch.tensor([ids], dtype=torch.long)
+            style = style_from_reference(model, reference)
         device = next(model.parameters()).device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
-            result = infer_tokens(
-                model,
-                tokens,
-                ref_s,
-                alpha,
-                beta,
-                diffusion_steps,
-                embedding_scale,
-                deterministic=deterministic,
+            wave = speak_pieces(
+                pieces,
+                style,
+                frontend,
+                lambda tokens, ref_s: infer_tokens(
+                    model,
+                    tokens,
+                    ref_s,
+                    alpha,
+                    beta,
+                    diffusion_steps,
+                    embedding_scale,
+                    deterministic=deterministic,
+                    speed=speed,
+                ),
             )
     finally:
         model.train(was_training)
-    return result.wave.float().cpu().numpy(), model.sample_rate
+    return wave, model.sample_rate
+
+
+def speak_pieces(
+    pieces: list[list[int]],
+    style: torch.Tensor | VoicePack | None,
+    frontend: TextFrontend,
+    infer: Callable[[torch.Tensor, torch.Tensor | None], SynthesisResult],
+) -> np.ndarray:
+    """Each piece's waveform, end to end; a voice pack gives each piece the row for its length."""
+    waves = []
+    for ids in pieces:
+        ref_s = style.style_for(frontend.n_phoneme_tokens(ids)) if isinstance(style, VoicePack) else style
+        waves.append(infer(torch.tensor([ids], dtype=torch.long), ref_s).wave.float().cpu())
+    return torch.cat(waves).numpy()

@@ -14,6 +14,9 @@ from torch import nn
 
 from .norm import weight_norm
 
+#: ``torch.rsqrt(torch.tensor(2))`` as computed in float32 (0.70710677...), held exactly as a Python float.
+RSQRT2_FLOAT32 = float(torch.rsqrt(torch.tensor(2.0, dtype=torch.float32)))
+
 
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channel axis of a ``[B, C, T]`` tensor (parameters ``gamma``/``beta``)."""
@@ -110,7 +113,13 @@ class AdainResBlk1d(nn.Module):
         x = F.leaky_relu(self.norm2(x, s), 0.2)
         return self.conv2(self.dropout(x))
 
+    #: Kokoro scales the sum by multiplying with float32 ``rsqrt(2)``; the official code divides by
+    #: ``sqrt(2)``. The two round differently in the last bit, which the decoder's phase amplifies.
+    multiply_rsqrt2: bool = False
+
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        if self.multiply_rsqrt2:
+            return (self._residual(x, s) + self._shortcut(x)) * RSQRT2_FLOAT32
         return (self._residual(x, s) + self._shortcut(x)) / math.sqrt(2)
 
 
