@@ -1,13 +1,17 @@
 """Listen to the base model and adapted models side by side (Gradio).
 
+    python demo/app.py                                   # Kokoro-82M and its 28 English voices
+    python demo/app.py --adapted runs/joe                # ... beside a Kokoro adapted with tts-adapt adapt
     python demo/app.py --checkpoint Models/LibriTTS/epochs_2nd_00020.pth --config Models/LibriTTS/config.yml \
         --adapted runs/lora --adapted runs/lora-kfac --references my_voice/ [--port 7860]
 
-Every system speaks the same text from the same reference recording with the same seed, so what you
-hear is the difference between the models. The reference decides whose voice the *base* model imitates
-(zero-shot); the adapted models should sound like their target speaker, and from a held-out speaker's
-reference they show how much zero-shot ability is left. The base model alone (no ``--adapted``) works
-too. Without ``--checkpoint`` the package's shipped base model is used where the installation has one.
+Every system speaks the same text in the same voice with the same seed, so what you hear is the
+difference between the models. For Kokoro the voice is one of its voice packs (or a blend of them): an
+adapted model should keep the stock voices it was not adapted to. For a StyleTTS 2 with style encoders
+the voice is a reference recording, whose speaker the *base* model imitates (zero-shot); the adapted
+models should sound like their target speaker, and from a held-out speaker's reference they show how
+much zero-shot ability is left. Without ``--model``/``--checkpoint`` the default model is used
+(Kokoro-82M where its weights are installed, else our small shipped model).
 """
 
 from __future__ import annotations
@@ -33,40 +37,18 @@ MAX_REFERENCE_BYTES = 20_000_000  # 20 MB
 PER_SPEAKER = 3
 
 
-def default_model() -> tuple[Path, Path] | None:
-    """The package's shipped base model as ``(checkpoint, config)``, or None where there is none.
+def resolve_model(checkpoint: str | None, config: str | None, model: str | None = None) -> tuple[Path, Path]:
+    """The checkpoint and config to serve: as given, the config beside the checkpoint, a named model, or
+    the default model (:mod:`tts_adapt.models.registry`)."""
+    from tts_adapt.models.registry import resolve_model as resolve
 
-    ``tts_adapt.models.styletts2.default_model_paths()`` is the package's one place that knows whether
-    (and where) a base model ships; an installation without it has no default.
-    """
-    from tts_adapt.models import styletts2
-
-    finder = getattr(styletts2, "default_model_paths", None)
-    found = finder() if finder is not None else None
-    if not found:
-        return None
-    checkpoint, config = found
-    return Path(checkpoint), Path(config)
-
-
-def resolve_model(checkpoint: str | None, config: str | None) -> tuple[Path, Path]:
-    """The checkpoint and config to serve: as given, the config beside the checkpoint, or the default."""
-    if checkpoint is None:
-        if config is not None:
-            raise ValueError("--config was given without --checkpoint; give both")
-        found = default_model()
-        if found is None:
-            raise ValueError(
-                "no --checkpoint given and this installation ships no default base model: pass --checkpoint "
-                "CKPT.pth --config config.yml (e.g. from 'tts-adapt download styletts2-libritts')"
-            )
-        return found
-    if config is None:
+    if checkpoint is not None and config is None:
         beside = Path(checkpoint).parent / "config.yml"
         if not beside.is_file():
             raise ValueError(f"--config is needed: no config.yml beside the checkpoint {checkpoint}")
         config = str(beside)
-    return Path(checkpoint), Path(config)
+    found_checkpoint, found_config = resolve(model, checkpoint, config)
+    return Path(found_checkpoint), Path(found_config)
 
 
 def check_text(text: str | None) -> str:
@@ -177,12 +159,29 @@ def shipped_references() -> dict[str, Path]:
     return {v.label: v.path for v in shipped_voices().values()}
 
 
+def pack_voices(model) -> dict[str, str]:
+    """A voice-pack model's voices by label ("af_heart (US English, female)") -> voice name."""
+    from tts_adapt.models.styletts2.inference import model_voice_packs
+
+    accents = {"a": "US English", "b": "British English"}
+    genders = {"f": "female", "m": "male"}
+    out = {}
+    for name in sorted(model_voice_packs(model)):
+        if len(name) > 3 and name[2] == "_" and name[0] in accents and name[1] in genders:
+            out[f"{name} ({accents[name[0]]}, {genders[name[1]]})"] = name
+        else:
+            out[name] = name
+    return out
+
+
 @dataclass
 class Voices:
-    """Loaded systems by display name (models are loaded once, at start-up)."""
+    """Loaded systems by display name (models are loaded once, at start-up); ``references`` maps the
+    labels offered on the page to recordings, or to voice names for a voice-pack model."""
 
     models: dict[str, object] = field(default_factory=dict)
-    references: dict[str, Path] = field(default_factory=dict)
+    references: dict[str, Path | str] = field(default_factory=dict)
+    voice_packs: bool = False
 
     @classmethod
     def load(
@@ -205,7 +204,17 @@ class Voices:
             manifest = read_manifest(folder)
             name = f"{Path(folder).name} ({manifest['method']})"
             voices.models[name] = load_adapted_model(folder, checkpoint=checkpoint).to(device)
-        voices.references = label_references(references, per_speaker) if references else shipped_references()
+        voices.voice_packs = bool(getattr(voices.models["base"], "uses_voice_packs", False))
+        if voices.voice_packs:
+            if references:
+                raise ValueError(
+                    "this model speaks with voice packs, not reference recordings: drop --references"
+                )
+            voices.references = pack_voices(voices.models["base"])
+        else:
+            voices.references = (
+                label_references(references, per_speaker) if references else shipped_references()
+            )
         return voices
 
     def speak(
@@ -217,10 +226,12 @@ class Voices:
         steps: int = 5,
         scale: float = 1.0,
         seed: int = 0,
+        speed: float = 1.0,
     ) -> dict[str, tuple[int, np.ndarray]]:
-        """Every system's (sample rate, float waveform) for ``text`` in the reference's voice."""
+        """Every system's (sample rate, float waveform) for ``text`` in the reference's voice (a voice
+        name or blend for a voice-pack model)."""
         text = check_text(text)
-        if isinstance(reference, (str, os.PathLike)):
+        if isinstance(reference, (str, os.PathLike)) and not self.voice_packs:
             check_reference(reference)
         out = {}
         for name, model in self.models.items():
@@ -232,6 +243,7 @@ class Voices:
                 diffusion_steps=int(steps),
                 embedding_scale=scale,
                 seed=int(seed),
+                speed=float(speed),
             )
             out[name] = (sr, wave)
         return out
@@ -254,23 +266,67 @@ def user_error(message: str):
         return gr.Error(html.escape(message), duration=None)
 
 
+def title(voices: Voices) -> tuple[str, str]:
+    """The page's heading and what it explains, for what is loaded."""
+    adapted = len(voices.models) > 1
+    if voices.voice_packs:
+        head = "Base vs adapted voices" if adapted else f"{model_name(voices.models['base'])}'s voices"
+        text = (
+            "Every system reads the same text in the same voice with the same seed. An adapted model "
+            "should speak its new voice and keep the stock voices it was not adapted to."
+            if adapted
+            else "Pick one of the model's voices, or blend several (af_heart:0.6,bf_emma:0.4)."
+        )
+        return head, text
+    if adapted:
+        return "Base vs adapted voices", (
+            "Every system reads the same text from the same reference with the same seed. From the target "
+            "speaker's reference the adapted models should sound closer to the target; from a held-out "
+            "speaker's reference, a model that kept its zero-shot ability still imitates that speaker."
+        )
+    return "The base model's voice from a reference", (
+        "The model imitates the speaker of the reference recording (zero-shot)."
+    )
+
+
+def model_name(model) -> str:
+    """The name a model's config gives it (``name: Kokoro-82M``), else "the base model"."""
+    config = getattr(model, "config", None) or {}
+    return str(config.get("name") or "the base model")
+
+
+def output_label(voices: Voices, name: str) -> str:
+    if name == "base" and model_name(voices.models[name]) != "the base model":
+        return f"base: {model_name(voices.models[name])}"
+    return name
+
+
 def build_app(voices: Voices):
     import gradio as gr
 
     names = list(voices.models)
 
-    def run(text, uploaded, chosen, alpha, beta, steps, scale, seed):
-        reference = uploaded or (voices.references.get(chosen) if chosen else None)
+    def speak(text, reference, alpha, beta, steps, scale, seed, speed):
         try:
             if reference is None:
                 raise ValueError("upload a reference recording or pick a known reference")
-            result = voices.speak(text, reference, alpha, beta, steps, scale, seed)
+            result = voices.speak(text, reference, alpha, beta, steps, scale, seed, speed)
         except (ValueError, FileNotFoundError) as e:
             raise user_error(str(e)) from e
         except Exception as e:  # the page says what went wrong; the server log has the traceback
             log.exception("synthesis failed")
             raise user_error(f"synthesis failed: {type(e).__name__}: {e}") from e
         return {box: (result[n][0], to_pcm16(result[n][1])) for n, box in zip(names, outputs)}
+
+    def run_recording(text, uploaded, chosen, alpha, beta, steps, scale, seed):
+        reference = uploaded or (voices.references.get(chosen) if chosen else None)
+        return speak(text, reference, alpha, beta, steps, scale, seed, 1.0)
+
+    def run_pack(text, chosen, blend, speed, seed):
+        voice = (blend or "").strip() or (voices.references.get(chosen) if chosen else None)
+        if voice is None:
+            raise user_error("pick a voice")
+        return speak(text, voice, 0.3, 0.7, 5, 1.0, seed, speed)
 
     def check_upload(path):
         """Say what is wrong with an upload as soon as it arrives, not only at the next Speak."""
@@ -280,13 +336,9 @@ def build_app(voices: Voices):
             except (ValueError, FileNotFoundError) as e:
                 raise user_error(str(e)) from e
 
-    with gr.Blocks(title="tts-adapt: base vs adapted voices") as app:
-        gr.Markdown(
-            "# Base vs adapted voices\nEvery system reads the same text from the same reference with the "
-            "same seed. From the target speaker's reference the adapted models should sound closer to "
-            "the target; from a held-out speaker's reference, a model that kept its zero-shot ability "
-            "still imitates that speaker."
-        )
+    head, explanation = title(voices)
+    with gr.Blocks(title=f"tts-adapt: {head.lower()}") as app:
+        gr.Markdown(f"# {head}\n{explanation}")
         with gr.Row():
             with gr.Column(scale=2):
                 text = gr.Textbox(
@@ -296,28 +348,44 @@ def build_app(voices: Voices):
                     elem_id="text",
                 )
                 with gr.Row():
-                    uploaded = gr.Audio(
-                        label=f"Reference recording (at most {MAX_REFERENCE_SECONDS:.0f} s)",
-                        type="filepath",
-                        sources=["upload"],
-                        elem_id="reference-upload",
-                    )
-                    chosen = gr.Dropdown(
-                        label="…or a known reference",
-                        choices=list(voices.references),
-                        value=next(iter(voices.references), None),
-                        elem_id="known-reference",
-                    )
+                    if voices.voice_packs:
+                        chosen = gr.Dropdown(
+                            label=f"Voice ({len(voices.references)})",
+                            choices=list(voices.references),
+                            value=next(iter(voices.references), None),
+                            elem_id="voice",
+                        )
+                        blend = gr.Textbox(
+                            label="…or a blend of voices (name:weight, ...)",
+                            placeholder="af_heart:0.6,bf_emma:0.4",
+                            elem_id="blend",
+                        )
+                    else:
+                        uploaded = gr.Audio(
+                            label=f"Reference recording (at most {MAX_REFERENCE_SECONDS:.0f} s)",
+                            type="filepath",
+                            sources=["upload"],
+                            elem_id="reference-upload",
+                        )
+                        chosen = gr.Dropdown(
+                            label="…or a known reference",
+                            choices=list(voices.references),
+                            value=next(iter(voices.references), None),
+                            elem_id="known-reference",
+                        )
             with gr.Column(scale=1):
-                alpha = gr.Slider(0, 1, value=0.3, step=0.05, label="alpha (acoustic style from diffusion)")
-                beta = gr.Slider(0, 1, value=0.7, step=0.05, label="beta (prosody from diffusion)")
-                steps = gr.Slider(2, 20, value=5, step=1, label="diffusion steps")
-                scale = gr.Slider(1, 3, value=1, step=0.1, label="guidance scale")
+                if voices.voice_packs:
+                    speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="speed")
+                else:
+                    alpha = gr.Slider(0, 1, value=0.3, step=0.05, label="alpha (timbre sampled by diffusion)")
+                    beta = gr.Slider(0, 1, value=0.7, step=0.05, label="beta (prosody sampled by diffusion)")
+                    steps = gr.Slider(2, 20, value=5, step=1, label="diffusion steps")
+                    scale = gr.Slider(1, 3, value=1, step=0.1, label="guidance scale")
                 seed = gr.Number(value=0, precision=0, label="seed")
         button = gr.Button("Speak", variant="primary", elem_id="speak")
         outputs = [
             gr.Audio(
-                label=n,
+                label=output_label(voices, n),
                 type="numpy",
                 interactive=False,
                 elem_id=f"output-{i}",
@@ -325,8 +393,12 @@ def build_app(voices: Voices):
             )
             for i, n in enumerate(names)
         ]
-        uploaded.upload(check_upload, uploaded, None, api_name=False)
-        button.click(run, [text, uploaded, chosen, alpha, beta, steps, scale, seed], outputs, api_name="run")
+        if voices.voice_packs:
+            button.click(run_pack, [text, chosen, blend, speed, seed], outputs, api_name="run")
+        else:
+            uploaded.upload(check_upload, uploaded, None, api_name=False)
+            inputs = [text, uploaded, chosen, alpha, beta, steps, scale, seed]
+            button.click(run_recording, inputs, outputs, api_name="run")
     return app
 
 
@@ -334,16 +406,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    ap.add_argument("--checkpoint", help="the pre-trained checkpoint (default: the shipped base model)")
-    ap.add_argument("--config", help="its config.yml (default: the config.yml beside the checkpoint)")
+    ap.add_argument(
+        "--model", help="a named base model: kokoro or tts-adapt-base (default: the default model)"
+    )
+    ap.add_argument("--checkpoint", help="a base checkpoint instead of --model")
+    ap.add_argument("--config", help="its config (default: the config.yml beside the checkpoint)")
     ap.add_argument("--adapted", action="append", default=[], help="an adapted folder (repeatable)")
     ap.add_argument(
         "--references",
         action="append",
         default=[],
         metavar="[NAME=]PATH",
-        help="known references: recordings, corpus folders or file lists, labelled by speaker (repeatable); "
-        "without it, the voices shipped with the base model",
+        help="known references (models with style encoders): recordings, corpus folders or file lists, "
+        "labelled by speaker (repeatable); without it, the recordings shipped with the base model",
     )
     ap.add_argument("--per-speaker", type=int, default=PER_SPEAKER, help="known references per speaker")
     ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
@@ -353,12 +428,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     try:
-        checkpoint, config = resolve_model(args.checkpoint, args.config)
+        checkpoint, config = resolve_model(args.checkpoint, args.config, args.model)
         voices = Voices.load(checkpoint, config, args.adapted, args.references, args.device, args.per_speaker)
     except (ValueError, FileNotFoundError) as e:
         print(f"demo: error: {e}", file=sys.stderr)
         return 2
-    log.info("serving %s with %d known references", ", ".join(voices.models), len(voices.references))
+    kind = "voices" if voices.voice_packs else "known references"
+    log.info("serving %s with %d %s", ", ".join(voices.models), len(voices.references), kind)
     build_app(voices).launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0
 

@@ -6,6 +6,7 @@ import importlib.util
 import socket
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,23 +143,23 @@ def test_references_labelled_by_speaker(synthetic_corpus, tmp_path):
 
 def test_model_paths(tmp_path, monkeypatch, capsys):
     app = load_app_module()
-    import tts_adapt.models.styletts2 as styletts2
+    import tts_adapt.models.registry as registry
+    from tts_adapt.models.styletts2.default import default_model_paths
 
-    monkeypatch.delattr(styletts2, "default_model_paths", raising=False)
-    with pytest.raises(ValueError, match="no --checkpoint given and this installation ships no default"):
-        app.resolve_model(None, None)
-    assert app.main([]) == 2
-    assert "demo: error: no --checkpoint given" in capsys.readouterr().err
+    assert app.main(["--model", "nobody"]) == 2
+    assert "demo: error: unknown --model 'nobody'" in capsys.readouterr().err
     ckpt = tmp_path / "m.pth"
     with pytest.raises(ValueError, match="no config.yml beside the checkpoint"):
         app.resolve_model(str(ckpt), None)
     (tmp_path / "config.yml").write_text("{}")
     assert app.resolve_model(str(ckpt), None) == (ckpt, tmp_path / "config.yml")
-    # a shipped default, where the package has one, is used without arguments
-    monkeypatch.setattr(
-        styletts2, "default_model_paths", lambda: (ckpt, tmp_path / "config.yml"), raising=False
-    )
-    assert app.resolve_model(None, None) == (ckpt, tmp_path / "config.yml")
+    with pytest.raises(ValueError, match="--model names a model; drop --checkpoint"):
+        app.resolve_model(str(ckpt), None, "kokoro")
+    shipped = tuple(Path(p) for p in default_model_paths())
+    assert app.resolve_model(None, None, "tts-adapt-base") == shipped
+    # without arguments, the registry's default model
+    monkeypatch.setattr(registry, "default_model_name", lambda: registry.BASE)
+    assert app.resolve_model(None, None) == shipped
 
 
 def test_shipped_voices_are_the_default_references(setup):
@@ -183,3 +184,25 @@ def test_shipped_voices_are_the_default_references(setup):
         direct = voices.speak("Hi.", str(shipped[label.split(" ")[0]].path), 0.3, 0.7, 3, 1.0, 0)["base"][1]
         expected = app_module.to_pcm16(direct).astype(int)
         assert len(audio) == len(expected) and np.abs(audio.astype(int) - expected).max() <= 1
+
+
+def test_kokoro_offers_its_voices_by_name(kokoro_paths):
+    """With Kokoro the page offers its 28 English voices by name, accent and sex, speaks the chosen one,
+    and a blend; a reference recording is refused with a message saying why."""
+    app_module = load_app_module()
+    voices = app_module.Voices.load(str(kokoro_paths[0]), str(kokoro_paths[1]), [], [])
+    assert voices.voice_packs and len(voices.references) == 28
+    assert voices.references["af_heart (US English, female)"] == "af_heart"
+    assert voices.references["bm_george (British English, male)"] == "bm_george"
+    assert app_module.title(voices)[0] == "Kokoro-82M's voices"
+    assert app_module.output_label(voices, "base") == "base: Kokoro-82M"
+    heart = voices.speak("Hello there.", "af_heart", seed=0)["base"]
+    george = voices.speak("Hello there.", "bm_george", seed=0)["base"]
+    blend = voices.speak("Hello there.", "af_heart:0.5,bm_george:0.5", seed=0)["base"]
+    for sr, wave in (heart, george, blend):
+        assert sr == 24000 and 0.4 * sr < len(wave) < 3 * sr and np.abs(wave).max() > 0.05
+    assert not np.array_equal(heart[1][: len(george[1])], george[1][: len(heart[1])])
+    with pytest.raises(ValueError, match="unknown voice 'nobody'"):
+        voices.speak("Hello there.", "nobody")
+    with pytest.raises(ValueError, match="voice packs, not reference recordings"):
+        app_module.Voices.load(str(kokoro_paths[0]), str(kokoro_paths[1]), [], ["some_recordings/"])

@@ -65,18 +65,13 @@ def wait_until_served(url: str, proc: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"the demo did not answer within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def server(synthetic_corpus, tmp_path):
-    """``python demo/app.py`` on the base model alone; yields (url, process); stopped at the end."""
+def serve(args: list[str], tmp_path: Path):
+    """``python demo/app.py ARGS`` on a free loopback port; yields (url, process); stopped at the end."""
     pytest.importorskip("gradio")
-    ckpt, config = tmp_path / "base.pth", tmp_path / "config.yml"
-    args = ["init-model", "--config", "micro", "--frames-per-token", "3", "--out", str(ckpt)]
-    assert cli([*args, "--config-out", str(config)]) == 0
     port = free_port()
     log = tmp_path / "demo.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, str(REPO / "demo" / "app.py"), "--checkpoint", str(ckpt), "--config", str(config)]
-    cmd += ["--references", str(synthetic_corpus), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, str(REPO / "demo" / "app.py"), *args, "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
@@ -90,6 +85,23 @@ def server(synthetic_corpus, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server(synthetic_corpus, tmp_path):
+    """``python demo/app.py`` on the base model alone; yields (url, process); stopped at the end."""
+    ckpt, config = tmp_path / "base.pth", tmp_path / "config.yml"
+    args = ["init-model", "--config", "micro", "--frames-per-token", "3", "--out", str(ckpt)]
+    assert cli([*args, "--config-out", str(config)]) == 0
+    yield from serve(
+        ["--checkpoint", str(ckpt), "--config", str(config), "--references", str(synthetic_corpus)], tmp_path
+    )
+
+
+@pytest.fixture
+def kokoro_server(kokoro_paths, tmp_path):
+    """``python demo/app.py --model kokoro``, as the README starts it."""
+    yield from serve(["--model", "kokoro"], tmp_path)
 
 
 # every output's <audio> has a clip whose metadata loaded, with a finite, non-zero duration
@@ -171,11 +183,7 @@ def test_demo_in_a_browser(server, synthetic_corpus, tmp_path):
             page.locator("#text textarea").fill("Hello there, how are you?")
             first = speak_and_listen(page, [])
             assert len(first) == 1  # the base model alone: one output
-            page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
-            if os.environ.get("TTS_ADAPT_ARTIFACTS"):
-                artifacts = Path(os.environ["TTS_ADAPT_ARTIFACTS"])
-                artifacts.mkdir(parents=True, exist_ok=True)
-                shutil.copy(tmp_path / "demo.png", artifacts / "demo.png")
+            keep_screenshot(page, tmp_path, "demo.png")
 
             # bad input: a visible message each time
             page.locator("#text textarea").fill("")
@@ -201,6 +209,49 @@ def test_demo_in_a_browser(server, synthetic_corpus, tmp_path):
             upload(page, good)
             page.locator("#text textarea").fill("Still here.")
             speak_and_listen(page, [src for src, _ in first])
+            assert proc.poll() is None
+        finally:
+            browser.close()
+
+
+def keep_screenshot(page, tmp_path: Path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / name), full_page=True)
+    if os.environ.get("TTS_ADAPT_ARTIFACTS"):
+        artifacts = Path(os.environ["TTS_ADAPT_ARTIFACTS"])
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / name, artifacts / name)
+
+
+def test_kokoro_voices_in_a_browser(kokoro_server, tmp_path):
+    """Kokoro's page offers its 28 voices by name, speaks the one chosen, and names a bad blend."""
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need("the playwright package (pip install -e '.[dev]')")
+    executable = chromium()
+    url, proc = kokoro_server
+    with sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=executable, headless=True, timeout=60_000)
+        except PlaywrightError as e:
+            _need(f"a Chromium that starts headless ({e})")
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(MESSAGE_TIMEOUT_S * 1000)
+            page.goto(url, timeout=120_000)
+            page.locator("#speak").wait_for()
+            page.locator("#voice input").click()
+            labels = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
+            assert len(labels) == 28 and "bm_george (British English, male)" in labels, labels
+            page.get_by_role("option", name="bm_george (British English, male)", exact=True).click()
+            page.locator("#text textarea").fill("Hello there, how are you?")
+            played = speak_and_listen(page, [])
+            assert len(played) == 1 and 0.8 < played[0][1] < 5
+            keep_screenshot(page, tmp_path, "demo-kokoro.png")
+            page.locator("#blend textarea, #blend input").first.fill("af_heart:0.5,nobody:0.5")
+            page.locator("#speak").click()
+            expect_message(page, "unknown voice 'nobody'")
             assert proc.poll() is None
         finally:
             browser.close()

@@ -24,6 +24,7 @@ _ENGINES: dict[str, str | Callable[[], Engine]] = {
     "piper": "tts_adapt.data.engines.piper:PiperEngine",
     "flite": "tts_adapt.data.engines.flite:FliteEngine",
     "festival": "tts_adapt.data.engines.festival:FestivalEngine",
+    "kokoro": "tts_adapt.models.kokoro.engine:KokoroEngine",
 }
 
 
