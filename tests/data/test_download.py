@@ -303,3 +303,16 @@ def test_checkpoint_offline_without_cache_is_a_clear_error(tmp_path, monkeypatch
 
     with pytest.raises(FileNotFoundError, match="offline|cache|HF_HUB_OFFLINE"):
         download_checkpoint(tmp_path / "ckpt")
+
+
+def test_kokoro_checkpoint_offline_without_cache_names_the_file(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("huggingface_hub")
+    from huggingface_hub import constants
+
+    from tts_adapt.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert main(["download", "kokoro"]) == 1
+    assert "hexgrad/Kokoro-82M/kokoro-v1_0.pth is not in the Hugging Face cache" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 log = logging.getLogger("tts_adapt")
 
-DOWNLOAD_TARGETS = ("styletts2-libritts", "libritts", "vctk", "ljspeech")
+DOWNLOAD_TARGETS = ("styletts2-libritts", "kokoro", "libritts", "vctk", "ljspeech")
 
 
 def register(sub) -> None:
@@ -71,9 +71,10 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "download",
-        help="download the official checkpoint or a corpus (verified, resumable)",
+        help="download an official checkpoint (StyleTTS 2, Kokoro-82M) or a corpus (verified, resumable)",
         description=(
-            "Download the official StyleTTS 2 LibriTTS checkpoint (Hugging Face Hub) or a corpus archive, "
+            "Download an official checkpoint (StyleTTS 2 LibriTTS, or Kokoro-82M's kokoro-v1_0.pth and "
+            "config.json; Hugging Face Hub) or a corpus archive, "
             "verify it and extract it safely. Needs internet."
         ),
     )
@@ -289,9 +290,14 @@ def cmd_download(args) -> int:
         return 0
     if args.target is None:
         raise ValueError(f"name what to download ({', '.join(DOWNLOAD_TARGETS)}) or pass --url")
-    if args.target == "styletts2-libritts":
-        for name, path in D.download_checkpoint(args.dest, revision=args.revision).items():
+    if args.target in ("styletts2-libritts", "kokoro"):
+        spec = {"styletts2-libritts": {}, "kokoro": {"repo_id": D.KOKORO_REPO, "files": D.KOKORO_FILES}}
+        found = D.download_checkpoint(args.dest, revision=args.revision, **spec[args.target])
+        for name, path in found.items():
             print(f"{name}: {path}")
+        if args.target == "kokoro":  # the float checkpoint and its config.json, as --checkpoint/--config
+            weights, config = (found[f] for f in D.KOKORO_FILES)
+            print(f"use it with: --checkpoint {weights} --config {config}")
         return 0
     if args.dest is None:
         raise ValueError(f"downloading {args.target} needs --dest")

@@ -36,6 +36,9 @@ ARCHIVE_DIR = ".downloads"
 
 CHECKPOINT_REPO = "yl4579/StyleTTS2-LibriTTS"
 CHECKPOINT_FILES = ("Models/LibriTTS/epochs_2nd_00020.pth", "Models/LibriTTS/config.yml")
+# Kokoro-82M v1.0's float checkpoint and config (Apache-2.0); the voice packs ship with tts-adapt
+KOKORO_REPO = "hexgrad/Kokoro-82M"
+KOKORO_FILES = ("kokoro-v1_0.pth", "config.json")
 
 OPENSLR_60 = (
     "https://www.openslr.org/resources/60/",
@@ -344,7 +347,8 @@ def download_checkpoint(
     revision: str | None = None,
     verify: bool = True,
 ) -> dict[str, Path]:
-    """The official StyleTTS 2 LibriTTS checkpoint and config through the Hugging Face Hub.
+    """An official checkpoint and its config through the Hugging Face Hub: StyleTTS 2 LibriTTS by
+    default, Kokoro-82M with ``repo_id=KOKORO_REPO, files=KOKORO_FILES``.
 
     Files go to the Hub cache (or ``dest``); ``HF_HUB_OFFLINE=1`` uses what is cached. With
     ``verify``, each file's size and (for large files) sha256 are compared with the Hub's record;
