@@ -49,6 +49,7 @@ def test_edit_distance_matches_textbook_dynamic_programme():
         ("five dollars and fifty cents", "5 dollars 50 cents"),
         ("one dollar", "1 dollars"),
         ("at 7:45 or 5pm", "at 7 45 or 5 pm"),
+        ("starts at 10.30, pi is 3.14", "starts at 10 30 pi is 3.14"),
         # contractions and titles
         ("I won't go, can't you see?", "i will not go can not you see"),
         (
@@ -89,6 +90,8 @@ def test_normalize_text(text, expected):
         ("It cost $20.", "It cost twenty dollars"),
         ("I can't, I won't.", "i cannot i will not"),
         ("Flight 21, gate 4", "flight twenty one gate four"),
+        ("The meeting starts at 10:30.", "The meeting starts at 10.30."),
+        ("The meeting starts at 10:30.", "the meeting starts at ten thirty"),
     ],
 )
 def test_written_and_spoken_forms_score_zero_wer(written, spoken):

@@ -156,6 +156,7 @@ class FasterWhisperTranscriber(Transcriber):
 
     def _load(self, ref: str, device: str, threads: int):
         WhisperModel = _faster_whisper_model_class(self.name)
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # not a log line per clip
         try:
             return WhisperModel(
                 ref,

@@ -16,7 +16,8 @@ our own tables), in this order:
 5. hyphens and dashes split words; punctuation removed except apostrophes inside words and the point
    of a decimal;
 6. numbers to digits (``spoken_numbers``): ``two hundred and ninety two`` = ``292``, ``21st``,
-   ``3.5``, years read in pairs; thousands separators dropped (``3,500`` -> ``3500``);
+   ``3.5``, years read in pairs; thousands separators dropped (``3,500`` -> ``3500``); clock times
+   ``10:30`` and ``at 10.30`` (a point after at/by/from/until/before/after/around/past) -> ``10 30``;
 7. hesitations removed (``um``, ``uh``, ``hmm``, ``mm``, ``mhm``, ``erm``, ...);
 8. British spellings to American (``spelling_variants``): ``colour``, ``realise``, ``centre``,
    ``travelled``, ``grey``...; a number's currency word made plural (``1 dollar`` = ``$1``).
@@ -37,7 +38,7 @@ import numpy as np
 from .spelling_variants import americanise
 from .spoken_numbers import words_to_digits
 
-TEXT_NORM_VERSION = 2
+TEXT_NORM_VERSION = 3
 
 _ANNOTATION_RE = re.compile(r"\[[^\]]*\]|<[^>]*>")
 _LETTER_MAP = str.maketrans(
@@ -78,6 +79,11 @@ _SUFFIX_RES = [(re.compile(a), b) for a, b in _SUFFIXES]
 _INITIALISM_RE = re.compile(r"\b(?:[a-z]\.){2,}")
 _CURRENCY = {"$": ("dollars", "cents"), "£": ("pounds", "pence"), "€": ("euros", "cents")}
 _CURRENCY_RE = re.compile(r"([$£€])\s?(\d+(?:,\d{3})*)(?:\.(\d{2}))?\b")
+_CLOCK_RE = re.compile(r"\b([01]?\d|2[0-4]):([0-5]\d)\b")
+# a time written with a point, as Whisper often does ("starts at 10.30"), told from a decimal by its word
+_DOTTED_CLOCK_RE = re.compile(
+    r"\b(at|by|from|until|till|before|after|around|past)\s+([01]?\d|2[0-4])\.([0-5]\d)\b"
+)
 _PLURAL_UNITS = {"dollar": "dollars", "pound": "pounds", "euro": "euros", "cent": "cents"}
 _MINOR_AFTER = {major: minor for major, minor in _CURRENCY.values()}
 _PUNCT_RE = re.compile(r"[^\w\s'.]|_")
@@ -111,6 +117,8 @@ def normalize_text(text: str) -> str:
     t = _CURRENCY_RE.sub(_currency, t)
     t = t.replace("%", " percent ").replace("&", " and ").replace("@", " at ")
     t = re.sub(r"(?<=\d),(?=\d{3}\b)", "", t)  # 3,500 -> 3500
+    t = _CLOCK_RE.sub(r"\1 \2", t)  # 10:30 -> 10 30
+    t = _DOTTED_CLOCK_RE.sub(r"\1 \2 \3", t)  # at 10.30 -> at 10 30
     t = re.sub(r"[\u2010-\u2015-]", " ", t)
     t = _PUNCT_RE.sub(" ", t)
     t = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", t)  # full stops go, a decimal point stays
