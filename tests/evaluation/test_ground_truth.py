@@ -105,6 +105,30 @@ def test_command_prints_the_table_and_refuses_bad_input(folders, tmp_path, capsy
     assert "NAME=CORPUS" in capsys.readouterr().err
     assert main(["ground-truth", "--set", f"a={folders['A']}", "--metrics", "mcd", "--out", str(out)]) == 1
     assert "--metrics" in capsys.readouterr().err
-    (folders["A"] / "2.txt").write_text("  \n")
-    assert main(["ground-truth", "--set", f"a={folders['A']}", "--out", str(out)]) == 1
-    assert "no text" in capsys.readouterr().err
+    assert (
+        main(["ground-truth", "--set", f"a={tmp_path / 'absent'}", "--metrics", "sim", "--out", str(out)])
+        == 1
+    )
+    assert "absent" in capsys.readouterr().err
+
+
+def test_voice_sets_render_each_shipped_voice_with_both_engines(tmp_path):
+    """Two sentences: every shipped voice speaks both, with the base model and with espeak-ng at its own
+    settings; the file lists read back as corpora whose speakers are the voices."""
+    from tts_adapt.data import load_corpus
+    from tts_adapt.evaluation.audio_io import duration_seconds
+    from tts_adapt.evaluation.voice_sets import read_sentences, render
+    from tts_adapt.models.styletts2.shipped_voices import shipped_voices
+
+    texts = read_sentences()[:2]
+    assert len(read_sentences()) == 16
+    lists = render(tmp_path, ("espeak", "shipped"), texts)
+    voices = sorted(shipped_voices())
+    for path in lists:
+        utts = load_corpus(path)
+        assert sorted({u.speaker for u in utts}) == voices
+        assert sorted({u.text for u in utts}) == sorted(texts)
+        assert all(0.5 < duration_seconds(u.audio_path) < 10 for u in utts)
+    a = (tmp_path / "espeak" / "annie" / "00.wav").stat().st_mtime_ns
+    render(tmp_path, ("espeak",), texts)  # a rerun keeps what is there
+    assert (tmp_path / "espeak" / "annie" / "00.wav").stat().st_mtime_ns == a

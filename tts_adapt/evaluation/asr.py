@@ -170,7 +170,7 @@ class FasterWhisperTranscriber(Transcriber):
 
     @property
     def settings(self) -> dict:
-        """What decides the transcripts, for reports and cache keys."""
+        """What decides the transcripts (printed by `wer --json`, stated in reports)."""
         return {
             "backend": self.name,
             "model": self.model_ref,
