@@ -28,11 +28,39 @@ def test_mcd_wer_mos(voices, capsys):
     assert float(_out(capsys)) == pytest.approx(0.0, abs=1e-6)
     assert main(["mcd", str(a[1]), str(voices["B"][1]), "--json"]) == 0
     assert json.loads(_out(capsys))["mcd"] > 1.0
-    assert main(["wer", str(a[0]), "--text", SENTENCES[0], "--json"]) == 0
+    assert main(["wer", str(a[0]), "--text", SENTENCES[0], "--json", "--backend", "pocketsphinx"]) == 0
     r = json.loads(_out(capsys))
     assert r["wer"] >= 0 and r["reference_normalized"].startswith("the quick brown fox")
     assert main(["mos", str(a[0])]) == 0
     assert 1.0 <= float(_out(capsys)) <= 5.0
+
+
+def test_wer_defaults_to_whisper_base_offline(voices, capsys):
+    """`tts-adapt wer AUDIO --text ...` with no backend named: Whisper base, a transcript close to the
+    words, and the decoding settings in the JSON."""
+    from tts_adapt.evaluation.asr import whisper_base_installed
+
+    from ..conftest import missing_input
+
+    if not whisper_base_installed():
+        missing_input("Whisper base is not installed (pip install 'tts-adapt[eval]')")
+    assert (
+        main(["wer", "--audio", str(voices["A"][2]), "--text", SENTENCES[2], "--json", "--threads", "2"]) == 0
+    )
+    r = json.loads(_out(capsys))
+    assert r["backend"] == "whisper-base" and r["decoding"]["beam_size"] == 5
+    assert r["wer"] <= 0.25 and "old wooden table" in r["hypothesis_normalized"]
+    assert main(["wer", "--text", SENTENCES[2]]) == 1
+    assert "give the recording once" in capsys.readouterr().err
+
+
+def test_mos_backends(voices, capsys):
+    a = voices["A"][1]
+    assert main(["mos", str(a), "--backend", "all", "--json"]) == 0
+    r = json.loads(_out(capsys))
+    assert 1.0 <= r["dnsmos_ovrl"] <= 5.0 and 1.0 <= r["distillmos"] <= 5.0
+    assert main(["mos", str(a), "--backend", "distillmos"]) == 0
+    assert float(_out(capsys)) == pytest.approx(r["distillmos"], abs=1e-4)
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):

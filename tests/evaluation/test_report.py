@@ -105,3 +105,31 @@ def test_relative_out_from_another_working_directory(synthetic_corpus, tmp_path,
     html_path, _ = write_report([tmp_path / "work/runs/eval"], tmp_path / "r.html", n_audio=2, markdown=False)
     # 2 target + 2 held-out sentences x 2 systems (only the 4 ground-truth clips before the fix)
     assert html_path.read_text().count("<audio") == 2 * 2 * 2
+
+
+@needs_espeak
+def test_report_lists_reference_and_hypothesis_of_every_clip(eval_dir, tmp_path):
+    """Every transcribed row of the evaluation appears once with its text, transcript and WER; the notes
+    name the recogniser and what each MOS predictor predicts."""
+    ev = tmp_path / "ev"
+    shutil.copytree(eval_dir, ev)
+    rows = [json.loads(x) for x in (ev / "utterances.jsonl").read_text().splitlines() if x.strip()]
+    for n, r in enumerate(rows):
+        r.update(asr_text=f"heard clip {n}", wer=0.25)
+    (ev / "utterances.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    agg = json.loads((ev / "aggregates.json").read_text())
+    agg["config"]["asr_backend"] = "whisper-base"
+    for s in agg["systems"].values():
+        s["sets"]["target"]["wer"] = {"mean": 0.25, "low": 0.2, "high": 0.3, "n": 3}
+    (ev / "aggregates.json").write_text(json.dumps(agg))
+    html_path, md_path = write_report([ev], tmp_path / "r.html", n_audio=1)
+    md = md_path.read_text()
+    table = md[md.index("## Transcripts") :].splitlines()[4:]
+    listed = [line for line in table if line.startswith("| ")]
+    assert len(listed) == len(rows)
+    for n, r in enumerate(rows):
+        assert f"| {r['id']} | {r['text']} | heard clip {n} | 0.25 |" in md
+    html = html_path.read_text()
+    assert html.count("heard clip") == len(rows)
+    assert "recogniser whisper-base (faster-whisper, language en, beam 5" in md
+    assert "DNSMOS P.835" in md and "Distill-MOS" not in md  # only the predictors in the table

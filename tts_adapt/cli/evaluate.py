@@ -1,5 +1,5 @@
-"""Evaluation commands: ``evaluate``, ``report``, ``similarity``, ``wer``, ``per``, ``mos``, ``mcd``,
-``train-per``.
+"""Evaluation commands: ``evaluate``, ``report``, ``ground-truth``, ``similarity``, ``wer``, ``per``, ``mos``,
+``mcd``, ``train-per``.
 
 The single-file tools print one number (or a JSON object with ``--json``) so scripts can use them.
 """
@@ -23,8 +23,9 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    from ..evaluation.asr import ASR_BACKENDS
+    from ..evaluation.asr import ASR_BACKENDS, DEFAULT_ASR, FALLBACK_ASR
     from ..evaluation.protocol import ALL_METRICS
+    from ..evaluation.quality import MOS_BACKENDS
     from ..evaluation.similarity import SPEAKER_BACKENDS
 
     # ---- evaluate -------------------------------------------------------------------------------
@@ -76,8 +77,8 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--metrics",
-        default="sim,wer,mcd,dnsmos",
-        help=f"comma-separated subset of {','.join(ALL_METRICS)} (default sim,wer,mcd,dnsmos)",
+        help=f"comma-separated subset of {','.join(ALL_METRICS)} (default sim,wer,mcd,dnsmos, and "
+        "distillmos where installed)",
     )
     p.add_argument(
         "--speaker-backend",
@@ -87,13 +88,20 @@ def register(sub) -> None:
     )
     p.add_argument("--speaker-model", help="local weights folder for wavlm-base-plus-sv / ecapa")
     p.add_argument(
-        "--asr-backend", default="pocketsphinx", choices=sorted(ASR_BACKENDS), help="recogniser for WER/CER"
+        "--asr-backend",
+        choices=sorted(ASR_BACKENDS),
+        help=f"recogniser for WER/CER (default {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
     )
-    p.add_argument("--asr-model", help="Whisper weights (folder, or .pt for openai-whisper)")
+    p.add_argument(
+        "--asr-model",
+        help="your own Whisper weights for whisper/faster-whisper/openai-whisper (folder or .pt)",
+    )
     p.add_argument(
         "--per-model", help="phoneme recogniser for PER (official ASR .pth or train-per .safetensors)"
     )
-    p.add_argument("--no-heldout-dnsmos", action="store_true", help="score DNSMOS on the target set only")
+    p.add_argument(
+        "--no-heldout-dnsmos", action="store_true", help="score DNSMOS and Distill-MOS on the target set only"
+    )
     p.add_argument(
         "--accumulate",
         action="store_true",
@@ -117,6 +125,50 @@ def register(sub) -> None:
     p.add_argument("--no-markdown", action="store_true", help="write only the HTML file")
     p.set_defaults(func=cmd_report)
 
+    # ---- ground-truth ---------------------------------------------------------------------------
+    p = sub.add_parser(
+        "ground-truth",
+        help="score named sets of recordings with their texts: WER, speaker similarity, DNSMOS, Distill-MOS",
+        description="The ceiling and floor every later number is read against: each set (a folder of *.wav "
+        "with same-name *.txt, a file list, any corpus layout; repeat a name to add corpora to one set) "
+        "is scored per clip and summarised with two-level bootstrap intervals. Writes OUT/clips.jsonl, "
+        "OUT/ground_truth.json and OUT/ground_truth.md (the table, then every clip's transcript).",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        required=True,
+        metavar="NAME=CORPUS",
+        dest="sets",
+        help="a named set of clips (repeatable), e.g. espeak=gt/espeak.txt or kokoro=gt/kokoro/af_heart",
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="output folder (clips.jsonl, ground_truth.json/.md)"
+    )
+    p.add_argument(
+        "--metrics",
+        default="wer,sim,dnsmos,distillmos",
+        help="comma-separated subset of wer,sim,dnsmos,distillmos (default all four)",
+    )
+    p.add_argument(
+        "--asr-backend",
+        choices=sorted(ASR_BACKENDS),
+        help=f"recogniser for WER (default {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
+    )
+    p.add_argument("--asr-model", help="your own Whisper weights (folder or .pt) for the user backends")
+    p.add_argument(
+        "--speaker-backend",
+        default="resemblyzer",
+        choices=sorted(SPEAKER_BACKENDS),
+        help="speaker-embedding model for similarity",
+    )
+    p.add_argument("--speaker-model", help="local weights folder for wavlm-base-plus-sv / ecapa")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    _device(p)
+    _json_flag(p)
+    p.set_defaults(func=cmd_ground_truth)
+
     # ---- single-file tools ----------------------------------------------------------------------
     p = sub.add_parser("similarity", help="cosine similarity of the speakers of two recordings")
     p.add_argument("reference", help="reference recording")
@@ -129,13 +181,29 @@ def register(sub) -> None:
     _json_flag(p)
     p.set_defaults(func=cmd_similarity)
 
-    p = sub.add_parser("wer", help="word error rate of a recording against its text")
-    p.add_argument("audio", help="recording to transcribe")
+    p = sub.add_parser(
+        "wer",
+        help="word error rate of a recording against its text",
+        description=f"Transcribe a recording (default {DEFAULT_ASR}: Whisper base from its PyPI packages, "
+        "offline) and print its WER against the text, both normalised the same way.",
+    )
+    p.add_argument("audio", nargs="?", help="recording to transcribe")
+    p.add_argument(
+        "--audio", dest="audio_option", metavar="AUDIO", help="the recording, as an option instead"
+    )
     p.add_argument("--text", required=True, help="the reference text")
     p.add_argument(
-        "--backend", default="pocketsphinx", choices=sorted(ASR_BACKENDS), help="speech recogniser"
+        "--backend",
+        choices=sorted(ASR_BACKENDS),
+        help=f"speech recogniser (default {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
     )
-    p.add_argument("--model-path", help="Whisper weights (folder, or .pt for openai-whisper)")
+    p.add_argument(
+        "--model-path",
+        help="your own Whisper weights for whisper/faster-whisper/openai-whisper (folder or .pt)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for the faster-whisper backends (0: its default)"
+    )
     _device(p)
     _json_flag(p)
     p.set_defaults(func=cmd_wer)
@@ -152,8 +220,16 @@ def register(sub) -> None:
     _json_flag(p)
     p.set_defaults(func=cmd_per)
 
-    p = sub.add_parser("mos", help="DNSMOS (P.835 overall) of a recording; optionally UTMOS")
+    p = sub.add_parser(
+        "mos", help="predicted MOS of a recording: DNSMOS (P.835 overall) or Distill-MOS; optionally UTMOS"
+    )
     p.add_argument("audio", help="recording to rate")
+    p.add_argument(
+        "--backend",
+        default="dnsmos",
+        choices=[*MOS_BACKENDS, "all"],
+        help="which predictor prints its number (default dnsmos; all: every one, named)",
+    )
     p.add_argument("--utmos", action="store_true", help="also UTMOS (needs its code and weights on disk)")
     p.add_argument("--utmos-repo", help="checkout of tarepan/SpeechMOS (folder with hubconf.py)")
     p.add_argument("--utmos-weights", help="utmos22_strong_step7459_v1.pt (default: torch hub checkpoints)")
@@ -210,10 +286,15 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def cmd_wer(args: argparse.Namespace) -> int:
-    from ..evaluation.asr import get_transcriber
+    from ..evaluation.asr import default_asr_backend, get_transcriber
     from ..evaluation.text_norm import normalize_text
 
-    r = get_transcriber(args.backend, args.model_path, args.device).score(args.audio, args.text)
+    if (args.audio is None) == (args.audio_option is None):
+        raise ValueError("give the recording once: `wer AUDIO --text ...` or `wer --audio AUDIO --text ...`")
+    args.audio = args.audio or args.audio_option
+    backend = args.backend or default_asr_backend()
+    asr = get_transcriber(backend, args.model_path, args.device, threads=args.threads)
+    r = asr.score(args.audio, args.text)
     return _print(
         args,
         r["wer"],
@@ -223,7 +304,8 @@ def cmd_wer(args: argparse.Namespace) -> int:
             "hypothesis": r["hypothesis"],
             "reference_normalized": normalize_text(args.text),
             "hypothesis_normalized": normalize_text(r["hypothesis"]),
-            "backend": args.backend,
+            "backend": backend,
+            "decoding": getattr(asr, "settings", None),
             "audio": args.audio,
         },
     )
@@ -252,22 +334,29 @@ def cmd_per(args: argparse.Namespace) -> int:
 
 
 def cmd_mos(args: argparse.Namespace) -> int:
-    from ..evaluation.quality import DNSMOS, UTMOS
+    from ..evaluation.quality import DNSMOS, UTMOS, DistillMOS
 
-    d = DNSMOS().score([args.audio])[0]
-    payload = {
-        "dnsmos_ovrl": d["ovrl"],
-        "dnsmos_sig": d["sig"],
-        "dnsmos_bak": d["bak"],
-        "dnsmos_p808": d["p808"],
-        "audio": args.audio,
-    }
+    chosen = ("dnsmos", "distillmos") if args.backend == "all" else (args.backend,)
+    payload: dict = {}
+    numbers: dict[str, float] = {}
+    if "dnsmos" in chosen:
+        d = DNSMOS().score([args.audio])[0]
+        payload.update(dnsmos_ovrl=d["ovrl"], dnsmos_sig=d["sig"], dnsmos_bak=d["bak"], dnsmos_p808=d["p808"])
+        numbers["dnsmos"] = d["ovrl"]
+    if "distillmos" in chosen:
+        numbers["distillmos"] = payload["distillmos"] = DistillMOS(args.device).score([args.audio])[0]
+    payload["audio"] = args.audio
     if args.utmos:
-        payload["utmos"] = UTMOS(args.utmos_repo, args.utmos_weights, args.device).score([args.audio])[0]
+        numbers["utmos"] = payload["utmos"] = UTMOS(args.utmos_repo, args.utmos_weights, args.device).score(
+            [args.audio]
+        )[0]
     if args.json:
         print(json.dumps(payload))
+    elif len(chosen) == 1:
+        first = numbers.pop(chosen[0])
+        print(f"{first:.4f}" + "".join(f" {k}={v:.4f}" for k, v in numbers.items()))
     else:
-        print(f"{d['ovrl']:.4f}" + (f" utmos={payload['utmos']:.4f}" if args.utmos else ""))
+        print(" ".join(f"{k}={v:.4f}" for k, v in numbers.items()))
     return 0
 
 
@@ -333,13 +422,15 @@ def _systems(args: argparse.Namespace):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation.protocol import EvalConfig, run_evaluation
+    from ..evaluation.protocol import EvalConfig, default_metrics, run_evaluation
     from ..evaluation.testset import build_test_set
 
     if not args.target and not args.heldout:
         raise ValueError("give --target (the adaptation speaker's held-out recordings), --heldout, or both")
     cfg = EvalConfig(
-        metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
+        metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+        if args.metrics
+        else default_metrics(),
         speaker_backend=args.speaker_backend,
         speaker_model=args.speaker_model,
         asr_backend=args.asr_backend,
@@ -371,12 +462,49 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 + "; ".join(
                     f"{st}: "
                     + ", ".join(
-                        f"{m}={v}" for m, v in vals.items() if m in ("sim", "wer", "per", "mcd", "dnsmos")
+                        f"{m}={v}"
+                        for m, v in vals.items()
+                        if m in ("sim", "wer", "per", "mcd", "dnsmos", "distillmos")
                     )
                     for st, vals in d.items()
                 )
             )
         print(f"wrote {args.out / 'utterances.jsonl'} and {args.out / 'aggregates.json'}")
+    return 0
+
+
+def cmd_ground_truth(args: argparse.Namespace) -> int:
+    from ..evaluation.ground_truth import GROUND_TRUTH_METRICS, load_sets, run_ground_truth, table_markdown
+    from ..evaluation.protocol import EvalConfig
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    bad = sorted(set(metrics) - set(GROUND_TRUTH_METRICS))
+    if bad or not metrics:
+        raise ValueError(
+            f"--metrics: unknown {bad or 'empty list'}; choose from {','.join(GROUND_TRUTH_METRICS)}"
+        )
+    specs = []
+    for item in args.sets:
+        name, sep, spec = item.partition("=")
+        if not sep or not name or not spec:
+            raise ValueError(f"--set expects NAME=CORPUS, got {item!r}")
+        specs.append((name, spec))
+    cfg = EvalConfig(
+        metrics=metrics,
+        speaker_backend=args.speaker_backend,
+        speaker_model=args.speaker_model,
+        asr_backend=args.asr_backend,
+        asr_model=args.asr_model,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        device=args.device,
+    )
+    summary = run_ground_truth(load_sets(specs), args.out, cfg, progress=not args.quiet)
+    if args.json:
+        print(json.dumps({"out": str(args.out), "sets": summary["sets"]}))
+    else:
+        print(table_markdown(summary))
+        print(f"wrote {args.out / 'ground_truth.md'} and {args.out / 'ground_truth.json'}")
     return 0
 
 

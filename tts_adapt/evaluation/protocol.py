@@ -9,7 +9,10 @@ ceiling row) and each test case it writes the audio, then computes per utterance
   = ``sim - sim_other`` (does the synthesis sound like its own speaker rather than any speaker?);
 * ``wer``/``cer`` from an ASR backend; ``per`` from a CTC phoneme recogniser;
 * ``mcd``: MCD-DTW against the ground-truth recording of the same text;
-* ``dnsmos`` (overall) with ``dnsmos_sig``/``dnsmos_bak``.
+* ``dnsmos`` (overall) with ``dnsmos_sig``/``dnsmos_bak``; ``distillmos`` (Distill-MOS).
+
+WER uses Whisper base from its PyPI packages when installed (``asr.default_asr_backend``), and every row
+keeps the recogniser's transcript (``asr_text``) beside its reference text for the report.
 
 Outputs in ``out_dir``: ``test_set.jsonl``, ``audio/<system>/<set>/<id>.wav``, ``utterances.jsonl`` (one
 row per system x case), ``aggregates.json`` (bootstrap 95 % intervals per system, set and metric;
@@ -34,11 +37,11 @@ from .audio_io import write_wave
 from .stats import bootstrap_mean, bootstrap_ratio, bootstrap_ratio_by_group
 from .systems import Synthesizer
 from .testset import TestCase, write_test_set
-from .text_norm import edit_distance, normalize_text
+from .text_norm import TEXT_NORM_VERSION, edit_distance, normalize_text
 
 log = logging.getLogger(__name__)
 
-ALL_METRICS = ("sim", "wer", "per", "mcd", "dnsmos")
+ALL_METRICS = ("sim", "wer", "per", "mcd", "dnsmos", "distillmos")
 METRIC_FIELDS = (
     "sim",
     "sim_ref",
@@ -51,6 +54,7 @@ METRIC_FIELDS = (
     "dnsmos",
     "dnsmos_sig",
     "dnsmos_bak",
+    "distillmos",
 )
 HIGHER_IS_BETTER = {
     "sim": True,
@@ -64,17 +68,31 @@ HIGHER_IS_BETTER = {
     "dnsmos": True,
     "dnsmos_sig": True,
     "dnsmos_bak": True,
+    "distillmos": True,
 }
 ROLES = ("base", "adapted", "ground_truth", "other")
 GROUND_TRUTH = "ground_truth"
 
 
+def distillmos_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("distillmos") is not None
+
+
+def default_metrics() -> tuple[str, ...]:
+    """sim, wer, mcd, dnsmos, and distillmos where it is installed."""
+    return ("sim", "wer", "mcd", "dnsmos") + (("distillmos",) if distillmos_installed() else ())
+
+
 @dataclass
 class EvalConfig:
-    metrics: tuple[str, ...] = ("sim", "wer", "mcd", "dnsmos")
+    """``asr_backend=None``: Whisper base when installed, else PocketSphinx (``default_asr_backend``)."""
+
+    metrics: tuple[str, ...] = field(default_factory=default_metrics)
     speaker_backend: str = "resemblyzer"
     speaker_model: str | None = None
-    asr_backend: str = "pocketsphinx"
+    asr_backend: str | None = None
     asr_model: str | None = None
     per_model: str | None = None
     heldout_dnsmos: bool = True
@@ -91,12 +109,17 @@ class EvalConfig:
             raise ValueError(
                 "metric 'per' needs a phoneme recogniser (--per-model; see `tts-adapt train-per`)"
             )
+        if self.asr_backend is None and "wer" in self.metrics:
+            from .asr import default_asr_backend
+
+            self.asr_backend = default_asr_backend()
 
     def scoring_key(self) -> str:
         """Identifies everything that changes a row's numbers (not the bootstrap settings)."""
         d = asdict(self)
         for k in ("n_boot", "device"):
             d.pop(k)
+        d["text_norm"] = TEXT_NORM_VERSION
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -135,7 +158,7 @@ class Scorers:
     def __init__(self, cfg: EvalConfig, cache_dir: str | os.PathLike | None) -> None:
         self.cfg = cfg
         self.cache_dir = cache_dir
-        self._speaker = self._asr = self._per = self._dnsmos = None
+        self._speaker = self._asr = self._per = self._dnsmos = self._distillmos = None
 
     @property
     def speaker(self):
@@ -174,6 +197,14 @@ class Scorers:
 
             self._dnsmos = DNSMOS()
         return self._dnsmos
+
+    @property
+    def distillmos(self):
+        if self._distillmos is None:
+            from .quality import DistillMOS
+
+            self._distillmos = DistillMOS(self.cfg.device)
+        return self._distillmos
 
 
 def _file_sha1(path: str | os.PathLike) -> str:
@@ -343,6 +374,8 @@ def score_cases(
         if "dnsmos" in cfg.metrics and (c.set == "target" or cfg.heldout_dnsmos):
             d = scorers.dnsmos.score([a])[0]
             r.update(dnsmos=d["ovrl"], dnsmos_sig=d["sig"], dnsmos_bak=d["bak"])
+        if "distillmos" in cfg.metrics and (c.set == "target" or cfg.heldout_dnsmos):
+            r["distillmos"] = scorers.distillmos.score([a])[0]
     return rows
 
 

@@ -1,8 +1,14 @@
-"""Reference-free quality predictors: DNSMOS (offline, ONNX models in the ``speechmos`` wheel) and UTMOS.
+"""Reference-free quality predictors: DNSMOS and Distill-MOS (offline, weights in their wheels) and UTMOS.
 
 DNSMOS P.835 gives ``sig`` (speech), ``bak`` (background), ``ovrl`` (overall) and the P.808 MOS; the
 protocol reports ``ovrl`` as "DNSMOS". Clips shorter than 9 s are looped to 9 s by DNSMOS itself, so a
 short clip costs as much as a 9 s one.
+
+Distill-MOS (``distillmos``, Microsoft, MIT) is a 4 M-parameter convolution + transformer student
+distilled from an XLS-R speech-quality model; it predicts the overall listening-quality MOS (1..5) of
+speech. Clips shorter than 7.68 s are zero-padded to it; longer ones are averaged over 7.68 s windows.
+
+``MOS_PREDICTS`` says in one line what each was trained to predict; reports print it under the table.
 
 UTMOS (``utmos22_strong``, SpeechMOS reimplementation) runs only when its code and weights are on disk:
 a SpeechMOS checkout (folder with ``hubconf.py``) and ``utmos22_strong_step7459_v1.pt``.
@@ -20,6 +26,13 @@ from .audio_io import AudioInput, load_wave
 
 DNSMOS_SAMPLE_RATE = 16000
 UTMOS_WEIGHTS = "utmos22_strong_step7459_v1.pt"
+MOS_BACKENDS = ("dnsmos", "distillmos")
+MOS_PREDICTS = {
+    "dnsmos": "DNSMOS P.835 (Microsoft): trained on human P.835 ratings of noisy and noise-suppressed "
+    "speech; reported here is the overall quality (OVRL, 1..5), with speech (SIG) and background (BAK)",
+    "distillmos": "Distill-MOS (Microsoft): distilled from an XLS-R model trained on human listening-quality "
+    "MOS of degraded, coded and enhanced speech; predicts the overall quality MOS (1..5)",
+}
 
 
 class DNSMOS:
@@ -57,6 +70,45 @@ class DNSMOS:
         return out
 
     def score(self, audios: Sequence[AudioInput]) -> list[dict]:
+        return self.score_waves([load_wave(a, self.sample_rate) for a in audios])
+
+
+class DistillMOS:
+    """``score(audios) -> [mos]``; the weights inside the ``distillmos`` wheel, read with
+    ``weights_only=True`` (nothing is downloaded)."""
+
+    name = "distillmos"
+    sample_rate = 16000
+
+    def __init__(self, device: str = "cpu") -> None:
+        try:
+            from distillmos.sqa import DEFAULT_WEIGHTS_CHKPT, ConvTransformerSQAModel
+        except ImportError as e:
+            raise RuntimeError(f"Distill-MOS needs 'distillmos' (pip install 'tts-adapt[eval]'): {e}") from e
+        from ..utils.io import safe_torch_load
+
+        model = ConvTransformerSQAModel(load_weights=False)
+        state = safe_torch_load(DEFAULT_WEIGHTS_CHKPT)
+        if not isinstance(state, dict) or "model" not in state:
+            raise ValueError(f"{DEFAULT_WEIGHTS_CHKPT}: expected a checkpoint with a 'model' state dict")
+        model.load_state_dict(state["model"])
+        self.model = model.eval().to(device)
+        self.device = device
+
+    def score_waves(self, waves: Sequence[np.ndarray]) -> list[float]:
+        import torch
+
+        out = []
+        for w in waves:
+            w = np.clip(np.asarray(w, dtype=np.float32), -1.0, 1.0)
+            if w.size < self.sample_rate // 10:
+                raise ValueError("audio too short for Distill-MOS (< 0.1 s)")
+            x = torch.from_numpy(w).unsqueeze(0).to(self.device)
+            with torch.inference_mode():
+                out.append(float(self.model(x).reshape(-1)[0]))
+        return out
+
+    def score(self, audios: Sequence[AudioInput]) -> list[float]:
         return self.score_waves([load_wave(a, self.sample_rate) for a in audios])
 
 

@@ -30,6 +30,7 @@ COLUMNS = [
     ("Held-out WER ↓", "heldout", "wer"),
     ("Held-out PER ↓", "heldout", "per"),
     ("DNSMOS ↑", "target", "dnsmos"),
+    ("Distill-MOS ↑", "target", "distillmos"),
 ]
 AUDIO_SR = 16000
 FIGURES = (
@@ -48,12 +49,14 @@ def load_evaluations(dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     systems: dict[str, dict] = {}
     rows: dict[str, list[dict]] = {}
     cases: list[dict] = []
+    configs: list[dict] = []
     for d in dirs:
         d = Path(d)
         agg_path = d / "aggregates.json"
         if not agg_path.is_file():
             raise FileNotFoundError(f"{agg_path} not found: run `tts-adapt evaluate --out {d}` first")
         agg = json.loads(agg_path.read_text(encoding="utf-8"))
+        configs.append(agg.get("config") or {})
         drows: dict[str, list[dict]] = {}
         for line in (
             (d / "utterances.jsonl").read_text(encoding="utf-8").splitlines()
@@ -79,7 +82,7 @@ def load_evaluations(dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
             rows[label] = [{**r, "audio": _resolve(d, r.get("audio"))} for r in drows.get(name, [])]
     if not systems:
         raise ValueError("no systems found in the given evaluation folders")
-    return {"systems": systems, "rows": rows, "cases": cases}
+    return {"systems": systems, "rows": rows, "cases": cases, "configs": configs}
 
 
 def _resolve(d: Path, p: str | None) -> str | None:
@@ -119,6 +122,57 @@ def table_rows(systems: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
         row.append(_fmt((s.get("retention_speaker") or {}).get("sim")) if s["role"] == "adapted" else "–")
         body.append(row)
     return header, body
+
+
+def scoring_notes(data: dict) -> list[str]:
+    """One line per evaluator shown in the table: the recogniser and its decoding, and what each MOS
+    predictor was trained to predict."""
+    from .asr import FASTER_WHISPER_DECODE
+    from .quality import MOS_PREDICTS
+
+    shown = {m for _, st, m in COLUMNS if any(m in s["sets"].get(st, {}) for s in data["systems"].values())}
+    notes = []
+    if shown & {"wer"}:
+        backends = sorted(
+            {str(c.get("asr_backend")) for c in data.get("configs", []) if c.get("asr_backend")}
+        )
+        text = f"WER: recogniser {', '.join(backends) or 'unknown'}"
+        if any(b.startswith("whisper-") or b == "faster-whisper" for b in backends):
+            d = FASTER_WHISPER_DECODE
+            text += (
+                f" (faster-whisper, language {d['language']}, beam {d['beam_size']}, temperature "
+                f"{d['temperature']}, int8 on CPU)"
+            )
+        notes.append(text + "; corpus rate (word edits / reference words) after English text normalisation.")
+    for m in ("dnsmos", "distillmos"):
+        if m in shown:
+            notes.append(MOS_PREDICTS[m] + ".")
+    return notes
+
+
+def transcript_rows(data: dict) -> list[dict]:
+    """Every clip a recogniser transcribed: system, set, speaker, id, reference, hypothesis, WER."""
+    out = []
+    for label, rows in data["rows"].items():
+        for r in rows:
+            if r.get("asr_text") is None:
+                continue
+            out.append(
+                {
+                    "system": label,
+                    "set": r.get("set", ""),
+                    "speaker": r.get("speaker", ""),
+                    "id": r.get("id", ""),
+                    "reference": r.get("text", ""),
+                    "hypothesis": r["asr_text"],
+                    "wer": r.get("wer"),
+                }
+            )
+    return out
+
+
+def _wer_text(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
 
 
 def _wav_data_uri(path: str) -> str:
@@ -250,6 +304,7 @@ def render_html(data: dict, title: str, n_audio: int = 3) -> str:
         "of speaker embeddings to the speaker's held-out recordings. Retention = adapted / base on "
         "held-out speakers (paired bootstrap). The ground-truth row is the ceiling.</p>"
     )
+    parts += [f"<p class='note'>{e(n)}</p>" for n in scoring_notes(data)]
     for key, heading in FIGURES:
         if key in figs:
             b64 = base64.b64encode(figs[key]).decode("ascii")
@@ -276,6 +331,19 @@ def render_html(data: dict, title: str, n_audio: int = 3) -> str:
                     parts.append("<td>–</td>")
             parts.append("</tr>")
         parts.append("</tbody></table></div>")
+    transcripts = transcript_rows(data)
+    if transcripts:
+        parts.append(
+            f"<h2>Transcripts</h2><details id='transcripts'><summary>reference and recognised text of "
+            f"all {len(transcripts)} clips</summary><div class='scroll'><table class='audio'><thead><tr>"
+            "<th>System</th><th>Set</th><th>Speaker</th><th>Id</th><th>Reference</th><th>Hypothesis</th>"
+            "<th>WER</th></tr></thead><tbody>"
+        )
+        for t in transcripts:
+            cells = [t["system"], t["set"], t["speaker"], t["id"], t["reference"], t["hypothesis"]]
+            parts.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in cells))
+            parts.append(f"<td>{_wer_text(t['wer'])}</td></tr>")
+        parts.append("</tbody></table></div></details>")
     parts.append("</body></html>\n")
     return "".join(parts)
 
@@ -288,6 +356,7 @@ def render_markdown(data: dict, title: str, files_dir: Path, md_dir: Path, n_aud
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
     lines += ["", "Means with bootstrap 95 % intervals; retention = adapted / base on held-out speakers.", ""]
+    lines += [f"- {n}" for n in scoring_notes(data)] + ([""] if scoring_notes(data) else [])
     for key, heading in FIGURES:
         if key in figs:
             png = files_dir / f"{key}.png"
@@ -300,6 +369,20 @@ def render_markdown(data: dict, title: str, files_dir: Path, md_dir: Path, n_aud
         for c, audio in samples:
             links = ", ".join(f"[{lb}]({os.path.relpath(p, md_dir)})" for lb, p in audio.items())
             lines.append(f'- *{c["set"]}*, speaker {c["speaker"]}: "{c["text"]}": {links}')
+        lines.append("")
+    transcripts = transcript_rows(data)
+    if transcripts:
+        lines += [
+            "## Transcripts",
+            "",
+            "| System | Set | Speaker | Id | Reference | Hypothesis | WER |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in transcripts:
+            cells = [t["system"], t["set"], t["speaker"], t["id"], t["reference"], t["hypothesis"]]
+            lines.append(
+                "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + f" | {_wer_text(t['wer'])} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
