@@ -17,6 +17,8 @@ torch.set_num_threads(int(os.environ.get("TTS_ADAPT_TEST_THREADS", max(1, min(4,
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TTS_ADAPT_CACHE", str(REPO / ".cache" / "test-cache"))
+    # commands without --model use the small shipped model in tests (fast); Kokoro's tests name it
+    os.environ.setdefault("TTS_ADAPT_MODEL", "tts-adapt-base")
 
 
 def missing_input(message: str) -> None:

@@ -97,3 +97,16 @@ def test_shipped_english_voices():
     flat = styles.reshape(28, -1)
     dist = torch.cdist(flat, flat) + torch.eye(28) * 1e9
     assert float(dist.min()) > 1.0
+
+
+def test_default_model_is_kokoro_where_installed(monkeypatch):
+    from tts_adapt.models import registry
+    from tts_adapt.models.kokoro import parts_installed
+
+    monkeypatch.delenv(registry.ENV_DEFAULT, raising=False)
+    assert registry.default_model_name() == ("kokoro" if parts_installed() else "tts-adapt-base")
+    monkeypatch.setenv(registry.ENV_DEFAULT, "tts-adapt-base")
+    assert registry.default_model_name() == "tts-adapt-base"
+    monkeypatch.setenv(registry.ENV_DEFAULT, "nobody")
+    with pytest.raises(ValueError, match="TTS_ADAPT_MODEL='nobody'"):
+        registry.default_model_name()

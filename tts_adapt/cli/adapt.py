@@ -24,8 +24,9 @@ def parse_strength(text: str) -> float | dict[str, float]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..models.registry import add_model_arguments
     from ..objective.pitch import F0_SOURCES
-    from ..train.config import METHODS, TrainConfig
+    from ..train.config import METHODS, VOICE_MODES, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser(
@@ -34,11 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Fine-tune StyleTTS 2 on a target speaker with full, linear, LoRA or LoRA + "
         "Laplace-prior training. Re-running with the same --out resumes; torchrun runs it data-parallel.",
     )
-    p.add_argument(
-        "--checkpoint",
-        help="checkpoint: official second-stage .pth or our .safetensors (default: the shipped base model)",
-    )
-    p.add_argument("--config", help="its config.yml (default: the shipped base model's)")
+    add_model_arguments(p)
     add_data_arguments(p)
     add_text_argument(p)
     p.add_argument(
@@ -140,6 +137,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(phonemes, or path|phonemes|speaker per line; default: config.yml data_params.OOD_data "
         "if it exists)",
     )
+    voice = p.add_argument_group("the new voice (voice-pack models: Kokoro)")
+    voice.add_argument("--voice-name", help="name of the learned voice (default: the target speaker's name)")
+    voice.add_argument(
+        "--voice-init",
+        default=d.voice_init,
+        help="stock voice the new one starts from, or 'nearest' (the stock voice most similar to the target, "
+        "by speaker similarity) (default: nearest)",
+    )
+    voice.add_argument(
+        "--voice-mode",
+        default=d.voice_mode,
+        choices=VOICE_MODES,
+        help="offset: the stock pack plus one learned shift (keeps its per-length rows); vector: one learned "
+        f"style for every length (default: {d.voice_mode})",
+    )
+    voice.add_argument(
+        "--voice-lr", type=float, default=d.voice_lr, help=f"its learning rate (default: {d.voice_lr})"
+    )
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -210,6 +225,10 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
         keep_checkpoints=args.keep_checkpoints,
         no_slm=args.no_slm or None,
         ood_texts=ood_source(args, config),
+        voice_name=getattr(args, "voice_name", None),
+        voice_init=getattr(args, "voice_init", "nearest"),
+        voice_mode=getattr(args, "voice_mode", "offset"),
+        voice_lr=getattr(args, "voice_lr", 1e-2),
     )
     resolved = resolve_settings(config, flags, n_utterances)
     validate(resolved.cfg, world=int(os.environ.get("WORLD_SIZE", "1")) if world is None else world)
@@ -221,13 +240,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import PrepareConfig, SkipReport, prepare_corpus
     from ..data.ood import read_ood_texts
-    from ..models.styletts2.config import load_config
-    from ..models.styletts2.default import resolve_model_paths
+    from ..models.registry import resolve_model
+    from ..models.styletts2.config import load_config, text_settings
+    from ..text import Phonemizer
     from ..train import run_adaptation
     from ..train.objective import LossWeights
     from ..train.resolve import check_slm, describe_settings
 
-    args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
+    args.checkpoint, args.config = resolve_model(args.model, args.checkpoint, args.config)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(args.out)
@@ -275,11 +295,14 @@ def run(args: argparse.Namespace) -> int:
     prepared = prepare_corpus(
         utts,
         config=PrepareConfig(keep_unsupported_text=args.keep_unsupported_text),
+        phonemizer=Phonemizer(word_tokenize=text_settings(config)["word_tokenize"]),
         report=report,
         jobs=args.jobs,
         what="adaptation data",
     )
     print(prepared.summary())
+    if config.get("voice_packs") and cfg.voice_init == "nearest":
+        cfg.voice_init = resolve_nearest_voice(prepared.items)
     description = {
         "spec": args.data,
         "layout": layout_desc,
@@ -299,6 +322,16 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"adapted model in {out}")
     return 0
+
+
+def resolve_nearest_voice(items) -> str:
+    """The stock voice most similar to the target's recordings (Resemblyzer), logged with the runners-up."""
+    from ..models.kokoro.nearest import nearest_voice
+
+    name, ranking = nearest_voice([str(it.utterance.audio_path) for it in items])
+    shown = ", ".join(f"{n} {s:.3f}" for n, s in ranking[:5])
+    log.info("the new voice starts from %s, the stock voice nearest the target (%s)", name, shown)
+    return name
 
 
 def dry_run(args: argparse.Namespace, cfg, utts, slm_desc: str, ood: str) -> int:

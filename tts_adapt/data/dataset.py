@@ -23,14 +23,24 @@ from .prepare import PreparedUtterance
 REF_FRAMES = 192  # the official reference-mel crop length
 
 
-def encode_phonemes(phonemes: str) -> list[int]:
-    """Official training token ids: unknown characters dropped, 0 at start and end."""
-    return [0, *(SYMBOL_TO_ID[c] for c in phonemes if c in SYMBOL_TO_ID), 0]
+def encode_phonemes(phonemes: str, vocab: dict[str, int] | None = None) -> list[int]:
+    """Official training token ids: unknown characters dropped, 0 at start and end. ``vocab`` is a
+    model's own table (Kokoro's); the StyleTTS 2 one by default. Kokoro wraps its ids the same way."""
+    table = SYMBOL_TO_ID if vocab is None else vocab
+    return [0, *(table[c] for c in phonemes if c in table), 0]
+
+
+def model_vocab(model) -> dict[str, int] | None:
+    """The phoneme vocabulary a model's config names (None: the StyleTTS 2 table)."""
+    from ..models.styletts2.config import text_settings
+
+    return text_settings(getattr(model, "config", None) or {})["vocab"]
 
 
 class TTSDataset(torch.utils.data.Dataset):
     """Prepared utterances -> per-utterance sample dicts for :func:`collate`.
 
+    ``vocab`` is the model's phoneme vocabulary (:func:`model_vocab`; default the StyleTTS 2 table).
     ``multispeaker=False`` uses each utterance's own mel as its reference. ``ood_phonemes`` (optional)
     adds an out-of-distribution text per sample (the official SLM-adversarial input, at least
     ``ood_min_length`` characters). ``speaker_map`` fixes speaker -> integer id (default: sorted order).
@@ -46,8 +56,10 @@ class TTSDataset(torch.utils.data.Dataset):
         speaker_map: dict[str, int] | None = None,
         ood_phonemes: Sequence[str] | None = None,
         ood_min_length: int = 50,
+        vocab: dict[str, int] | None = None,
     ) -> None:
         self.items = list(items)
+        self.vocab = vocab
         if not self.items:
             raise ValueError("TTSDataset needs at least one prepared utterance")
         self.seed = seed
@@ -61,13 +73,13 @@ class TTSDataset(torch.utils.data.Dataset):
         missing = [s for s in speakers if s not in self.speaker_map]
         if missing:
             raise ValueError(f"speaker_map has no id for speaker(s) {', '.join(missing[:5])}")
-        self.tokens = [encode_phonemes(p.phonemes) for p in self.items]
+        self.tokens = [encode_phonemes(p.phonemes, vocab) for p in self.items]
         self.by_speaker: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(self.items):
             self.by_speaker[p.speaker].append(i)
         self.ood = None
         if ood_phonemes is not None:
-            self.ood = [encode_phonemes(t) for t in ood_phonemes if len(t) >= ood_min_length]
+            self.ood = [encode_phonemes(t, vocab) for t in ood_phonemes if len(t) >= ood_min_length]
             if not self.ood:
                 raise ValueError(f"no out-of-distribution text has at least {ood_min_length} characters")
 

@@ -4,13 +4,15 @@ the default.
 The default is Kokoro-82M when its weight packages are installed (``tts-adapt[kokoro]``, part of
 ``[all]``): a StyleTTS 2 trained on real speech, with 28 English voices. Without them it is the small
 model we pre-trained on espeak-ng voices (``tts-adapt-base``), which ships inside the package and keeps
-the tests and the CPU pre-training story fast.
+the tests and the CPU pre-training story fast. ``$TTS_ADAPT_MODEL`` names another default (the test
+suite sets ``tts-adapt-base``; tests of Kokoro name it).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +21,19 @@ BASE = "tts-adapt-base"
 MODEL_NAMES = (KOKORO, BASE)
 
 
+#: Names the default model for every command (e.g. ``tts-adapt-base`` for fast experiments).
+ENV_DEFAULT = "TTS_ADAPT_MODEL"
+
+
 def default_model_name() -> str:
+    """``$TTS_ADAPT_MODEL`` if set, else Kokoro where its weights are installed, else the shipped model."""
     from .kokoro import parts_installed
 
+    chosen = os.environ.get(ENV_DEFAULT)
+    if chosen:
+        if chosen not in MODEL_NAMES:
+            raise ValueError(f"${ENV_DEFAULT}={chosen!r}: expected one of {', '.join(MODEL_NAMES)}")
+        return chosen
     return KOKORO if parts_installed() else BASE
 
 

@@ -12,6 +12,13 @@ generators seeded by ``(seed, step, utterance id)``, so they do not depend on ba
 A step is: :meth:`FineTuneObjective.generator_pass` (everything up to the generated waveform), the
 discriminator update on :meth:`discriminator_loss`, then :meth:`adversarial_terms` with the updated
 discriminators, and :meth:`total` to weight and sum.
+
+A voice-pack model (Kokoro) has no style encoders, no sampler and no text aligner: each utterance's
+style is its speaker's voice-pack row for its length (a learned voice for the target speaker, a stock
+pack for the model's own voices), the same style for the whole utterance, as Kokoro synthesises; the
+alignments must come from elsewhere (a recogniser, or exact durations); the terms are the
+reconstruction (mel), durations (ce, dur), F0 and energy (norm), plus the adversarial terms only if
+the model carries discriminators.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from torch import nn
 from ..audio import log_energy
 from ..data.dataset import Batch
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
+from ..models.styletts2.voice_bank import voice_for_speaker
 from ..text.tokenizer import length_to_mask
 from .adversarial import discriminator_loss_per_utterance, generator_loss_per_utterance
 from .crops import MIN_CROP_MEL_FRAMES, SAMPLES_PER_MEL_FRAME, crop_waves, decoder_crop_frames
@@ -86,6 +94,10 @@ class GeneratorPass:
     reconstruct: Callable[[], torch.Tensor] | None = None
 
 
+def _has(model: nn.Module, name: str) -> bool:
+    return model.has_module(name) if hasattr(model, "has_module") else hasattr(model, name)
+
+
 def utterance_generator(seed: int, step: int, uid: str) -> torch.Generator:
     """A CPU generator that depends only on the run seed, the step and the utterance id."""
     return torch.Generator().manual_seed(zlib.crc32(f"{seed}|{step}|{uid}".encode()))
@@ -104,8 +116,11 @@ class FineTuneObjective(nn.Module):
         embedding_mask_proba: float | None = None,
         f0_table: Callable[[str, int, int], np.ndarray] | None = None,
         alignments: Callable[[Batch], torch.Tensor] | None = None,
+        voice_of: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        self.voice_packs = bool(getattr(model, "uses_voice_packs", False))
+        self.voice_of = dict(voice_of or {})
         if f0_source not in (*F0_SOURCES, "table"):
             raise ValueError(
                 f"f0_source must be one of {', '.join(F0_SOURCES)} or 'table', got {f0_source!r}"
@@ -113,6 +128,10 @@ class FineTuneObjective(nn.Module):
         if (f0_source == "table") != (f0_table is not None):
             raise ValueError("f0_source 'table' and f0_table go together")
         untrained = set((getattr(model, "config", None) or {}).get("untrained_modules") or ())
+        if f0_source == "jdc" and self.voice_packs:
+            raise ValueError(
+                "this model has no pitch extractor: use --f0 yin or --f0 pyin for the F0 targets"
+            )
         if f0_source == "jdc" and "pitch_extractor" in untrained:
             raise ValueError(
                 "this model has no trained pitch extractor (its config lists it under untrained_modules): "
@@ -125,6 +144,11 @@ class FineTuneObjective(nn.Module):
             from ..pretrain.alignments import recognizer_paths_from_config
 
             alignments = recognizer_paths_from_config(model)
+        if alignments is None and self.voice_packs:
+            raise ValueError(
+                "this model has no text aligner: name an alignment recogniser in its config "
+                "(alignment_recognizer), or give the alignments"
+            )
         self.alignments = alignments
         self.model = model
         self.weights = weights or LossWeights()
@@ -133,11 +157,11 @@ class FineTuneObjective(nn.Module):
         self.seed = int(seed)
         self.slm = slm
         self.estimate_sigma_data = estimate_sigma_data
-        self.embedding_mask_proba = (
-            model.diffusion.embedding_mask_proba
-            if embedding_mask_proba is None
-            else float(embedding_mask_proba)
-        )
+        if embedding_mask_proba is not None:
+            self.embedding_mask_proba = float(embedding_mask_proba)
+        else:
+            diffusion = getattr(model, "diffusion", None)
+            self.embedding_mask_proba = diffusion.embedding_mask_proba if diffusion is not None else 0.0
         self.mel_loss = MultiResolutionMelLoss(getattr(model, "sample_rate", 24000))
         self._pyin = (
             PyinTracker(getattr(model, "sample_rate", 24000), method=f0_source)
@@ -169,6 +193,12 @@ class FineTuneObjective(nn.Module):
                 with torch.no_grad():
                     acoustic.append(self.model.style_encoder(mel))
         return torch.cat(acoustic), torch.cat(prosodic)
+
+    def _voice_styles(self, batch: Batch) -> torch.Tensor:
+        """``[B, 2S]``: each utterance's voice-pack row for its text length (boundary tokens excluded)."""
+        voices = self.model.voices
+        names = [voice_for_speaker(spk, voices.names(), self.voice_of) for spk in batch.speakers]
+        return voices.styles(names, batch.token_lengths - 2).to(batch.mels)
 
     def _diffusion_terms(
         self,
@@ -276,8 +306,14 @@ class FineTuneObjective(nn.Module):
         asr = t_en @ torch.where(use_soft.view(-1, 1, 1), attn, hard)
         d_gt = hard.sum(dim=-1).detach()
 
-        global_acoustic, prosodic = self._global_styles(batch)
-        s_trg = torch.cat([global_acoustic, prosodic], dim=-1).detach()
+        if self.voice_packs:
+            ref_s = self._voice_styles(batch)
+            voice_acoustic, prosodic = ref_s.split(ref_s.shape[-1] // 2, dim=-1)
+            s_trg = ref_s.detach()
+            diffusion = False
+        else:
+            global_acoustic, prosodic = self._global_styles(batch)
+            s_trg = torch.cat([global_acoustic, prosodic], dim=-1).detach()
         terms: dict[str, torch.Tensor] = {}
         sigma = ref = None
         with frame_mask(~text_mask):
@@ -311,8 +347,11 @@ class FineTuneObjective(nn.Module):
         rows = range(len(batch))
         real = crop_waves(batch.waves, batch.wave_lengths, rows, starts, crop).unsqueeze(1).detach()
 
-        s = m.style_encoder(gt.unsqueeze(1))
-        s_dur = m.predictor_encoder(gt.unsqueeze(1))
+        if self.voice_packs:  # the utterance's voice, for its whole length (as Kokoro speaks)
+            s, s_dur = voice_acoustic, prosodic
+        else:
+            s = m.style_encoder(gt.unsqueeze(1))
+            s_dur = m.predictor_encoder(gt.unsqueeze(1))
         f0_real = self._f0_targets(batch, gt, starts, crop)
         n_real = log_energy(gt).detach()
         f0_fake, n_fake = m.predictor.F0Ntrain(p_en, s_dur)
@@ -371,6 +410,11 @@ class FineTuneObjective(nn.Module):
     @property
     def adversarial(self) -> bool:
         """Whether MPD/MSD enter the loss (``lambda_gen != 0``); otherwise nobody needs to run them."""
+        if self.weights.gen != 0 and not _has(self.model, "mpd"):
+            raise ValueError(
+                "loss_params.lambda_gen is not 0 but this model has no discriminators (MPD/MSD): set "
+                "lambda_gen: 0 in its config"
+            )
         return self.weights.gen != 0
 
     def adversarial_terms(self, p: GeneratorPass) -> None:

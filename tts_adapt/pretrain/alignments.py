@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..data import Batch, TTSDataset, collate
+from ..data.dataset import model_vocab
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
 from ..utils.io import load_tensors, save_tensors
 
@@ -93,11 +94,31 @@ def load_recognizer(path: str | Path, device: str = "cpu") -> nn.Module:
     return model
 
 
+def token_map_for(model: nn.Module) -> torch.Tensor | None:
+    """Model token id -> recogniser (StyleTTS 2 symbol table) id, for a model with a vocabulary of its
+    own (Kokoro): both number the same IPA characters, so a path over one sequence is a path over the
+    other. Symbols the table lacks (none occur in espeak-ng IPA) count as silences."""
+    from ..models.styletts2.config import text_settings
+    from ..text.symbols import SYMBOL_TO_ID
+
+    vocab = text_settings(getattr(model, "config", None) or {})["vocab"]
+    if vocab is None:
+        return None
+    table = torch.zeros(max(vocab.values()) + 1, dtype=torch.long)
+    for symbol, i in vocab.items():
+        table[i] = SYMBOL_TO_ID.get(symbol, 0)
+    return table
+
+
 def align_batch(
-    model: nn.Module, batch: Batch, source: str = "attention", recognizer: nn.Module | None = None
+    model: nn.Module,
+    batch: Batch,
+    source: str = "attention",
+    recognizer: nn.Module | None = None,
+    token_map: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Hard monotonic alignments ``[B, tokens, frames/2]`` of a batch with the frozen aligner (or the
-    recogniser, for ``source="recognizer"``)."""
+    recogniser, for ``source="recognizer"``; ``token_map`` translates the model's ids to its table)."""
     from ..objective.first_stage import ctc_alignment_scores, frame_mask
 
     frames = batch.mel_lengths // 2
@@ -110,10 +131,11 @@ def align_batch(
             scores = torch.full(
                 (len(batch), batch.tokens.shape[1], batch.mels.shape[-1] // 2), -1e4, device=batch.mels.device
             )
+            tokens = batch.tokens if token_map is None else token_map.to(batch.tokens.device)[batch.tokens]
             for b in range(len(batch)):
                 logits = recognizer(batch.mels[b : b + 1, :, : int(batch.mel_lengths[b])])
                 n = min(int(frames[b]), logits.shape[1])
-                scores[b, :, :n] = recognizer_scores(logits, batch.tokens[b : b + 1])[0, :, :n]
+                scores[b, :, :n] = recognizer_scores(logits, tokens[b : b + 1])[0, :, :n]
             return monotonic_alignment(scores, batch.token_lengths, frames)
         ctc, _, attn = model.text_aligner(
             batch.mels, frame_mask(batch.mel_lengths, batch.mels.shape[-1]), batch.tokens
@@ -163,7 +185,7 @@ class AlignmentTable:
             tensors, meta = load_tensors(path)
             if meta.get("settings") == settings and set(tensors) >= {it.id for it in items}:
                 return cls({k: v.numpy() for k, v in tensors.items()})
-        dataset = TTSDataset(list(items), multispeaker=False)
+        dataset = TTSDataset(list(items), multispeaker=False, vocab=model_vocab(model))
         order = sorted(range(len(items)), key=lambda i: dataset.frame_lengths[i])
         was = model.text_aligner.training
         model.text_aligner.eval()
@@ -194,13 +216,14 @@ class RecognizerPaths:
     def __init__(self, model: nn.Module, recognizer: nn.Module) -> None:
         self.model = model
         self.recognizer = recognizer.eval()
+        self.token_map = token_map_for(model)
         self.durations: dict[tuple[str, int], np.ndarray] = {}
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         keys = [(uid, int(n)) for uid, n in zip(batch.ids, batch.mel_lengths)]
         if any(k not in self.durations for k in keys):
             self.recognizer.to(batch.mels.device)
-            hard = align_batch(self.model, batch, "recognizer", self.recognizer)
+            hard = align_batch(self.model, batch, "recognizer", self.recognizer, self.token_map)
             for b, k in enumerate(keys):
                 n = int(batch.token_lengths[b])
                 self.durations[k] = hard[b, :n].sum(-1).cpu().numpy().astype(np.int32)

@@ -3,7 +3,9 @@
 ``out/`` holds ``adapter/`` (LoRA methods, peft layout, safetensors) or ``weights.safetensors`` (full and
 linear methods: the changed generator weights), ``config.yml`` (the resolved model config, with the
 diffusion ``sigma_data`` the run ended with), and ``manifest.json`` (method, prior, data, steps,
-trainable-parameter counts, base checkpoint and its hash, versions, final losses).
+trainable-parameter counts, base checkpoint and its hash, versions, final losses). A voice-pack model
+(Kokoro) also leaves ``voices.safetensors``: its stock voices and the learned one, which the folder's
+config names as its voices and its default voice (the ``voice`` method leaves nothing else).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import yaml
 from torch import nn
 
 from ..utils.io import load_tensors, save_tensors, write_json, write_text
-from .methods import GENERATOR_MODULES
+from .methods import GENERATOR_MODULES, generator_modules
 from .provenance import check_base, sha256_file  # noqa: F401  (sha256_file: re-exported)
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yml"
+VOICES = "voices.safetensors"
 WEIGHTS = "weights.safetensors"
 ADAPTER = "adapter"
 
@@ -35,7 +38,8 @@ def resolved_config(config: dict[str, Any], sigma_data: float) -> dict[str, Any]
     from ..models.styletts2 import config as C
 
     cfg = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("_")})
-    cfg["model_params"]["diffusion"]["dist"]["sigma_data"] = float(sigma_data)
+    if sigma_data is not None:
+        cfg["model_params"]["diffusion"]["dist"]["sigma_data"] = float(sigma_data)
     cfg["plbert_model_params"] = C.plbert_params(config)
     cfg["asr_model_params"] = C.asr_params(config)
     cfg["jdc_args"] = C.jdc_params(config)
@@ -49,7 +53,7 @@ def generator_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Trainable generator parameters under ``<module>.<key>`` names (full/linear methods)."""
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     out = {}
-    for name in GENERATOR_MODULES:
+    for name in generator_modules(model):
         for key, t in getattr(model, name).state_dict(keep_vars=True).items():
             if id(t) in trainable:
                 out[f"{name}.{key}"] = t.detach().cpu()
@@ -71,11 +75,27 @@ def export_adapted(
         from ..adapters import save_adapter
 
         save_adapter(model, out / ADAPTER)
-    else:
+    elif method != "voice":
         save_tensors(out / WEIGHTS, generator_weights(model), {"method": method})
-    write_text(out / CONFIG, yaml.safe_dump(resolved_config(config, sigma_data), sort_keys=False))
+    resolved = resolved_config(config, sigma_data)
+    voices = getattr(model, "voices", None)
+    if voices is not None and len(voices.learned):
+        resolved.update(voice_packs=VOICES, default_voice=next(iter(voices.learned)))
+        save_voices(voices, out / VOICES)
+    write_text(out / CONFIG, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
     write_json(out / MANIFEST, {**manifest, "completed": True, "versions": versions()})
     return out
+
+
+def save_voices(voices: nn.Module, path: Path) -> None:
+    """Every voice of the bank as one pack file: stock packs as shipped (float16, exact), learned ones
+    in float32, with which is which in the metadata."""
+    packs, learned = voices.packs(), list(voices.learned)
+    tensors = {
+        n: p.styles.unsqueeze(1).to(torch.float32 if n in learned else torch.float16)
+        for n, p in packs.items()
+    }
+    save_tensors(path, tensors, {"learned": learned, "layout": "[rows, 1, width] per voice"})
 
 
 def versions() -> dict[str, str]:
@@ -126,7 +146,9 @@ def load_adapted_model(
     check_base(out, base, manifest, allow_mismatch=allow_base_mismatch)
     model = load_official(base, out / CONFIG, modules=modules)
     method = manifest["method"]
-    if method.startswith("lora"):
+    if method == "voice":
+        pass  # the learned voice is in the folder's voices, which its config names
+    elif method.startswith("lora"):
         from ..adapters import load_adapted
 
         load_adapted(model, out / ADAPTER, merge=merge)

@@ -16,7 +16,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-METHODS = ("full", "linear", "lora", "lora+prior", "full+prior", "linear+prior")
+METHODS = ("full", "linear", "lora", "lora+prior", "full+prior", "linear+prior", "voice")
+#: a voice-pack model's new voice: learned as an offset to a stock pack, or as one style for every length
+VOICE_MODES = ("offset", "vector")
 MIN_CROP_FRAMES = 80  # official: batches whose decoder crop is below 80 mel frames are skipped
 RECOMMENDED_MAX_LEN = 200  # the reference adaptation setup; shorter crops degrade quality
 
@@ -66,6 +68,11 @@ class TrainConfig:
     train_aligner: bool = True
     estimate_sigma_data: bool = True
     device: str = "cpu"
+    # voice-pack models (Kokoro): the target speaker's new voice, learned under every method
+    voice_name: str | None = None  # default: the target speaker's name
+    voice_init: str = "nearest"  # a stock voice, or the one nearest the target (speaker similarity)
+    voice_mode: str = "offset"
+    voice_lr: float = 1e-2
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,6 +81,7 @@ class TrainConfig:
 
     @property
     def base_method(self) -> str:
+        """``lora``, ``full``, ``linear`` or ``voice`` (the voice alone: no weight of the model moves)."""
         return self.method.split("+")[0]
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,6 +109,10 @@ def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
         raise ConfigError(
             f"--curvature was given but method {cfg.method!r} has no prior; use '{cfg.method}+prior'"
         )
+    if cfg.voice_mode not in VOICE_MODES:
+        raise ConfigError(f"--voice-mode must be one of {', '.join(VOICE_MODES)}, got {cfg.voice_mode!r}")
+    if not cfg.voice_lr > 0:
+        raise ConfigError(f"--voice-lr must be positive, got {cfg.voice_lr}")
     if cfg.prior_missing not in ("error", "skip"):
         raise ConfigError(f"--prior-missing-layers must be 'error' or 'skip', got {cfg.prior_missing!r}")
     strengths = cfg.strength.values() if isinstance(cfg.strength, dict) else [cfg.strength]

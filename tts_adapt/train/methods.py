@@ -5,6 +5,8 @@
 * ``lora``: LoRA adapters on the paper's targets (or ``lora_targets``), base weights frozen.
 * ``*+prior``: the same plus the Laplace prior ``λ/2 · vec(ΔW)ᵀ H vec(ΔW)`` centred on the pre-trained
   weights, with ``H`` from ``tts-adapt curvature`` (or the identity, ``l2sp``).
+* ``voice`` (voice-pack models): only the new voice; no weight moves, so nothing is forgotten by
+  construction. Under every method a voice-pack model learns its target's voice (``model.voices``).
 
 As in the reference experiment, the discriminators (``mpd``, ``msd``, ``wd``) and the text aligner are
 trained in full under every method: they only shape training signals and are not used to synthesise.
@@ -28,6 +30,17 @@ log = logging.getLogger(__name__)
 
 GENERATOR_MODULES = INFERENCE_MODULES  # the modules an adaptation may change
 DISCRIMINATORS = ("mpd", "msd", "wd")
+
+
+def generator_modules(model: nn.Module) -> tuple[str, ...]:
+    """The synthesis modules ``model`` has (all of :data:`GENERATOR_MODULES` for StyleTTS 2)."""
+    names = getattr(model, "module_names", GENERATOR_MODULES)
+    return tuple(n for n in GENERATOR_MODULES if n in names)
+
+
+def discriminators(model: nn.Module) -> tuple[str, ...]:
+    names = getattr(model, "module_names", DISCRIMINATORS)
+    return tuple(n for n in DISCRIMINATORS if n in names)
 
 
 @dataclass
@@ -96,8 +109,13 @@ def setup_method(model: nn.Module, cfg: TrainConfig) -> MethodSetup:
     """Freeze/unfreeze (and inject LoRA) in place for ``cfg.method``; build the prior if asked."""
     model.requires_grad_(False)
     base = cfg.base_method
-    if base == "full":
-        for name in GENERATOR_MODULES:
+    voices = getattr(model, "voices", None)
+    if base == "voice" and voices is None:
+        raise ValueError("method 'voice' learns a voice pack: the model must be a voice-pack model (Kokoro)")
+    if base == "voice":
+        pass  # the learned voice below, nothing else
+    elif base == "full":
+        for name in generator_modules(model):
             getattr(model, name).requires_grad_(True)
     elif base == "linear":
         for layer in (named_layers(model)[n] for n in default_targets(model, ("linear",))):
@@ -115,20 +133,29 @@ def setup_method(model: nn.Module, cfg: TrainConfig) -> MethodSetup:
             )
     else:  # validated earlier
         raise ValueError(f"unknown method {cfg.method!r}")
-    if cfg.train_aligner:
+    has = set(getattr(model, "module_names", ("text_aligner", "pitch_extractor", *DISCRIMINATORS)))
+    aligner = cfg.train_aligner and "text_aligner" in has
+    if aligner:
         model.text_aligner.requires_grad_(True)
-    for name in DISCRIMINATORS:
+    for name in discriminators(model):
         getattr(model, name).requires_grad_(True)
-    model.pitch_extractor.requires_grad_(False)
+    if "pitch_extractor" in has:
+        model.pitch_extractor.requires_grad_(False)
+    if voices is not None:
+        voices.learned.requires_grad_(True)
 
     prior = build_prior(model, cfg, "lora" if base == "lora" else "full") if cfg.uses_prior else None
-    gen = {name: _trainable(getattr(model, name)) for name in GENERATOR_MODULES}
-    if cfg.train_aligner:
+    gen = {name: _trainable(getattr(model, name)) for name in generator_modules(model)}
+    if aligner:
         gen["text_aligner"] = _trainable(model.text_aligner)
-    disc = {name: _trainable(getattr(model, name)) for name in DISCRIMINATORS}
+    if voices is not None:
+        gen["voices"] = _trainable(voices)
+    disc = {name: _trainable(getattr(model, name)) for name in discriminators(model)}
     counts = count_parameters(model)
     counts["generator_trainable"] = {name: sum(p.numel() for p in ps) for name, ps in gen.items()}
-    counts["adapted_trainable"] = sum(counts["generator_trainable"][n] for n in GENERATOR_MODULES)
+    counts["adapted_trainable"] = sum(counts["generator_trainable"][n] for n in generator_modules(model))
+    if voices is not None:
+        counts["voice_trainable"] = counts["generator_trainable"]["voices"]
     return MethodSetup(cfg.method, gen, disc, prior, counts)
 
 

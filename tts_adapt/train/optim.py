@@ -37,6 +37,8 @@ def one_cycle_initial_beta1(total_steps: int) -> float:
 
 def group_settings(module: str, cfg: TrainConfig) -> dict:
     """The official learning rate, betas and weight decay of one module's AdamW."""
+    if module == "voices":  # a learned voice pack: its own rate, no decay (decay would pull it to zero)
+        return {"lr": cfg.voice_lr, "betas": (0.9, 0.99), "weight_decay": 0.0}
     if module == "bert":
         return {"lr": cfg.bert_lr, "betas": (0.9, 0.99), "weight_decay": 0.01}
     if module in ("decoder", "style_encoder"):

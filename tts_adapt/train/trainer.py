@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
+from ..data.dataset import model_vocab
 from ..data.ood import read_ood_texts
 from ..data.prepare import PreparedUtterance
 from ..objective.crops import decoder_crop_frames
@@ -32,7 +33,7 @@ from ..utils.seed import seed_everything
 from .amp import LossScaling
 from .config import TrainConfig, validate
 from .distributed import DistInfo, all_reduce_sum, any_true, shard, sum_gradients
-from .methods import DISCRIMINATORS, MethodSetup, describe_counts, setup_method
+from .methods import MethodSetup, describe_counts, discriminators, setup_method
 from .optim import build_optimizer
 from .slm_adversarial import SLMAdversarial, SLMAdversarialSettings, scale_predictor_gradients
 from .state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
@@ -94,12 +95,21 @@ class Trainer:
         self.progress = progress
         self.run_info = run_info or {}
         self.sample_item = sample_item
+        self.voice_name = self._add_target_voice(items) if getattr(model, "uses_voice_packs", False) else None
         self.setup: MethodSetup = setup_method(model, cfg)
         model.to(self.device)
         if self.setup.prior is not None:
             self.setup.prior.to(self.device)
+        voice_of = {spk: self.voice_name for spk in self.target_speakers} if self.voice_name else None
         self.objective = FineTuneObjective(
-            model, weights, cfg.max_len, cfg.f0, cfg.seed, slm, estimate_sigma_data=cfg.estimate_sigma_data
+            model,
+            weights,
+            cfg.max_len,
+            cfg.f0,
+            cfg.seed,
+            slm,
+            estimate_sigma_data=cfg.estimate_sigma_data,
+            voice_of=voice_of,
         ).to(self.device)
         # lambda_gen = 0 (e.g. a base model whose discriminators were never trained): MPD/MSD add
         # nothing to the generator's loss, so neither they nor their update are computed
@@ -115,7 +125,11 @@ class Trainer:
         joint = cfg.joint_start is not None and cfg.joint_start < cfg.steps and not cfg.no_slm
         ood = read_ood_texts(cfg.ood_texts, cfg.ood_min_length) if cfg.ood_texts and joint else None
         self.dataset = TTSDataset(
-            list(items), seed=cfg.seed, ood_phonemes=ood, ood_min_length=cfg.ood_min_length
+            list(items),
+            seed=cfg.seed,
+            ood_phonemes=ood,
+            ood_min_length=cfg.ood_min_length,
+            vocab=model_vocab(model),
         )
         self.sampler = FrameBudgetBatchSampler(
             self.dataset.frame_lengths,
@@ -151,6 +165,26 @@ class Trainer:
                 )
                 self.slm_adv = SLMAdversarial(model, slm, settings, seed=cfg.seed)
 
+    def _add_target_voice(self, items: Sequence[PreparedUtterance]) -> str:
+        """A voice-pack model learns its target's voice: one new voice for the target speaker, started
+        from ``cfg.voice_init`` (a stock voice, resolved from "nearest" before training starts)."""
+        self.target_speakers = sorted({it.speaker for it in items})
+        if len(self.target_speakers) != 1:
+            raise ValueError(
+                f"a voice-pack model learns one new voice per run; the data has {len(self.target_speakers)} "
+                f"speakers ({', '.join(self.target_speakers[:5])}): adapt to one speaker at a time"
+            )
+        name = self.cfg.voice_name or self.target_speakers[0]
+        stock = self.model.voices.packs()
+        if self.cfg.voice_init not in stock:
+            raise ValueError(
+                f"--voice-init {self.cfg.voice_init!r} is not a voice of this model "
+                f"({', '.join(sorted(stock))}); resolve 'nearest' before training"
+            )
+        self.model.voices.add_learned(name, stock[self.cfg.voice_init], self.cfg.voice_mode)
+        log.info("learning the voice %r from %s (%s)", name, self.cfg.voice_init, self.cfg.voice_mode)
+        return name
+
     # -- identity and resumption -----------------------------------------------------------------
     def _fingerprint(self) -> str:
         settings = {k: v for k, v in self.cfg.to_dict().items() if k not in EPHEMERAL}
@@ -175,7 +209,7 @@ class Trainer:
             "position": self.position,
             "nan_streak": self.nan_streak,
             "skipped": self.skipped,
-            "sigma_data": float(self.model.diffusion.sigma_data),
+            "sigma_data": self._sigma_data(),
             "sigma_history": self.sigma_history,
             "recent_losses": self.recent_losses[-self.cfg.log_every :],
             "fingerprint": self.fingerprint,
@@ -202,7 +236,8 @@ class Trainer:
         self.nan_streak, self.skipped = state["nan_streak"], state["skipped"]
         self.sigma_history = list(state["sigma_history"])
         self.recent_losses = list(state.get("recent_losses") or [])
-        self.model.diffusion.sigma_data = state["sigma_data"]
+        if state["sigma_data"] is not None:
+            self.model.diffusion.sigma_data = state["sigma_data"]
         self.scaling.load_state_dict(state.get("loss_scaler"))
         log.info("resumed from %s (step %d)", latest, self.step)
         return True
@@ -235,8 +270,9 @@ class Trainer:
         self.model.eval()
         if self.cfg.dropout:
             for name in TRAIN_MODE:
-                getattr(self.model, name).train()
-        aligner = self.model.text_aligner
+                if self._has(name):
+                    getattr(self.model, name).train()
+        aligner = getattr(self.model, "text_aligner", None)
         if hasattr(aligner, "token_mask_prob"):
             aligner.token_mask_prob = 0.1 if self.cfg.dropout else 0.0
 
@@ -293,7 +329,7 @@ class Trainer:
                     self.scaling.skip()
                 else:
                     self._opt_step(self.disc_opt)
-            for name in DISCRIMINATORS:  # no generator-loss gradients into the discriminators
+            for name in discriminators(self.model):  # no generator-loss gradients into the discriminators
                 getattr(self.model, name).requires_grad_(False)
             try:
                 with self._autocast():
@@ -308,7 +344,7 @@ class Trainer:
                     loss = loss + penalty / info.world
                 self._backward(loss)
             finally:
-                for name in DISCRIMINATORS:
+                for name in discriminators(self.model):
                     getattr(self.model, name).requires_grad_(True)
             if d_per is not None:
                 p.terms["discriminator"] = d_per.detach()
@@ -464,11 +500,19 @@ class Trainer:
             "sigma_data": self.final_sigma_data(),
         }
 
-    def final_sigma_data(self) -> float:
-        """The official choice: the mean of every batch estimate seen (else the config value)."""
+    def final_sigma_data(self) -> float | None:
+        """The official choice: the mean of every batch estimate seen (else the config value; None for a
+        model without a sampler)."""
         if self.sigma_history:
             return float(np.mean(self.sigma_history))
-        return float(self.model.diffusion.sigma_data)
+        return self._sigma_data()
+
+    def _has(self, name: str) -> bool:
+        has = getattr(self.model, "has_module", None)
+        return has(name) if has is not None else hasattr(self.model, name)
+
+    def _sigma_data(self) -> float | None:
+        return float(self.model.diffusion.sigma_data) if self._has("diffusion") else None
 
     # -- reporting -----------------------------------------------------------------------------------
     def _open_writer(self) -> None:
@@ -484,20 +528,22 @@ class Trainer:
             return
         means = {k: float(np.mean([r[k] for r in recent if k in r])) for k in recent[-1]}
         shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(means.items()))
+        sigma = self._sigma_data()
         log.info(
-            "step %d/%d %s utt/s=%.2f sigma_data=%.4f",
+            "step %d/%d %s utt/s=%.2f%s",
             self.step,
             self.cfg.steps,
             shown,
             rate,
-            self.model.diffusion.sigma_data,
+            f" sigma_data={sigma:.4f}" if sigma is not None else "",
         )
         if self.writer is not None:
             for k, v in means.items():
                 if math.isfinite(v):
                     self.writer.add_scalar(f"loss/{k}", v, self.step)
             self.writer.add_scalar("train/utterances_per_second", rate, self.step)
-            self.writer.add_scalar("train/sigma_data", float(self.model.diffusion.sigma_data), self.step)
+            if sigma is not None:
+                self.writer.add_scalar("train/sigma_data", sigma, self.step)
             for group in self.gen_opt.param_groups:
                 self.writer.add_scalar(f"lr/{group['name']}", group["lr"], self.step)
 
@@ -511,10 +557,11 @@ class Trainer:
 
         from ..utils.io import atomic_path
 
+        voice_packs = getattr(self.model, "uses_voice_packs", False)
         try:
             wave, sr = self.model.synthesize(
                 "",
-                reference=str(item.utterance.audio_path),
+                reference=self.voice_name if voice_packs else str(item.utterance.audio_path),
                 phonemes=item.phonemes,
                 seed=self.cfg.seed,
                 deterministic=True,

@@ -26,7 +26,7 @@ from ...text import length_to_mask
 from . import config as C
 from .frontend import TextFrontend
 from .source import SourceDraws
-from .voice_packs import VoicePack, read_bundle, resolve_voice
+from .voice_packs import VoicePack, resolve_voice
 
 if TYPE_CHECKING:
     from .model import StyleTTS2
@@ -78,13 +78,8 @@ def shift_right(x: torch.Tensor) -> torch.Tensor:
 
 
 def model_voice_packs(model: StyleTTS2) -> dict[str, VoicePack]:
-    """The voice packs a voice-pack model's config ships with (read once per model)."""
-    cached = getattr(model, "_voice_packs", None)
-    if cached is None:
-        path = C.voice_pack_file(model.config)
-        cached = read_bundle(path) if path is not None else {}
-        model._voice_packs = cached
-    return cached
+    """A voice-pack model's voices: those its config ships with, and any it learned."""
+    return model.voices.packs()
 
 
 def voice_pack_for(model: StyleTTS2, voice: Any) -> VoicePack:

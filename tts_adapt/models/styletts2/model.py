@@ -20,6 +20,7 @@ from .plbert import PLBert
 from .prosody import ProsodyPredictor
 from .style_encoder import StyleEncoder
 from .text_encoder import TextEncoder
+from .voice_bank import VoiceBank
 
 MODULE_NAMES = (
     "bert",
@@ -126,6 +127,9 @@ class StyleTTS2(nn.Module):
         self.multispeaker = bool(mp.get("multispeaker", True))
         if "style_encoder" in has:
             self._build_style_and_training_modules(mp, hidden_bert, has)
+        else:  # a voice-pack model: its voices are a module of their own (see voice_bank)
+            packs = C.voice_pack_file(cfg)
+            self.voices = VoiceBank.from_file(packs) if packs is not None else VoiceBank()
         self._apply_numerics(mp)
 
     def _apply_numerics(self, mp: dict[str, Any]) -> None:
