@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+from ..models.registry import add_model_arguments
+
 log = logging.getLogger(__name__)
 
 
@@ -17,13 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="One pass (two for ekfac) over pre-training data with the model's weights fixed. "
         "Resumable: rerun the same command after an interruption. Multi-GPU: launch with torchrun.",
     )
+    add_model_arguments(p)
     p.add_argument(
-        "--checkpoint",
-        help="checkpoint: official second-stage .pth or our .safetensors (default: the shipped base model)",
-    )
-    p.add_argument("--config", help="its config.yml (default: the shipped base model's)")
-    p.add_argument(
-        "--data", help="pre-training corpus (LibriTTS folder, other corpus or StyleTTS 2 file list)"
+        "--data",
+        help="pre-training corpus (LibriTTS folder, other corpus or StyleTTS 2 file list; for Kokoro, "
+        "a corpus of its own speech: make-corpus --engine kokoro --voice all)",
     )
     p.add_argument("--subsets", help="LibriTTS subsets to read, comma-separated (default: all present)")
     p.add_argument("--speakers", help="only these speakers, comma-separated")
@@ -132,10 +132,11 @@ def run(args: argparse.Namespace) -> int:
     from ..curvature import estimate
     from ..curvature.batches import DataSpec, corpus_batches
     from ..curvature.objectives import get_objective
+    from ..models.registry import resolve_model
     from ..models.styletts2 import load_official
-    from ..models.styletts2.default import resolve_model_paths
+    from ..models.styletts2.config import text_settings
 
-    args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
+    args.checkpoint, args.config = resolve_model(args.model, args.checkpoint, args.config)
 
     out = Path(args.out)
     for path, what in ((args.checkpoint, "checkpoint"), (args.config, "config")):
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             min_seconds=args.min_seconds,
             max_seconds=args.max_seconds,
             keep_unsupported_text=args.keep_unsupported_text,
+            text=text_settings(model.config),
         )
         if world > 1 and rank != 0:
             torch.distributed.barrier()  # rank 0 prepares (phonemises, caches features) first

@@ -52,6 +52,7 @@ class DataSpec:
     min_seconds: float = 1.1
     max_seconds: float = 30.0
     keep_unsupported_text: bool = False
+    text: dict[str, Any] | None = None  # the model's text settings (config.text_settings); None: StyleTTS 2
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -114,9 +115,13 @@ def corpus_batches(
         before = len(utts)
         utts = random_subset(utts, min(spec.max_utterances, len(utts)), seed=spec.seed)
         report.leave_out("--max-utterances", before, len(utts))
+    from ..text import Phonemizer
+
+    text = spec.text or {"vocab": None, "word_tokenize": True}
     prepared = prepare_corpus(
         utts,
         config=PrepareConfig(keep_unsupported_text=spec.keep_unsupported_text),
+        phonemizer=Phonemizer(word_tokenize=text["word_tokenize"]),
         report=report,
         progress=progress,
         jobs=jobs,
@@ -137,7 +142,7 @@ def corpus_batches(
     report.save()
     if not items:
         raise ValueError(f"{spec.data}: no usable utterance of at least ~1 s after preparation")
-    dataset = TTSDataset(items, seed=spec.seed)
+    dataset = TTSDataset(items, seed=spec.seed, vocab=text["vocab"])
     sampler = FrameBudgetBatchSampler(
         dataset.frame_lengths,
         spec.max_frames,

@@ -83,12 +83,13 @@ class TrainingObjective:
         batch = batch.to(dev)
         acoustic = bool(set(self.terms) & set(ACOUSTIC_TERMS + ("gen",)))
         diffusion = bool(set(self.terms) & {"sty", "diff"})
-        edm = model.diffusion
-        sigma = edm.sigma_data
+        edm = getattr(model, "diffusion", None)  # a voice-pack model (Kokoro) has no sampler
+        sigma = edm.sigma_data if edm is not None else None
         try:
-            p = obj.generator_pass(batch, 0, diffusion=diffusion, acoustic=acoustic)
+            p = obj.generator_pass(batch, 0, diffusion=diffusion and edm is not None, acoustic=acoustic)
         finally:
-            edm.sigma_data = sigma
+            if edm is not None:
+                edm.sigma_data = sigma
         if p is None:
             frames = int(batch.mel_lengths.min())
             raise ValueError(

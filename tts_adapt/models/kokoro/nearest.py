@@ -44,9 +44,9 @@ def stock_centroids(path: str | Path = EMBEDDINGS) -> dict[str, np.ndarray]:
 
 def target_centroid(audio: Sequence, limit: int = 20) -> np.ndarray:
     """The unit-norm mean Resemblyzer embedding of up to ``limit`` recordings (paths or 24 kHz waves)."""
-    from ...evaluation.similarity import SpeakerEncoder, centroid
+    from ...evaluation.similarity import ResemblyzerEncoder, centroid
 
-    return centroid(SpeakerEncoder().embed(list(audio)[:limit]))
+    return centroid(ResemblyzerEncoder().embed(list(audio)[:limit]))
 
 
 def rank_voices(target: np.ndarray, stock: dict[str, np.ndarray]) -> list[tuple[str, float]]:
@@ -66,13 +66,13 @@ def write_embeddings(path: str | Path = EMBEDDINGS) -> Path:
     """Render :data:`SENTENCES` in every stock voice with the installed Kokoro and save the centroids."""
     import torch
 
-    from ...evaluation.similarity import SpeakerEncoder, centroid
+    from ...evaluation.similarity import ResemblyzerEncoder, centroid
     from ...utils.io import save_tensors
     from ..styletts2 import load_official
     from . import kokoro_paths
 
     model = load_official(*kokoro_paths()).eval()
-    encoder = SpeakerEncoder()
+    encoder = ResemblyzerEncoder()
     out = {}
     for name in sorted(model.voices.names()):
         waves = [(model.synthesize(s, reference=name, seed=0)[0], 24000) for s in SENTENCES]
