@@ -145,6 +145,12 @@ class Trainer:
                     {**cfg.slmadv_params, "min_len": cfg.slm_min_len, "max_len": cfg.slm_max_len}
                 )
                 self.slm_adv = SLMAdversarial(model, slm, settings, seed=cfg.seed)
+                if self.dist.active and self.dist.main:
+                    log.info(
+                        "SLM-adversarial stage under %d processes: each cuts its clips from its own share "
+                        "of the batch (clip length and batch_percentage per share; docs/training.md)",
+                        self.dist.world,
+                    )
 
     def _sampler(self) -> FrameBudgetBatchSampler | RandomBatchSampler:
         """The official batches (random, last partial batch dropped), or length-grouped ones when asked."""
