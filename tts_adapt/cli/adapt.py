@@ -64,11 +64,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", required=True, help="output folder (adapter, config, manifest, logs, checkpoints)"
     )
     p.add_argument(
-        "--method", default=d.method, choices=METHODS, help="what is trained, and whether the prior applies"
+        "--method",
+        choices=METHODS,
+        help=f"what is trained, and whether the prior applies (default: {d.method})",
     )
     p.add_argument("--curvature", help="curvature file from 'tts-adapt curvature', or 'l2sp' (identity)")
     p.add_argument(
-        "--lambda", dest="strength", default="1e3", help="prior strength, or e.g. decoder=1e4,default=1e3"
+        "--lambda",
+        dest="strength",
+        help=f"prior strength, or e.g. decoder=1e4,default=1e3 (default: {d.strength:g})",
     )
 
     def given(what: str, value: object, key: str) -> str:
@@ -85,9 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--curvature-scaling",
-        default=d.curvature_scaling,
         choices=("ours", "reference"),
-        help="ours: λ/2 with G normalised per utterance; reference: the reference implementation's "
+        help=f"(default: {d.curvature_scaling}) ours: λ/2 with G normalised per utterance; reference: the "
+        "reference implementation's "
         "per-frame G and λ without ½, so its λ values (1e3-1e4 for TTS) transfer (kfac, diag, l2sp)",
     )
     p.add_argument(
@@ -108,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="max padded mel frames per length-grouped batch (implies --batching length)",
     )
-    p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="batches accumulated per step")
+    p.add_argument("--grad-accum", type=int, help=f"batches accumulated per step (default: {d.grad_accum})")
     p.add_argument("--max-len", type=int, help=given("decoder crop in mel frames", d.max_len, "max_len"))
     p.add_argument(
         "--lr", type=float, help=given("learning rate of most modules", d.lr, "optimizer_params.lr")
@@ -150,8 +154,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-dropout", action="store_true", help="train every module in eval mode (deterministic)"
     )
-    p.add_argument("--amp", default=d.amp, choices=("none", "bf16", "fp16"), help="mixed precision")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same run)")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help=f"mixed precision (default: {d.amp})")
+    p.add_argument("--seed", type=int, help=f"random seed; same seed, same run (default: {d.seed})")
     p.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--log-every", type=int, default=d.log_every, help="steps between loss log lines")
     p.add_argument("--save-every", type=int, default=d.save_every, help="steps between resumable checkpoints")
@@ -225,6 +229,7 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
 
     Separate from :func:`run` so that a recipe's stage can be checked without data or a checkpoint.
     """
+    from ..objective.finetune import LossWeights
     from ..train import validate
     from ..train.resolve import FINETUNE_CONFIG, load_train_config, resolve_settings
 
@@ -232,7 +237,7 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
     train_config = load_train_config(train_path)
     ood, missing = ood_source(args, train_config)
     flags = {name: getattr(args, attr) for attr, name in FLAG_FIELDS.items()}
-    batching = getattr(args, "batching", None) or ("length" if args.frame_budget else "random")
+    batching = getattr(args, "batching", None) or ("length" if args.frame_budget else None)
     flags.update(
         method=args.method,
         batching=batching,
@@ -244,12 +249,12 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
         lora_layer_types=tuple(s.strip() for s in args.lora_layers.split(",") if s.strip()),
         lora_targets=[s.strip() for s in args.lora_targets.split(",")] if args.lora_targets else None,
         curvature=args.curvature,
-        strength=parse_strength(args.strength),
+        strength=parse_strength(args.strength) if args.strength is not None else None,
         prior_missing=args.prior_missing_layers,
         curvature_any_weights=args.curvature_any_weights,
         curvature_scaling=args.curvature_scaling,
         seed=args.seed,
-        f0=args.f0 or config.get("f0_source", "jdc"),
+        f0=args.f0,
         dropout=not args.no_dropout,
         amp=args.amp,
         device=args.device,
@@ -270,6 +275,13 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
         checkpoint_config=config,
     )
     resolved.ood_missing = missing
+    if args.f0 is None and config.get("f0_source"):  # a model key: which F0 targets the model can use
+        resolved.cfg.f0 = str(config["f0_source"])
+        resolved.sources["f0"] = "checkpoint config.yml: f0_source"
+    resolved.model_keys["loss weights"] = (
+        " ".join(f"{k}={v:g}" for k, v in vars(LossWeights.from_config(config.get("loss_params"))).items()),
+        "checkpoint config.yml: loss_params.lambda_*",
+    )
     validate(resolved.cfg, world=int(os.environ.get("WORLD_SIZE", "1")) if world is None else world)
     return resolved
 

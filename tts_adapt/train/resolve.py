@@ -97,6 +97,7 @@ class Resolved:
     config_path: str | None = None
     unused: list[str] = field(default_factory=list)  # "key value" the checkpoint's config.yml sets, not used
     ood_missing: str | None = None  # a listed OOD_data file that does not exist
+    model_keys: dict[str, tuple[str, str]] = field(default_factory=dict)  # shown: name -> (value, source)
 
 
 def _lookup(config: dict[str, Any] | None, dotted: str) -> Any:
@@ -209,6 +210,8 @@ def describe_settings(resolved: Resolved) -> str:
         lines.append(f"  {name:19s} {value!s:24s} ({resolved.sources.get(name, 'default')})")
     if resolved.steps_per_epoch:
         lines.append(f"  {'epoch length':19s} {resolved.steps_per_epoch!s:24s} (utterances // batch)")
+    for name, (value, source) in resolved.model_keys.items():
+        lines.append(f"  {name:19s} {value} ({source})")
     head = "settings"
     if resolved.config_path:
         head += f" ({resolved.label}: {resolved.config_path})"
@@ -255,7 +258,8 @@ def check_slm(cfg: TrainConfig, lambda_slm: float, slm_found: str | None) -> str
         if joint:
             needs.append(f"the SLM-adversarial stage from step {cfg.joint_start}")
         raise ConfigError(
-            f"{' and '.join(needs)} need WavLM weights, and none were found (model_params.slm.model in "
+            f"{' and '.join(needs)} need{'s' if len(needs) == 1 else ''} WavLM weights, and none were found "
+            "(model_params.slm.model in "
             "the local Hugging Face cache, or --wavlm FOLDER). Download them, or pass --no-slm to train "
             "without the SLM terms"
         )
