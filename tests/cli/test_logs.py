@@ -35,6 +35,7 @@ def test_adapt_with_the_smoke_settings_is_quiet(synthetic_corpus, tmp_path):
     assert cli([*args, "--config-out", str(config)]) == 0
     cmd = [sys.executable, "-m", "tts_adapt", "adapt", "--checkpoint", str(ckpt), "--config", str(config)]
     cmd += ["--data", str(filelist), "--method", "lora", "--steps", "1", "--max-len", "100", "--no-slm"]
+    cmd += ["--batch-size", "2", "--diff-start", "0"]
     cmd += ["--save-every", "1", "--sample-every", "1", "--device", "cpu", "--out", str(tmp_path / "run")]
     env = {
         **os.environ,

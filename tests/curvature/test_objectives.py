@@ -192,8 +192,8 @@ def test_objective_refuses_short_utterances(micro_model):
         get_objective("styletts2")(micro_model, make_batch(((8, 60), (6, 50))))
     with pytest.raises(ValueError, match="curvature terms"):
         TrainingObjective(terms=("gan",))
-    with pytest.raises(ValueError, match="curvature terms"):
-        TrainingObjective(terms=("mel", "slm"))
+    with pytest.raises(ValueError, match="needs WavLM weights"):
+        TrainingObjective(terms=("mel", "slm"))  # the slm term only with a speech LM (--objective full)
 
 
 def test_default_objective_is_the_training_loss_without_adversarial_terms(micro_model):
@@ -264,3 +264,34 @@ def test_curvature_on_waves_shorter_than_their_mel_frames(micro_model):
     assert curv.num_utterances == 2 and curv.layers
     assert all(n.startswith("decoder.decode.0.") for n in curv.layers)
     assert all(bool(t["G"].abs().sum() > 0) for t in curv.layers.values())
+
+
+def test_full_objective_adds_the_wavlm_term_and_dropout_is_the_official_split(micro_model):
+    """``--objective full`` is the reference's loss: every term, WavLM's feature matching included
+    (``lambda_slm`` x the speech LM's feature loss on the same crops); ``--dropout`` computes it in the
+    official training-time modes (text-side modules in training mode, decoder and encoders in eval)."""
+    from tts_adapt.models.styletts2.model import StyleTTS2
+    from tts_adapt.train.slm import SpeechLM
+
+    from ..train.test_slm import tiny_wavlm
+
+    model = StyleTTS2(micro_model.config)
+    model.load_state_dict(micro_model.state_dict())
+    model.eval()
+    model.text_aligner.token_mask_prob = 0.0
+    slm = SpeechLM(tiny_wavlm())
+    batch = make_batch(((10, 90),))
+    full = get_objective("full", max_len=80, slm=slm)
+    with torch.no_grad():
+        total = full(model, batch)
+        obj = full.objective_for(model)
+        p = obj.generator_pass(batch, 0)
+        obj.adversarial_terms(p)
+        slm_term = slm.feature_loss(p.real, p.generated)
+    assert set(p.terms) == {"mel", "gen", "slm", "mono", "s2s", "F0", "norm", "dur", "ce", "sty", "diff"}
+    torch.testing.assert_close(p.terms["slm"], slm_term)
+    torch.testing.assert_close(total, sum(getattr(obj.weights, t) * v for t, v in p.terms.items()))
+    with torch.no_grad():
+        get_objective("text", max_len=80, dropout=True)(model, batch)
+    assert model.predictor.training and model.bert.training and model.text_aligner.training
+    assert not model.decoder.training and not model.style_encoder.training and not model.diffusion.training

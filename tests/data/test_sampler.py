@@ -1,11 +1,17 @@
-"""FrameBudgetBatchSampler: budget, coverage, determinism per epoch, resumption."""
+"""Batch samplers: the official random batches (RandomBatchSampler) and length-grouped ones
+(FrameBudgetBatchSampler): sizes, coverage, determinism per epoch, resumption.
+
+Official semantics (yl4579/StyleTTS2 ``meldataset.build_dataloader``, used by ``train_finetune.py``):
+``DataLoader(shuffle=True, drop_last=True)``: every epoch a new permutation, batches of exactly
+``batch_size``, the last ``n % batch_size`` utterances of the permutation left out.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tts_adapt.data import FrameBudgetBatchSampler
+from tts_adapt.data import FrameBudgetBatchSampler, RandomBatchSampler
 
 
 @pytest.fixture
@@ -76,3 +82,41 @@ def test_limits_and_oversized_items():
             FrameBudgetBatchSampler(lengths, **bad)
     with pytest.raises(ValueError, match="positive"):
         FrameBudgetBatchSampler([10, 0], 100)
+
+
+def test_random_batches_are_the_official_shuffled_full_batches():
+    n, b = 43, 8
+    s = RandomBatchSampler(n, b, seed=0)
+    seen = set()
+    for epoch in range(6):
+        batches = s.batches(epoch)
+        assert len(batches) == n // b and all(len(x) == b for x in batches)
+        flat = [i for x in batches for i in x]
+        assert len(set(flat)) == len(flat) == n - n % b  # disjoint; the last partial batch is dropped
+        seen |= set(flat)
+    assert seen == set(range(n))  # what an epoch drops changes with the epoch
+    assert s.batches(0) == RandomBatchSampler(n, b, seed=0).batches(0)
+    assert s.batches(0) != RandomBatchSampler(n, b, seed=1).batches(0)
+
+
+def test_random_batches_change_every_epoch_where_length_groups_repeat():
+    """The reason length grouping is not the default: with at most 50 x batch utterances (an hour of a
+    new voice) it serves the same groups every epoch, only reordered; the official batches differ."""
+    lengths = np.random.default_rng(0).integers(80, 1200, size=40).tolist()
+    grouped = FrameBudgetBatchSampler(lengths, 10**9, seed=0, max_batch_size=8)
+    groups = [sorted(map(tuple, map(sorted, grouped.batches(e)))) for e in range(3)]
+    assert groups[0] == groups[1] == groups[2]
+    random = RandomBatchSampler(len(lengths), 8, seed=0)
+    sets = [sorted(map(tuple, map(sorted, random.batches(e)))) for e in range(3)]
+    assert sets[0] != sets[1] != sets[2]
+
+
+def test_random_batches_resume_and_refuse_a_corpus_smaller_than_a_batch():
+    s = RandomBatchSampler(20, 3, seed=0)
+    full = s.batches(4)
+    s.set_epoch(4, position=2)
+    assert list(s) == full[2:] and len(s) == len(full) - 2
+    with pytest.raises(ValueError, match="outside"):
+        s.set_epoch(4, position=len(full) + 1)
+    with pytest.raises(ValueError, match="fewer than one batch of 8"):
+        RandomBatchSampler(5, 8)

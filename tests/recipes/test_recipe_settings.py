@@ -24,6 +24,7 @@ from tts_adapt.curvature.objectives import get_objective
 from tts_adapt.models.styletts2.config import BASE_CONFIG, MICRO_CONFIG, load_config
 from tts_adapt.models.styletts2.default import resolve_model_paths
 from tts_adapt.recipes import RECIPES_DIR, load_recipe
+from tts_adapt.train.resolve import load_train_config
 
 ASSETS = Path(BASE_CONFIG).parent
 
@@ -81,17 +82,21 @@ def stage_settings(path: Path, tmp_path: Path):
                 if command in ("adapt", "curvature", "forgetting-loss"):
                     if getattr(args, "config", None) and not Path(args.config).exists():
                         args.config = str(stand_in_config(recipe.name, variant, tmp_path))
+                    if getattr(args, "ood_texts", None) and not Path(args.ood_texts).exists():
+                        args.ood_texts = str(tmp_path / "OOD_texts.txt")  # the user's copy of the list
+                        Path(args.ood_texts).write_text("ðɪs ɪz ə lɑːŋ ɛnʌf aʊt ʌv dɪstɹɪbjuːʃən tɛkst.\n")
                     if command != "forgetting-loss":
                         args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
                     config = load_config(args.config)
                     if command == "adapt":
                         yield variant, stage.tag, command, args, resolve_arguments(args, config, 356, world)
                     elif command == "curvature":
-                        yield variant, stage.tag, command, args, resolve_max_len(args.max_len, config)
+                        train_config = load_train_config(args.train_config)
+                        yield variant, stage.tag, command, args, resolve_max_len(args.max_len, train_config)
                     else:
                         crop = args.crop_frames
                         if crop is None:
-                            crop = resolve_max_len(None, config)
+                            crop = resolve_max_len(None, load_train_config(None))
                         yield variant, stage.tag, command, args, crop
                 elif command == "pretrain":
                     yield variant, stage.tag, command, args, pretrain_config(args)
@@ -103,12 +108,15 @@ def test_every_stage_builds_a_valid_config_that_agrees_with_the_others(path, tmp
     settings = list(stage_settings(path, tmp_path))
     curvature_crop: dict[tuple, int] = {}
     curvature_method: dict[tuple, str] = {}
+    curvature_scaling: dict[tuple, str] = {}
     for variant, _tag, command, args, value in settings:
         if command == "curvature":
             key = (variant, str(Path(args.out)))
             curvature_crop[key] = value
             curvature_method[key] = args.method
-            get_objective(args.objective, max_len=value)  # the objective exists for this crop
+            curvature_scaling[key] = args.scaling
+            if args.objective != "full":  # (full needs WavLM weights, absent here)
+                get_objective(args.objective, max_len=value)  # the objective exists for this crop
     adapt_crops = set()
     for variant, tag, command, args, value in settings:
         if command == "adapt":
@@ -125,6 +133,8 @@ def test_every_stage_builds_a_valid_config_that_agrees_with_the_others(path, tmp
                     f"{tag}: trains on {cfg.max_len}-frame crops, its curvature was estimated on "
                     f"{curvature_crop[key]}"
                 )
+                # a prior reads the file on the scale it was estimated on (adapt refuses a mismatch)
+                assert curvature_scaling[key] == cfg.curvature_scaling, tag
                 if cfg.curvature_scaling == "reference":
                     # the reference implementation defines its scale for kfac, diag and l2sp only
                     assert curvature_method[key] in ("kfac", "diag"), tag
@@ -137,3 +147,21 @@ def test_every_stage_builds_a_valid_config_that_agrees_with_the_others(path, tmp
         assert any(c == "adapt" for _, _, c, _, _ in settings), "the recipe adapts"
     if path.stem == "base_model":
         assert any(c == "pretrain" for _, _, c, _, _ in settings)
+    if path.stem == "paper_p248":
+        for _variant, tag, command, _args, value in settings:
+            if command == "adapt":
+                assert_reference_p248(value, tag)
+
+
+def assert_reference_p248(resolved, tag: str) -> None:
+    """The reference experiment's fine-tuning values (tts/Configs/config_ft_p248.yml of
+    idiap/bayesian-peft: 50 epochs of 356 utterances in batches of 2, crop 200, diffusion from epoch 10,
+    SLM stage from epoch 30, lr 1e-4, bert_lr 1e-5, ft_lr 1e-4, slmadv iter 10), not those of the
+    LibriTTS checkpoint's config.yml (batch 16, ft_lr 1e-5, joint_epoch 15, iter 20)."""
+    cfg = resolved.cfg
+    spe = 356 // 2
+    assert (cfg.batch_size, cfg.max_len, cfg.steps) == (2, 200, 50 * spe), tag
+    assert (cfg.diff_start, cfg.joint_start) == (10 * spe, 30 * spe), tag
+    assert (cfg.lr, cfg.bert_lr, cfg.ft_lr) == (1e-4, 1e-5, 1e-4), tag
+    assert cfg.slmadv_params["iter"] == 10 and cfg.slmadv_params["batch_percentage"] == 0.5, tag
+    assert cfg.batching == "random" and cfg.ood_texts, tag

@@ -65,7 +65,8 @@ def adapt_argv(micro_bases, synthetic_corpus, out: Path) -> list[str]:
     speaker = sorted(p.name for p in (synthetic_corpus / "train-synth").iterdir())[0]
     return ["adapt", "--checkpoint", str(micro_bases[0]), "--config", str(MICRO_CONFIG),
             "--data", str(synthetic_corpus), "--speakers", speaker, "--out", str(out), "--method", "lora",
-            "--steps", "2", "--max-len", "80", "--save-every", "1", "--sample-every", "100",
+            "--steps", "2", "--batch-size", "2", "--diff-start", "0", "--max-len", "80", "--save-every", "1",
+            "--sample-every", "100",
             "--no-dropout", "--no-slm", "--device", "cpu"]  # fmt: skip
 
 

@@ -30,7 +30,8 @@ def command(base: Path, corpus: Path, out: Path) -> list[str]:
     speaker = sorted(p.name for p in (corpus / "train-synth").iterdir())[0]
     return [sys.executable, "-m", "tts_adapt", "-q", "adapt", "--checkpoint", str(base),
             "--config", str(MICRO_CONFIG), "--data", str(corpus), "--speakers", speaker, "--out", str(out),
-            "--method", "lora", "--steps", str(STEPS), "--max-len", "80", "--save-every", "1",
+            "--method", "lora", "--steps", str(STEPS), "--batch-size", "2", "--diff-start", "0",
+            "--max-len", "80", "--save-every", "1",
             "--log-every", "100", "--sample-every", "1000", "--lr", "1e-3", "--no-slm",
             "--device", "cpu"]  # fmt: skip
 

@@ -40,6 +40,10 @@ def adapted(micro_base, synthetic_corpus, tmp_path_factory):
         "100",
         "--steps",
         "2",
+        "--batch-size",
+        "2",
+        "--diff-start",
+        "0",
         "--max-len",
         "80",
         "--save-every",
@@ -202,6 +206,8 @@ def test_dry_run_names_the_alignment_source_and_the_adversarial_terms(micro_base
         speaker,
         "--steps",
         "2",
+        "--batch-size",
+        "2",
         "--no-slm",
         "--method",
         "lora",
@@ -226,3 +232,52 @@ def test_dry_run_names_the_alignment_source_and_the_adversarial_terms(micro_base
     )
     text = capsys.readouterr().out
     assert "alignments: the text aligner's attention" in text and "adversarial: MPD/MSD" in text
+
+
+def test_dry_run_prints_where_each_setting_came_from(micro_base, synthetic_corpus, tmp_path, capsys):
+    """A checkpoint whose config.yml holds pre-training keys (batch 16, ft_lr 1e-5, as the official
+    LibriTTS one): the run takes the shipped fine-tuning config's values (official config_ft.yml), a flag
+    wins where given, and the checkpoint's differing keys are listed as not used."""
+    ckpt, _ = micro_base
+    config = yaml.safe_load(MICRO_CONFIG.read_text())
+    config.update(batch_size=16, max_len=300, optimizer_params={"lr": 1e-4, "bert_lr": 1e-5, "ft_lr": 1e-5})
+    config["loss_params"].update(diff_epoch=10, joint_epoch=15)
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+    speaker = sorted(p.name for p in (synthetic_corpus / "train-synth").iterdir())[0]
+    argv = ["adapt", "--checkpoint", str(ckpt), "--config", str(path), "--data", str(synthetic_corpus)]
+    argv += [
+        "--speakers",
+        speaker,
+        "--batch-size",
+        "2",
+        "--no-slm",
+        "--method",
+        "lora",
+        "--out",
+        "x",
+        "--dry-run",
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and line.split()}
+    assert "finetune_config.yml" in text.splitlines()[0] or "settings (shipped fine-tuning config" in text
+    assert "(flag)" in lines["batch_size"] and " 2 " in lines["batch_size"]
+    assert (
+        "0.0001" in lines["ft_lr"]
+        and "(shipped fine-tuning config: optimizer_params.ft_lr)" in lines["ft_lr"]
+    )
+    assert "(shipped fine-tuning config: max_len)" in lines["max_len"] and " 400 " in lines["max_len"]
+    assert "shipped fine-tuning config: epochs x" in lines["steps"]
+    assert "(shipped fine-tuning config: loss_params.joint_epoch x" in lines["joint_start"]
+    assert "(default)" in lines["ood_texts"] and "(flag)" in lines["method"]
+    assert "(default)" in lines["seed"] and "(default)" in lines["curvature_scaling"]  # no flag given
+    assert "mel=5 gen=1" in lines["loss"] and "(checkpoint config.yml: loss_params.lambda_*)" in lines["loss"]
+    assert "not used, from the checkpoint's config.yml" in text
+    for unused in (
+        "batch_size 16",
+        "max_len 300",
+        "optimizer_params.ft_lr 1e-05",
+        "loss_params.joint_epoch 15",
+    ):
+        assert unused in text

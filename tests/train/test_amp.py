@@ -115,3 +115,30 @@ def test_bf16_autocast_step_on_cpu_matches_float32(fresh_model, target_items, tm
     assert bf16.skipped is None and {"gen", "discriminator", "mel"} <= set(bf16.losses)
     for name, value in fp32.losses.items():
         assert abs(bf16.losses[name] - value) <= 0.05 * abs(value) + 1e-3, name
+
+
+def test_scale_is_one_per_step_across_accumulated_micro_batches(fresh_model, target_items, tmp_path):
+    """With ``--grad-accum 2`` the discriminator steps after the last micro-batch's generator pass, before
+    that micro-batch's generator backward. GradScaler semantics: gradients summed over backward passes
+    must all carry the same scale, so ``update()`` (which may change it) runs once, after the generator
+    step. A scaler that grows at every update makes any mid-step update visible."""
+    from tts_adapt.train.trainer import Trainer
+
+    cfg = quick_config(method="lora", steps=1, batch_size=1, grad_accum=2, f0="yin", no_slm=True)
+    trainer = Trainer(fresh_model(), cfg, target_items, tmp_path, progress=False)
+    assert trainer.objective.adversarial  # the discriminator steps inside the step
+    # float32 arithmetic (fp16 autocast on a CPU overflows the micro model), the fp16 run's scaler
+    trainer.scaling.scaler = torch.amp.GradScaler("cpu", growth_interval=1)
+    scales = []
+    backward = trainer._backward
+
+    def recording(loss):
+        scales.append(trainer.scaling.scaler.get_scale())
+        backward(loss)
+
+    trainer._backward = recording
+    source = trainer.batches()
+    result = trainer.train_step([next(source) for _ in range(2)])
+    assert result.skipped is None
+    assert len(scales) == 4 and len(set(scales)) == 1  # D and G backward of both micro-batches
+    assert trainer.scaling.scaler.get_scale() == 2 * scales[0]  # one growth: one update per step

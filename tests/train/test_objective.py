@@ -116,3 +116,123 @@ def test_too_short_batches_are_skipped(micro_base, target_items):
     obj = FineTuneObjective(load_official(path, config).eval(), max_len=80)
     batch = collate([TTSDataset(target_items, seed=0)[0]])
     assert obj.generator_pass(batch, 0, crop_frames=30) is None
+
+
+def test_style_sampler_draws_its_text_mask_at_every_denoiser_call(micro_base, target_items):
+    """Official ``StyleTransformer1d.forward`` draws ``rand_bool((b, 1, 1), embedding_mask_proba)`` on
+    every call, and the training-time sampler calls it twice per ADPM2 step: a trajectory's masks change
+    from call to call. The loss's own call (one) has its own mask."""
+    from tts_adapt.models.styletts2 import load_official
+    from tts_adapt.models.styletts2.diffusion.sampler import ADPM2Sampler
+
+    path, config = micro_base
+    model = load_official(path, config).eval()
+    model.text_aligner.token_mask_prob = 0.0
+    obj = FineTuneObjective(model, max_len=80, seed=0, estimate_sigma_data=False, embedding_mask_proba=0.5)
+    kdiff = model.diffusion.diffusion
+    seen = []
+    plain = kdiff.denoise_fn
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("embedding_mask"))
+        return plain(*args, **kwargs)
+
+    kdiff.denoise_fn = recording
+    batch = collate([TTSDataset(target_items, seed=0)[i] for i in range(2)])
+    with torch.no_grad():
+        for step in range(4):
+            seen.clear()
+            p = obj.generator_pass(batch, step, acoustic=False)
+            assert "sty" in p.terms
+            calls = len(seen) - 1  # the last call is the EDM loss's
+            assert calls in (ADPM2Sampler.calls(3), ADPM2Sampler.calls(4))
+            masks = torch.stack([m.reshape(-1) for m in seen[:calls]])  # [calls, B]
+            if any(len(set(masks[:, b].tolist())) > 1 for b in range(2)):
+                break
+        else:
+            pytest.fail("every utterance kept one text mask over four trajectories at p = 0.5")
+
+
+# -- the mel term against the official MultiResolutionSTFTLoss, float64 -----------------------------
+# Official semantics (yl4579/StyleTTS2 losses.py at 5cedc71): ``stft_loss(y_rec, wav)`` with
+# ``MultiResolutionSTFTLoss.forward(x, y)``, x the generated and y the ground-truth waveform; at each of
+# (n_fft, hop, win) = (1024, 120, 600), (2048, 240, 1200), (512, 50, 240) a 24 kHz, 128-band HTK mel
+# power spectrogram (torchaudio defaults: periodic Hann window, centred reflect padding, f_max = sr/2,
+# no filterbank norm), normalised as (log(1e-5 + mel) + 4) / 4, then ``||Y - X||_1 / ||Y||_1``: the
+# norm of the *ground truth* in the denominator; the mean over the resolutions. Its norms run over the
+# batch; one utterance per batch makes that per utterance, which is how ours is defined.
+OFFICIAL_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
+
+
+def htk_mel_filterbank(n_fft: int, n_mels: int = 128, sr: int = 24000) -> torch.Tensor:
+    """``[n_fft // 2 + 1, n_mels]`` triangles, equally spaced on the HTK mel scale from 0 to sr / 2."""
+    freqs = torch.linspace(0, sr / 2, n_fft // 2 + 1, dtype=torch.float64)
+    top = 2595.0 * np.log10(1.0 + (sr / 2) / 700.0)
+    mels = torch.linspace(0.0, top, n_mels + 2, dtype=torch.float64)
+    edges = 700.0 * (10 ** (mels / 2595.0) - 1.0)
+    lower = (freqs[:, None] - edges[None, :-2]) / (edges[1:-1] - edges[:-2])[None, :]
+    upper = (edges[None, 2:] - freqs[:, None]) / (edges[2:] - edges[1:-1])[None, :]
+    return torch.clamp(torch.minimum(lower, upper), min=0.0)
+
+
+def official_mel_term(generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Per utterance (a batch of one each), float64, from the equations above."""
+    out = []
+    for x, y in zip(generated.reshape(len(generated), -1).double(), real.reshape(len(real), -1).double()):
+        total = 0.0
+        for n_fft, hop, win in OFFICIAL_RESOLUTIONS:
+            window = torch.hann_window(win, periodic=True, dtype=torch.float64)
+            fb = htk_mel_filterbank(n_fft)
+
+            def logmel(w, n_fft=n_fft, hop=hop, win=win, window=window, fb=fb):
+                spec = torch.stft(
+                    w, n_fft, hop, win, window, center=True, pad_mode="reflect", return_complex=True
+                )
+                return (torch.log(1e-5 + fb.T @ spec.abs() ** 2) + 4) / 4
+
+            xm, ym = logmel(x), logmel(y)
+            total = total + (ym - xm).abs().sum() / ym.abs().sum()
+        out.append(total / len(OFFICIAL_RESOLUTIONS))
+    return torch.stack(out)
+
+
+def fixed_waves() -> tuple[torch.Tensor, torch.Tensor]:
+    """A voiced-like ground truth (harmonics of 140 and 210 Hz plus noise) and a distorted rendering."""
+    g = torch.Generator().manual_seed(7)
+    t = torch.arange(4800, dtype=torch.float64) / 24000
+    real = torch.stack(
+        [sum(0.3 / k * torch.sin(2 * np.pi * f0 * k * t) for k in range(1, 8)) for f0 in (140.0, 210.0)]
+    )
+    real = real + 0.01 * torch.randn(real.shape, generator=g, dtype=torch.float64)
+    generated = 0.6 * real + 0.05 * torch.randn(real.shape, generator=g, dtype=torch.float64)
+    return generated.unsqueeze(1), real.unsqueeze(1)
+
+
+def test_mel_term_is_the_official_multi_resolution_loss_in_float64():
+    generated, real = fixed_waves()
+    expected = official_mel_term(generated, real)
+    got = MultiResolutionMelLoss()(generated, real)
+    assert got.dtype == torch.float64
+    # 1e-6: torchaudio builds the filterbank and window in float32 before they are cast to float64
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=0.0)
+    # the ground truth's norm is the denominator: swapping the arguments is another loss
+    swapped = official_mel_term(real, generated)
+    assert ((swapped - expected).abs() > 0.05 * expected).all()
+
+
+def test_the_objective_normalises_the_mel_term_by_the_ground_truth(micro_base, target_items):
+    """The trainer's mel term on its own crops is the official loss of (generated, real): a call with
+    the arguments swapped (normalised by the generated spectrum, which a model can inflate) differs."""
+    from tts_adapt.models.styletts2 import load_official
+
+    path, config = micro_base
+    model = load_official(path, config).eval()
+    model.text_aligner.token_mask_prob = 0.0
+    obj = FineTuneObjective(model, max_len=80, seed=3, estimate_sigma_data=False)
+    batch = collate([TTSDataset(target_items, seed=0)[i] for i in range(2)])
+    with torch.no_grad():
+        p = obj.generator_pass(batch, step=1, diffusion=False)
+    expected = official_mel_term(p.generated, p.real)
+    torch.testing.assert_close(p.terms["mel"].double(), expected, rtol=1e-4, atol=0.0)
+    swapped = official_mel_term(p.real, p.generated)
+    assert ((swapped - expected).abs() > 1e-2 * expected).all()

@@ -1,9 +1,9 @@
-"""Flags override the official config only when given; the SLM terms are never dropped silently.
+"""Flags override the fine-tuning config only when given; the SLM terms are never dropped silently.
 
-Official semantics (yl4579/StyleTTS2 ``train_finetune.py``): ``batch_size``, ``max_len``, the three
-learning rates and the stage starts ``loss_params.diff_epoch`` / ``joint_epoch`` (compared with the
-epoch counter) come from ``config.yml``; the loader drops the last partial batch, so an epoch is
-``utterances // batch_size`` steps.
+Official semantics (yl4579/StyleTTS2 ``train_finetune.py`` at 5cedc71): ``batch_size``, ``max_len``, the
+three learning rates and the stage starts ``loss_params.diff_epoch`` / ``joint_epoch`` (compared with the
+epoch counter) come from the fine-tuning config ``Configs/config_ft.yml``; the loader drops the last
+partial batch, so an epoch is ``utterances // batch_size`` steps.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ from __future__ import annotations
 import pytest
 
 from tts_adapt.train import ConfigError, TrainConfig
-from tts_adapt.train.resolve import check_slm, describe_settings, resolve_settings
+from tts_adapt.train.resolve import (
+    FINETUNE_CONFIG,
+    check_ood,
+    check_slm,
+    describe_settings,
+    load_train_config,
+    resolve_settings,
+)
 
 OFFICIAL = {
     "epochs": 5,
@@ -35,11 +42,11 @@ def test_config_values_when_no_flag_is_given():
     assert (cfg.lr, cfg.bert_lr, cfg.ft_lr) == (2e-4, 2e-5, 3e-4)
     assert (cfg.steps, cfg.diff_start, cfg.joint_start) == (5 * 5, 2 * 5, 3 * 5)
     assert (cfg.slm_min_len, cfg.ood_min_length) == (400, 40)
-    assert r.sources["batch_size"] == "config: batch_size"
-    assert r.sources["diff_start"] == "config: loss_params.diff_epoch x 5 steps/epoch"
+    assert r.sources["batch_size"] == "fine-tuning config: batch_size"
+    assert r.sources["diff_start"] == "fine-tuning config: loss_params.diff_epoch x 5 steps/epoch"
     assert r.sources["method"] == "flag"
     text = describe_settings(r)
-    assert "max_len" in text and "(config: max_len)" in text and "(utterances // batch)" in text
+    assert "(fine-tuning config: max_len)" in text and "(utterances // batch)" in text
 
 
 def test_flags_win_when_given():
@@ -49,7 +56,7 @@ def test_flags_win_when_given():
     assert (cfg.batch_size, cfg.max_len, cfg.lr, cfg.steps, cfg.joint_start) == (2, 200, 1e-4, 7, 6)
     # the epoch length follows the batch size that is used
     assert r.steps_per_epoch == 11 and cfg.diff_start == 2 * 11
-    assert cfg.bert_lr == 2e-5 and r.sources["bert_lr"] == "config: optimizer_params.bert_lr"
+    assert cfg.bert_lr == 2e-5 and r.sources["bert_lr"] == "fine-tuning config: optimizer_params.bert_lr"
     assert r.sources["max_len"] == "flag"
 
 
@@ -80,3 +87,89 @@ def test_missing_wavlm_refuses_unless_no_slm():
     assert "off (--no-slm)" in check_slm(TrainConfig(method="lora", no_slm=True), 1.0, None)
     assert "not used" in check_slm(cfg, 0.0, None)
     assert "WavLM x" in check_slm(cfg, 1.0, "x")
+
+
+# The training keys of the official Configs/config_ft.yml (yl4579/StyleTTS2 at 5cedc71), read from that file.
+OFFICIAL_CONFIG_FT = {
+    "epochs": 50,
+    "batch_size": 8,
+    "max_len": 400,
+    "loss_params": {"diff_epoch": 10, "joint_epoch": 30},
+    "optimizer_params": {"lr": 1e-4, "bert_lr": 1e-5, "ft_lr": 1e-4},
+    "slmadv_params": {
+        "min_len": 400,
+        "max_len": 500,
+        "batch_percentage": 0.5,
+        "iter": 10,
+        "thresh": 5,
+        "scale": 0.01,
+        "sig": 1.5,
+    },
+    "data_params": {"min_length": 50},
+    "model_params": {"diffusion": {"dist": {"estimate_sigma_data": True}}},
+}
+# ... and of Configs/config_libritts.yml, the pre-training config shipped with the LibriTTS checkpoint.
+OFFICIAL_LIBRITTS_TRAINING = {
+    "batch_size": 16,
+    "max_len": 300,
+    "optimizer_params": {"lr": 1e-4, "bert_lr": 1e-5, "ft_lr": 1e-5},
+    "loss_params": {"diff_epoch": 10, "joint_epoch": 15, "lambda_mel": 5.0},
+    "slmadv_params": {"min_len": 400, "max_len": 500, "batch_percentage": 0.5, "iter": 20},
+}
+
+
+def test_shipped_finetune_config_is_the_official_config_ft():
+    shipped = load_train_config(None)
+    assert load_train_config(FINETUNE_CONFIG) == shipped
+    assert shipped == OFFICIAL_CONFIG_FT
+
+
+def test_checkpoint_training_keys_never_become_settings():
+    """Official fine-tuning of the LibriTTS checkpoint trains with config_ft.yml's values; the
+    checkpoint's config.yml holds the pre-training ones (ft_lr 10x lower, batch 16, joint_epoch 15)."""
+    r = resolve_settings(
+        load_train_config(None),
+        dict(NOT_GIVEN),
+        n_utterances=356,
+        checkpoint_config=OFFICIAL_LIBRITTS_TRAINING,
+    )
+    cfg = r.cfg
+    assert (cfg.batch_size, cfg.max_len, cfg.ft_lr, cfg.bert_lr, cfg.lr) == (8, 400, 1e-4, 1e-5, 1e-4)
+    assert r.steps_per_epoch == 356 // 8
+    assert (cfg.steps, cfg.diff_start, cfg.joint_start) == (50 * 44, 10 * 44, 30 * 44)
+    assert cfg.slmadv_params["iter"] == 10 and cfg.estimate_sigma_data is True
+    assert r.sources["ft_lr"] == "fine-tuning config: optimizer_params.ft_lr"
+    assert set(r.unused) == {
+        "batch_size 16",
+        "max_len 300",
+        "optimizer_params.ft_lr 1e-05",
+        "loss_params.joint_epoch 15",
+        "slmadv_params.iter 20",
+    }
+    text = describe_settings(r)
+    assert "not used, from the checkpoint's config.yml" in text and "optimizer_params.ft_lr 1e-05" in text
+
+
+def test_joint_start_never_overrides_the_config():
+    r = resolve_settings(OFFICIAL, {**NOT_GIVEN, "joint_start": "never"}, n_utterances=22)
+    assert r.cfg.joint_start is None and r.sources["joint_start"] == "flag"
+    assert "joint_start         never" in describe_settings(r)
+
+
+def test_missing_ood_texts_refuse_the_slm_stage_unless_no_ood():
+    joint = TrainConfig(method="lora", steps=10, joint_start=5)
+    with pytest.raises(ConfigError, match="--no-ood"):
+        check_ood(joint, slm_found="wavlm")
+    with pytest.raises(ConfigError, match="Data/OOD_texts.txt does not exist"):
+        check_ood(joint, "wavlm", missing="data_params.OOD_data Data/OOD_texts.txt")
+    check_ood(TrainConfig(method="lora", steps=10, joint_start=5, no_ood=True), "wavlm")
+    check_ood(TrainConfig(method="lora", steps=10, joint_start=5, ood_texts="x.txt"), "wavlm")
+    check_ood(TrainConfig(method="lora", steps=10, joint_start=5, no_slm=True), None)
+    check_ood(TrainConfig(method="lora", steps=10, joint_start=10), "wavlm")  # no stage in the run
+
+
+def test_fewer_utterances_than_a_batch_are_refused_before_loading_a_model():
+    with pytest.raises(ConfigError, match="fewer than one batch of 8"):
+        resolve_settings(load_train_config(None), dict(NOT_GIVEN), n_utterances=5)
+    ok = resolve_settings(load_train_config(None), {**NOT_GIVEN, "batching": "length"}, n_utterances=5)
+    assert ok.cfg.batching == "length"  # length groups keep the last partial batch

@@ -135,3 +135,49 @@ def test_slm_discriminator_regularisers(fresh_model, rec_samples, fake_samples):
     assert seen == {"plain", "regularised"}
     # without the main step's crops there is nothing to regularise with: always plain
     torch.testing.assert_close(adv.discriminator_loss(out, 0)[0], plain, rtol=1e-5, atol=1e-7)
+
+
+def test_wavlm_discriminator_turn_counts_batches_within_the_epoch(fresh_model, target_items, tmp_path):
+    """Official: ``slmadv(i, ...)`` with ``i`` the batch index within the epoch, and the WavLM
+    discriminator updates when ``(i + 1) % iter == 0``. Two utterances in batches of two make one batch
+    per epoch, so ``i`` is always 0 and with ``iter: 2`` the discriminator never updates (counted by the
+    global step it would at steps 1 and 3). The trainer's SLM step runs for real; only the clip
+    generation and the discriminator's loss are replaced by cheap stand-ins that record their calls
+    (the real ones are exercised by the joint-stage test above)."""
+    from types import SimpleNamespace
+
+    from tts_adapt.train.slm_adversarial import SLMStepOutput
+
+    cfg = quick_config(method="lora", steps=8, joint_start=0, slmadv_params={"iter": 2})
+    trainer = Trainer(fresh_model(), cfg, target_items, tmp_path, slm=SpeechLM(tiny_wavlm()), progress=False)
+    lora = next(p for p in trainer.gen_params if p.requires_grad)
+    wd = next(trainer.model.wd.parameters())
+    turns = []
+
+    def generate(batch, step, s_trg, ref):
+        loss = (lora * 0.01).sum()
+        return SLMStepOutput(loss, torch.zeros(2, 1, 8), torch.zeros(2, 1, 8), 2)
+
+    def discriminator_loss(out, step, real, reconstruct):
+        turns.append(trainer.step)
+        return (wd * 0.01).sum(), None
+
+    trainer.slm_adv.step = generate
+    trainer.slm_adv.discriminator_loss = discriminator_loss
+    source = trainer.batches()
+    p = SimpleNamespace(s_trg=torch.zeros(2, 2), ref=None, real=None, reconstruct=None)
+    for step in range(4):
+        batch = next(source)
+        trainer.step = step
+        assert "slm_gen" in trainer._slm_step(batch, p)
+    assert trainer.epoch_step() == 0 and turns == []
+    # two batches per epoch: i = 0, 1, 0, 1, and the turn falls on i = 1
+    trainer.cfg.batch_size = 1
+    trainer.sampler = trainer._sampler()
+    trainer.epoch, trainer.position = 0, 0
+    source = trainer.batches()
+    for step in range(4, 8):
+        batch = next(source)
+        trainer.step = step
+        trainer._slm_step(batch, p)
+    assert turns == [5, 7]

@@ -176,3 +176,24 @@ def test_zero_gen_weight_skips_the_discriminators_exactly(fresh_model, target_it
     init = dict(fresh_model().decoder.named_parameters())
     assert any(not torch.equal(skipped[n], init[n]) for n in skipped)  # the generator did train
     assert all(torch.equal(skipped[n], computed[n]) for n in skipped)
+
+
+def test_batches_are_the_official_random_ones_unless_length_grouping_is_asked(
+    fresh_model, prepared_synthetic, tmp_path
+):
+    """Official ``DataLoader(shuffle=True, drop_last=True)``: every epoch ``n // batch`` batches of
+    exactly ``batch`` utterances, which utterances go together changing from epoch to epoch."""
+    from tts_adapt.data import FrameBudgetBatchSampler, RandomBatchSampler
+
+    items = list(prepared_synthetic.items)[:9]
+    trainer = Trainer(
+        fresh_model(), quick_config(method="lora", batch_size=4), items, tmp_path, progress=False
+    )
+    assert isinstance(trainer.sampler, RandomBatchSampler)
+    epochs = [trainer.sampler.batches(e) for e in range(3)]
+    assert all(len(b) == 9 // 4 and all(len(x) == 4 for x in b) for b in epochs)
+    assert len({frozenset(frozenset(x) for x in b) for b in epochs}) > 1
+    grouped = quick_config(method="lora", batch_size=4, batching="length")
+    trainer = Trainer(fresh_model(), grouped, items, tmp_path / "length", progress=False)
+    assert isinstance(trainer.sampler, FrameBudgetBatchSampler)
+    assert sum(len(x) for x in trainer.sampler.batches(0)) == 9  # the partial batch is kept

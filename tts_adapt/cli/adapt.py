@@ -12,6 +12,18 @@ from .data import add_data_arguments, add_text_argument, load_data_arguments
 log = logging.getLogger(__name__)
 
 
+def joint_start(text: str) -> int | str:
+    """``--joint-start``: a step, or ``never`` (no SLM-adversarial stage)."""
+    from ..train.resolve import NEVER
+
+    if text.strip().lower() == NEVER:
+        return NEVER
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step number or 'never', got {text!r}") from None
+
+
 def parse_strength(text: str) -> float | dict[str, float]:
     """``1e3`` or per-component ``decoder=1e4,default=1e3``."""
     if "=" not in text:
@@ -36,21 +48,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Laplace-prior training. Re-running with the same --out resumes; torchrun runs it data-parallel.",
     )
     add_model_arguments(p)
+    p.add_argument(
+        "--train-config",
+        help="fine-tuning config whose training keys (epochs, batch_size, max_len, optimizer_params, "
+        "loss_params.diff_epoch/joint_epoch, slmadv_params, data_params) set what no flag sets "
+        "(default: the shipped one, the official Configs/config_ft.yml values); the checkpoint's "
+        "config.yml is never read for these",
+    )
     add_data_arguments(p)
     add_text_argument(p)
     p.add_argument(
         "--out", required=True, help="output folder (adapter, config, manifest, logs, checkpoints)"
     )
     p.add_argument(
-        "--method", default=d.method, choices=METHODS, help="what is trained, and whether the prior applies"
+        "--method",
+        choices=METHODS,
+        help=f"what is trained, and whether the prior applies (default: {d.method})",
     )
     p.add_argument("--curvature", help="curvature file from 'tts-adapt curvature', or 'l2sp' (identity)")
     p.add_argument(
-        "--lambda", dest="strength", default="1e3", help="prior strength, or e.g. decoder=1e4,default=1e3"
+        "--lambda",
+        dest="strength",
+        help=f"prior strength, or e.g. decoder=1e4,default=1e3 (default: {d.strength:g})",
     )
 
     def given(what: str, value: object, key: str) -> str:
-        return f"{what} (default: config.yml {key}, else {value})"
+        return f"{what} (default: the fine-tuning config's {key}, else {value})"
 
     p.add_argument("--steps", type=int, help=given("optimiser steps", d.steps, "epochs in steps"))
     p.add_argument("--batch-size", type=int, help=given("utterances per step", d.batch_size, "batch_size"))
@@ -63,9 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--curvature-scaling",
-        default=d.curvature_scaling,
         choices=("ours", "reference"),
-        help="ours: λ/2 with G normalised per utterance; reference: the reference implementation's "
+        help=f"(default: {d.curvature_scaling}) ours: λ/2 with G normalised per utterance; reference: the "
+        "reference implementation's "
         "per-frame G and λ without ½, so its λ values (1e3-1e4 for TTS) transfer (kfac, diag, l2sp)",
     )
     p.add_argument(
@@ -73,8 +96,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="accept a curvature file estimated on other weights of the same architecture",
     )
-    p.add_argument("--frame-budget", type=int, help="max padded mel frames per batch (length bucketing)")
-    p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="batches accumulated per step")
+    p.add_argument(
+        "--batching",
+        choices=("random", "length"),
+        help="random: the official batches (a fresh shuffle every epoch, --batch-size utterances each, "
+        "the last partial batch dropped); length: utterances of similar length grouped together, which "
+        "pads less but on a small corpus repeats nearly the same batches every epoch (default: length "
+        "with --frame-budget, else random)",
+    )
+    p.add_argument(
+        "--frame-budget",
+        type=int,
+        help="max padded mel frames per length-grouped batch (implies --batching length)",
+    )
+    p.add_argument("--grad-accum", type=int, help=f"batches accumulated per step (default: {d.grad_accum})")
     p.add_argument("--max-len", type=int, help=given("decoder crop in mel frames", d.max_len, "max_len"))
     p.add_argument(
         "--lr", type=float, help=given("learning rate of most modules", d.lr, "optimizer_params.lr")
@@ -94,9 +129,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--joint-start",
-        type=int,
+        type=joint_start,
         help=given(
-            "step at which the SLM-adversarial stage starts", "never", "loss_params.joint_epoch in steps"
+            "step at which the SLM-adversarial stage starts, or 'never'",
+            "never",
+            "loss_params.joint_epoch in steps",
         ),
     )
     p.add_argument("--rank", type=int, default=d.lora_rank, help="LoRA rank")
@@ -114,8 +151,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-dropout", action="store_true", help="train every module in eval mode (deterministic)"
     )
-    p.add_argument("--amp", default=d.amp, choices=("none", "bf16", "fp16"), help="mixed precision")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same run)")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), help=f"mixed precision (default: {d.amp})")
+    p.add_argument("--seed", type=int, help=f"random seed; same seed, same run (default: {d.seed})")
     p.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--log-every", type=int, default=d.log_every, help="steps between loss log lines")
     p.add_argument("--save-every", type=int, default=d.save_every, help="steps between resumable checkpoints")
@@ -134,8 +171,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ood-texts",
         help="out-of-distribution texts for the SLM-adversarial stage, official OOD_data format "
-        "(phonemes, or path|phonemes|speaker per line; default: config.yml data_params.OOD_data "
-        "if it exists)",
+        "(phonemes, or path|phonemes|speaker per line; default: the fine-tuning config's "
+        "data_params.OOD_data). Without one the stage stops the run before training, unless --no-ood",
+    )
+    p.add_argument(
+        "--no-ood",
+        action="store_true",
+        help="run the SLM-adversarial stage on the batch's own texts only (officially half of its steps "
+        "use out-of-distribution texts)",
     )
     voice = p.add_argument_group("the new voice (voice-pack models: Kokoro)")
     voice.add_argument("--voice-name", help="name of the learned voice (default: the target speaker's name)")
@@ -175,33 +218,58 @@ FLAG_FIELDS = {
 }
 
 
-def ood_source(args: argparse.Namespace, config: dict) -> str | None:
-    """``--ood-texts``, else the config's ``data_params.OOD_data`` when that file exists (as given, or
-    beside the config file), else ``None``."""
+def ood_source(args: argparse.Namespace, train_config: dict) -> tuple[str | None, str | None]:
+    """``(file, missing)``: ``--ood-texts``, else the fine-tuning config's ``data_params.OOD_data`` when
+    that file exists (as given, or beside the fine-tuning config); ``missing`` names a listed file that
+    exists in neither place."""
+    from ..train.resolve import FINETUNE_CONFIG
+
     if args.ood_texts:
         if not Path(args.ood_texts).is_file():
             raise FileNotFoundError(f"--ood-texts {args.ood_texts} does not exist")
-        return args.ood_texts
-    listed = (config.get("data_params") or {}).get("OOD_data")
+        return args.ood_texts, None
+    listed = (train_config.get("data_params") or {}).get("OOD_data")
     if not listed:
-        return None
-    for candidate in (Path(listed), Path(args.config).parent / listed):
+        return None, None
+    home = Path(getattr(args, "train_config", None) or FINETUNE_CONFIG).parent
+    for candidate in (Path(listed), home / listed):
         if candidate.is_file():
-            return str(candidate)
-    return None
+            return str(candidate), None
+    return None, f"data_params.OOD_data {listed} (as given, or beside the fine-tuning config)"
+
+
+def model_finetune_config(config: dict) -> str | None:
+    """The fine-tuning config a model's own config names (``finetune_config``, beside it), if any: Kokoro's
+    training keys are not the official StyleTTS 2 ones."""
+    from ..models.styletts2.config import resolve_path
+
+    name = config.get("finetune_config")
+    if not name:
+        return None
+    found = resolve_path(name, config)
+    if found is None:
+        raise FileNotFoundError(f"the model's config names finetune_config {name}, which is not beside it")
+    return str(found)
 
 
 def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int, world: int | None = None):
-    """The run's validated settings from parsed flags and ``config.yml``: exactly what ``adapt`` trains with.
+    """The run's validated settings from parsed flags, the fine-tuning config (``--train-config``) and
+    the checkpoint's ``config.yml`` (``config``: model keys only): exactly what ``adapt`` trains with.
 
     Separate from :func:`run` so that a recipe's stage can be checked without data or a checkpoint.
     """
+    from ..objective.finetune import LossWeights
     from ..train import validate
-    from ..train.resolve import resolve_settings
+    from ..train.resolve import FINETUNE_CONFIG, load_train_config, resolve_settings
 
+    train_path = getattr(args, "train_config", None) or model_finetune_config(config)
+    train_config = load_train_config(train_path)
+    ood, missing = ood_source(args, train_config)
     flags = {name: getattr(args, attr) for attr, name in FLAG_FIELDS.items()}
+    batching = getattr(args, "batching", None) or ("length" if args.frame_budget else None)
     flags.update(
         method=args.method,
+        batching=batching,
         frame_budget=args.frame_budget,
         grad_accum=args.grad_accum,
         lora_rank=args.rank,
@@ -210,12 +278,12 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
         lora_layer_types=tuple(s.strip() for s in args.lora_layers.split(",") if s.strip()),
         lora_targets=[s.strip() for s in args.lora_targets.split(",")] if args.lora_targets else None,
         curvature=args.curvature,
-        strength=parse_strength(args.strength),
+        strength=parse_strength(args.strength) if args.strength is not None else None,
         prior_missing=args.prior_missing_layers,
         curvature_any_weights=args.curvature_any_weights,
         curvature_scaling=args.curvature_scaling,
         seed=args.seed,
-        f0=args.f0 or config.get("f0_source", "jdc"),
+        f0=args.f0,
         dropout=not args.no_dropout,
         amp=args.amp,
         device=args.device,
@@ -224,13 +292,35 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
         sample_every=args.sample_every,
         keep_checkpoints=args.keep_checkpoints,
         no_slm=args.no_slm or None,
-        ood_texts=ood_source(args, config),
+        ood_texts=ood,
+        no_ood=getattr(args, "no_ood", False) or None,
         voice_name=getattr(args, "voice_name", None),
         voice_init=getattr(args, "voice_init", "nearest"),
         voice_mode=getattr(args, "voice_mode", "offset"),
         voice_lr=getattr(args, "voice_lr", 1e-2),
     )
-    resolved = resolve_settings(config, flags, n_utterances)
+    resolved = resolve_settings(
+        train_config,
+        flags,
+        n_utterances,
+        config_path=str(train_path or FINETUNE_CONFIG),
+        label=(
+            "fine-tuning config"
+            if getattr(args, "train_config", None)
+            else "the model's fine-tuning config"
+            if train_path
+            else "shipped fine-tuning config"
+        ),
+        checkpoint_config=config,
+    )
+    resolved.ood_missing = missing
+    if args.f0 is None and config.get("f0_source"):  # a model key: which F0 targets the model can use
+        resolved.cfg.f0 = str(config["f0_source"])
+        resolved.sources["f0"] = "checkpoint config.yml: f0_source"
+    resolved.model_keys["loss weights"] = (
+        " ".join(f"{k}={v:g}" for k, v in vars(LossWeights.from_config(config.get("loss_params"))).items()),
+        "checkpoint config.yml: loss_params.lambda_*",
+    )
     validate(resolved.cfg, world=int(os.environ.get("WORLD_SIZE", "1")) if world is None else world)
     return resolved
 
@@ -245,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     from ..text import Phonemizer
     from ..train import run_adaptation
     from ..train.objective import LossWeights
-    from ..train.resolve import check_slm, describe_settings
+    from ..train.resolve import check_ood, check_slm, describe_settings
 
     args.checkpoint, args.config = resolve_model(args.model, args.checkpoint, args.config)
     if args.device == "auto":
@@ -269,13 +359,10 @@ def run(args: argparse.Namespace) -> int:
     if cfg.ood_texts:
         n_ood = len(read_ood_texts(cfg.ood_texts, cfg.ood_min_length))
         ood = f"{cfg.ood_texts} ({n_ood} texts of >= {cfg.ood_min_length} characters), half of the SLM steps"
+    elif cfg.no_ood and joint:
+        ood = "none (--no-ood): the SLM-adversarial stage uses the batch's own texts"
     else:
-        ood = "none: the SLM-adversarial stage uses the batch's own texts" if joint else "not needed"
-        if joint and not cfg.no_slm:
-            log.warning(
-                "no out-of-distribution texts (--ood-texts): the SLM-adversarial stage uses in-domain "
-                "texts only"
-            )
+        ood = "not needed"
     slm, slm_found = None, None
     slm_cfg = config["model_params"].get("slm") or {}
     if not cfg.no_slm:
@@ -288,6 +375,7 @@ def run(args: argparse.Namespace) -> int:
             slm_found = slm_cfg["model"] if slm is not None else None
     lambda_slm = LossWeights.from_config(config.get("loss_params")).slm
     slm_desc = check_slm(cfg, lambda_slm, slm_found)
+    check_ood(cfg, slm_found, resolved.ood_missing)
     print(describe_settings(resolved))
     if args.dry_run:
         return dry_run(args, cfg, utts, slm_desc, ood)

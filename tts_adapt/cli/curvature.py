@@ -52,19 +52,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--objective",
         default="styletts2",
-        choices=["styletts2", "finetune", "mel", "text"],
+        choices=["styletts2", "finetune", "full", "mel", "text"],
         help="per-utterance loss, always the adaptation trainer's: every term but the adversarial ones "
-        "(default); the same plus the waveform-adversarial term (finetune); mel reconstruction only; "
+        "(default); the same plus the waveform-adversarial term (finetune); every term, the WavLM one "
+        "included, as the reference implementation (full; needs WavLM weights); mel reconstruction only; "
         "the text-side terms only (no decoder: fast, decoder layers get none)",
     )
+    p.add_argument(
+        "--scaling",
+        default="ours",
+        choices=["ours", "reference"],
+        help="ours: the Laplace approximation's statistics (G per utterance); reference: the reference "
+        "implementation's, per call of each layer (means of a·aᵀ and g·gᵀ over each call, g of the "
+        "batch-mean loss, summed over a batch's calls, divided by the batches), for adapt "
+        "--curvature-scaling reference (kfac and diag, Linear layers)",
+    )
+    p.add_argument(
+        "--dropout",
+        action="store_true",
+        help="estimate with the official training-time dropout (text aligner, text encoder, predictor, "
+        "PL-BERT) as the reference implementation does; by default every module runs in eval mode",
+    )
+    p.add_argument("--wavlm", help="WavLM weights (folder or hub id in the local cache) for --objective full")
     p.add_argument(
         "--max-len",
         "--crop-frames",
         dest="max_len",
         type=int,
         default=None,
-        help="decoder crop in mel frames, as adapt's --max-len (default: max_len of config.yml, else "
-        "adapt's default)",
+        help="decoder crop in mel frames, as adapt's --max-len (default: max_len of the fine-tuning "
+        "config, as for adapt)",
+    )
+    p.add_argument(
+        "--train-config",
+        help="fine-tuning config whose max_len is the default crop (default: the shipped one, as adapt's)",
     )
     p.add_argument("--max-frames", type=int, default=4000, help="mel frames per batch (padded)")
     p.add_argument("--max-batch-size", type=int, default=16, help="most utterances in one batch")
@@ -99,13 +120,14 @@ def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def resolve_max_len(flag: int | None, config: dict | None) -> int:
-    """The decoder crop: the flag, else ``max_len`` of the checkpoint's config, else adapt's default."""
+def resolve_max_len(flag: int | None, train_config: dict | None) -> int:
+    """The decoder crop: the flag, else ``max_len`` of the fine-tuning config (as ``adapt`` resolves
+    it, so that the curvature is that of the loss adapt trains), else adapt's default."""
     from ..train.config import TrainConfig
 
     if flag is not None:
         return int(flag)
-    value = (config or {}).get("max_len")
+    value = (train_config or {}).get("max_len")
     return int(value) if value is not None else TrainConfig.max_len
 
 
@@ -150,7 +172,11 @@ def run(args: argparse.Namespace) -> int:
     layer_types = tuple(t.strip() for t in args.layer_types.split(",") if t.strip())
 
     model = load_official(args.checkpoint, args.config).to(torch.device(device)).eval()
-    max_len = resolve_max_len(args.max_len, model.config)
+    from ..train.resolve import load_train_config
+    from .adapt import model_finetune_config
+
+    train_path = args.train_config or model_finetune_config(model.config)
+    max_len = resolve_max_len(args.max_len, load_train_config(train_path))
     batches, description = [], {"data": None}
     if args.method != "l2sp":
         spec = DataSpec(
@@ -182,7 +208,28 @@ def run(args: argparse.Namespace) -> int:
         if world > 1 and rank == 0:
             torch.distributed.barrier()
         description.update(objective=args.objective, max_len=max_len, checkpoint=Path(args.checkpoint).name)
-    loss_fn = get_objective(args.objective, max_len=max_len)
+        if args.dropout:
+            description["dropout"] = True
+    slm = None
+    if args.objective == "full":
+        from ..train.slm import SpeechLM
+
+        slm_cfg = model.config["model_params"].get("slm") or {}
+        slm = SpeechLM.load(args.wavlm, slm_cfg) if args.wavlm else SpeechLM.try_load(slm_cfg)
+        if slm is None:
+            raise ValueError(
+                "--objective full includes the WavLM feature-matching term and needs WavLM weights: none "
+                "were found (model_params.slm.model in the local Hugging Face cache, or --wavlm FOLDER); "
+                "use --objective finetune to leave that term out"
+            )
+        slm = slm.to(torch.device(device))
+    loss_fn = get_objective(
+        args.objective,
+        max_len=max_len,
+        slm=slm,
+        dropout=args.dropout,
+        reconstruction=args.scaling == "reference",
+    )
     if args.dry_run:
         return dry_run(args, model, targets, layer_types, description if batches else None, max_len, device)
     curv = estimate(
@@ -198,12 +245,14 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         total_utterances=getattr(batches, "num_utterances", None),
         data_description=description,
+        scaling=args.scaling,
     )
     if rank == 0:
         curv.save(out)
         print(
             f"wrote {out}: {args.method} curvature of {len(curv.info)} layers from "
             f"{curv.num_utterances} utterances"
+            + (" (reference scaling)" if args.scaling == "reference" else "")
         )
     if world > 1:
         import torch.distributed as dist
@@ -221,6 +270,8 @@ def dry_run(args, model, targets, layer_types, data, max_len: int, device: str) 
     names = resolve_targets(model, targets, layer_types)
     settings = {
         "objective": args.objective if args.method != "l2sp" else "none",
+        "scaling": args.scaling,
+        "dropout": "official training-time split" if args.dropout else "off (eval mode)",
         "decoder crop": f"{max_len} mel frames",
         "device": device,
         "output": args.out,

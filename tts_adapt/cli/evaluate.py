@@ -259,6 +259,12 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="utterances per batch")
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
     p.add_argument("--seed", type=int, default=0, help="random seed (subset, initialisation, order)")
+    p.add_argument(
+        "--no-word-tokenize",
+        action="store_true",
+        help="phonemes as Kokoro's runtimes make them (espeak-ng IPA as it comes), not re-spaced by NLTK "
+        "as in the StyleTTS 2 notebook: for a recogniser that aligns Kokoro's training data",
+    )
     _json_flag(p)
     p.set_defaults(func=cmd_train_per)
 
@@ -527,7 +533,8 @@ def cmd_train_per(args: argparse.Namespace) -> int:
     if args.max_utterances:
         utts = random_subset(utts, min(args.max_utterances, len(utts)), seed=args.seed)
     todo = [u for u in utts if not u.phonemes]
-    ipa = dict(zip([u.id for u in todo], Phonemizer().phonemize([u.text for u in todo]), strict=True))
+    phonemizer = Phonemizer(word_tokenize=not args.no_word_tokenize)
+    ipa = dict(zip([u.id for u in todo], phonemizer.phonemize([u.text for u in todo]), strict=True))
     items = [(u.audio_path, u.phonemes or ipa[u.id]) for u in utts]
     cfg = PERTrainConfig(
         hidden_dim=args.hidden_dim,

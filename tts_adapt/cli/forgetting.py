@@ -65,13 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_crop(config_path: str) -> int:
-    """The crop ``tts-adapt curvature`` uses when not told: the loss measured is the loss it modelled."""
-    from ..models.styletts2.config import load_config
+    """The crop ``tts-adapt curvature`` and ``adapt`` use when not told (the shipped fine-tuning config's
+    ``max_len``): the loss measured is the loss they modelled and trained."""
+    from ..train.resolve import load_train_config
     from .curvature import resolve_max_len
 
     if not Path(config_path).exists():
         raise FileNotFoundError(f"not found: {config_path}")
-    return resolve_max_len(None, load_config(config_path))
+    return resolve_max_len(None, load_train_config(None))
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:

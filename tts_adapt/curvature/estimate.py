@@ -110,6 +110,7 @@ def estimate(
     progress: bool = True,
     total_utterances: int | None = None,
     data_description: Any = None,
+    scaling: str = "ours",
 ) -> Curvature:
     """Estimate the curvature of ``loss_fn`` at the model's current weights for the target layers.
 
@@ -118,9 +119,22 @@ def estimate(
     :func:`tts_adapt.curvature.frame_mask`. ``targets``: as in :func:`tts_adapt.adapters.apply_lora`
     (None: the LoRA layers if the model has some, else the paper's defaults). ``method``: ``l2sp`` (no
     data needed), ``diag``, ``kfac`` or ``ekfac`` (two passes, so ``batches`` must be re-iterable).
+
+    ``scaling="reference"`` (kfac, diag) keeps the reference implementation's statistics instead of
+    ours (see :mod:`tts_adapt.curvature.accumulate`): per-call means of the batch-mean loss's
+    statistics, summed over a batch's calls and averaged over batches; the result records it in
+    ``extra["scaling"]`` and the prior then evaluates it without the ½ (``adapt --curvature-scaling
+    reference``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown curvature method {method!r}; expected one of {METHODS}")
+    if scaling not in ("ours", "reference"):
+        raise ValueError(f"curvature scaling must be 'ours' or 'reference', got {scaling!r}")
+    if scaling == "reference" and method == "ekfac":
+        raise ValueError(
+            "the reference implementation has no EKFAC statistic (its 'ekfac' is the KFAC eigenbasis); "
+            "estimate ekfac with --scaling ours, or kfac/diag with --scaling reference"
+        )
     lora_names = _lora_layer_names(model) if targets is None else []
     names = lora_names or resolve_targets(model, targets, layer_types)
     layers = named_layers(model)
@@ -128,7 +142,14 @@ def estimate(
     fp = fingerprint(model, names)
     info = {s.name: s.info() for s in specs}
     if method == "l2sp":
-        return Curvature("l2sp", {n: {} for n in names}, info, 0, fp, data_description)
+        extra = {"scaling": scaling} if scaling == "reference" else {}
+        return Curvature("l2sp", {n: {} for n in names}, info, 0, fp, data_description, extra=extra)
+    not_linear = [s.name for s in specs if s.kind != "linear"]
+    if scaling == "reference" and not_linear:
+        raise ValueError(
+            f"the reference implementation's statistics are defined for nn.Linear layers only, not "
+            f"{not_linear[:2]}: leave them out of the targets or use --scaling ours"
+        )
     lstm = [s.name for s in specs if s.kind == "lstm"]
     if lstm:
         raise ValueError(
@@ -156,6 +177,8 @@ def estimate(
         "shard": bool(shard),
         "data": json.loads(json.dumps(data_description, default=str)),
     }
+    if scaling != "ours":  # partial states of earlier versions (ours only) still resume
+        settings["scaling"] = scaling
     job = _Job(
         model,
         batches,
@@ -180,13 +203,15 @@ def estimate(
         for p in model.parameters():
             p.requires_grad_(grads.get(id(p), False))
     for s in specs:
-        if "frames" in result.get(s.name, {}):
-            info[s.name]["frames"] = int(result[s.name].pop("frames").item())
+        for key in ("frames", "calls", "grad_calls", "batches"):
+            if key in result.get(s.name, {}):
+                info[s.name][key] = int(result[s.name].pop(key).item())
     if state_file is not None and state_file.exists():
         state_file.unlink()
-    return Curvature(
-        method, result, info, n_utt, fp, data_description, extra={"world_size": world, "seed": seed}
-    )
+    extra: dict[str, Any] = {"world_size": world, "seed": seed}
+    if scaling == "reference":
+        extra.update(scaling="reference", batches=int(next(iter(info.values())).get("batches", 0)))
+    return Curvature(method, result, info, n_utt, fp, data_description, extra=extra)
 
 
 @dataclass
@@ -207,6 +232,10 @@ class _Job:
     @property
     def method(self) -> str:
         return self.settings["method"]
+
+    @property
+    def scaling(self) -> str:
+        return self.settings.get("scaling", "ours")
 
     @property
     def rank(self) -> int:
@@ -264,7 +293,7 @@ def _run(job: _Job, resume: dict[str, Any] | None) -> tuple[dict[str, dict[str, 
     n_utt = 0
     for phase in range(first_phase, len(stats)):
         stat = stats[phase]
-        acc = Accumulator(job.specs, stat, bases=kfac if stat == "ekfac" else None)
+        acc = Accumulator(job.specs, stat, bases=kfac if stat == "ekfac" else None, scaling=job.scaling)
         if resume is not None and phase == first_phase:
             acc.load_state(
                 {k[len("acc/") :]: v for k, v in resume["tensors"].items() if k.startswith("acc/")}
@@ -277,7 +306,9 @@ def _run(job: _Job, resume: dict[str, Any] | None) -> tuple[dict[str, dict[str, 
         n_utt = acc.count_utterances
         if n_utt == 0:
             raise ValueError("no utterances were processed: the data is empty")
-        if stat == "kfac":
+        if job.scaling == "reference":
+            result = _reference_factors(acc)
+        elif stat == "kfac":
             kfac = _kfac_factors(acc, n_utt)
             if job.method == "ekfac":
                 kfac = _eigenbases(kfac, job.world)
@@ -359,6 +390,21 @@ def _kfac_factors(acc: Accumulator, n_utt: int) -> dict[str, dict[str, torch.Ten
         frames = d["frames"]
         a = d["A"] / frames if float(frames) > 0 else torch.zeros_like(d["A"])
         out[name] = {"A": 0.5 * (a + a.T), "G": 0.5 * (d["G"] + d["G"].T) / n_utt, "frames": frames.clone()}
+    return out
+
+
+def _reference_factors(acc: Accumulator) -> dict[str, dict[str, torch.Tensor]]:
+    """The reference's normalisation: the per-batch sums of per-call means divided by the batches."""
+    out = {}
+    iters = acc.count_batches
+    for name, d in acc.sums.items():
+        counts = {k: d[k].clone() for k in ("calls", "grad_calls")}
+        counts["batches"] = torch.tensor(float(iters), dtype=F64)
+        if acc.stat == "kfac":
+            a, g = d["A"] / iters, d["G"] / iters
+            out[name] = {"A": 0.5 * (a + a.T), "G": 0.5 * (g + g.T), **counts}
+        else:
+            out[name] = {"diag": d["sq"] / iters, **counts}
     return out
 
 

@@ -11,12 +11,18 @@ its terms enter and turns it into a ``(model, batch)`` callable:
   (the discriminators of a released checkpoint are a snapshot, WavLM is external), and their
   curvature describes the discriminator game rather than the data fit;
 * ``finetune``: the same plus the waveform-adversarial ``gen`` term (MPD/MSD of the checkpoint);
+* ``full``: every term of the training loss, the WavLM feature-matching ``slm`` term included (needs
+  WavLM weights): the loss the reference implementation's curvature pass differentiates;
 * ``mel``: the mel reconstruction term only;
 * ``text``: the text-side terms only (``s2s``, ``mono``, ``dur``, ``ce``, ``sty``, ``diff``): no
   decoder pass, so decoder and acoustic-style layers get no curvature; fast.
 
 The per-batch ``sigma_data`` estimate of the diffusion runs as in training and the model's value is
-restored after each batch. Run the model in ``eval()`` mode (no dropout).
+restored after each batch. Run the model in ``eval()`` mode (no dropout), or pass ``dropout=True`` for
+the official training-time split (dropout in the text-side modules, as in the reference's pass).
+``reconstruction=True`` also runs, without a graph, the decoder on ground-truth F0 and energy, as the
+official loop does every step (for the SLM stage): hooks that count every forward call (the reference
+scaling) then see the same calls as the reference's.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from torch import nn
 
 from ..objective.crops import MIN_CROP_MEL_FRAMES
 from ..objective.finetune import TERMS, FineTuneObjective, LossWeights
+from ..objective.modes import set_training_modes
 
 ADVERSARIAL = ("gen", "slm")
 TEXT_TERMS = ("s2s", "mono", "dur", "ce", "sty", "diff")
@@ -44,13 +51,18 @@ class TrainingObjective:
         weights: LossWeights | None = None,
         f0_source: str | None = None,
         seed: int = 0,
+        slm: nn.Module | None = None,
+        dropout: bool = False,
+        reconstruction: bool = False,
     ) -> None:
         terms = tuple(t for t in TERMS if t not in ADVERSARIAL) if terms is None else tuple(terms)
         unknown = set(terms) - set(TERMS)
-        if unknown or "slm" in terms or not terms:
+        if unknown or not terms:
+            raise ValueError(f"curvature terms {list(terms)}: expected a non-empty subset of {list(TERMS)}")
+        if "slm" in terms and slm is None:
             raise ValueError(
-                f"curvature terms {list(terms)}: expected a non-empty subset of "
-                f"{[t for t in TERMS if t != 'slm']}"
+                "the slm term (WavLM feature matching) needs WavLM weights (--wavlm FOLDER, or the "
+                "config's model_params.slm.model in the local Hugging Face cache)"
             )
         if max_len < MIN_CROP_MEL_FRAMES:
             raise ValueError(f"max_len must be >= {MIN_CROP_MEL_FRAMES} mel frames, got {max_len}")
@@ -59,6 +71,9 @@ class TrainingObjective:
         self.weights = weights
         self.f0_source = f0_source
         self.seed = int(seed)
+        self.slm = slm if "slm" in terms else None
+        self.dropout = bool(dropout)
+        self.reconstruction = bool(reconstruction)
         self._objective: FineTuneObjective | None = None
         self._model_id: int | None = None
 
@@ -71,7 +86,7 @@ class TrainingObjective:
             # names pyin), else the official JDC
             f0 = self.f0_source or (getattr(model, "config", None) or {}).get("f0_source", "jdc")
             self._objective = FineTuneObjective(
-                model, weights, self.max_len, f0, self.seed, estimate_sigma_data=True
+                model, weights, self.max_len, f0, self.seed, self.slm, estimate_sigma_data=True
             )
             self._model_id = id(model)
         return self._objective
@@ -81,7 +96,9 @@ class TrainingObjective:
         dev = next(model.parameters()).device
         obj.to(dev)
         batch = batch.to(dev)
-        acoustic = bool(set(self.terms) & set(ACOUSTIC_TERMS + ("gen",)))
+        if self.dropout:
+            set_training_modes(model, dropout=True)
+        acoustic = bool(set(self.terms) & set(ACOUSTIC_TERMS + ("gen", "slm")))
         diffusion = bool(set(self.terms) & {"sty", "diff"})
         edm = getattr(model, "diffusion", None)  # a voice-pack model (Kokoro) has no sampler
         sigma = edm.sigma_data if edm is not None else None
@@ -97,7 +114,9 @@ class TrainingObjective:
                 f"{MIN_CROP_MEL_FRAMES + 2} the decoder crop needs (about 1 s; training skips such "
                 "batches); filter short utterances out"
             )
-        if "gen" in self.terms:
+        if self.reconstruction and p.reconstruct is not None:
+            p.reconstruct()
+        if {"gen", "slm"} & set(self.terms):
             obj.adversarial_terms(p)
         total = None
         for name in self.terms:
@@ -113,6 +132,7 @@ class TrainingObjective:
 OBJECTIVES: dict[str, tuple[str, ...] | None] = {
     "styletts2": None,
     "finetune": tuple(t for t in TERMS if t != "slm"),
+    "full": TERMS,
     "mel": ("mel",),
     "text": TEXT_TERMS,
 }
@@ -120,7 +140,8 @@ OBJECTIVES: dict[str, tuple[str, ...] | None] = {
 
 def get_objective(name: str, **kwargs) -> Callable[[nn.Module, object], torch.Tensor]:
     """An objective by name (see the module docstring); keyword arguments go to
-    :class:`TrainingObjective` (``max_len``, ``weights``, ``f0_source``, ``seed``)."""
+    :class:`TrainingObjective` (``max_len``, ``weights``, ``f0_source``, ``seed``, ``slm``, ``dropout``,
+    ``reconstruction``)."""
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; expected one of {sorted(OBJECTIVES)}")
     return TrainingObjective(OBJECTIVES[name], **kwargs)

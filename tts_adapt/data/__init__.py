@@ -17,7 +17,7 @@ from .filelist import read_filelist, write_filelist
 from .prepare import PrepareConfig, PreparedCorpus, PreparedUtterance, prepare_corpus
 from .readers import read_folder, read_libritts, read_ljspeech, read_vctk
 from .report import BadInputError, SkipReport
-from .sampler import FrameBudgetBatchSampler
+from .sampler import FrameBudgetBatchSampler, RandomBatchSampler
 from .selection import (
     by_speaker,
     filter_duration,
@@ -40,6 +40,7 @@ __all__ = [
     "PrepareConfig",
     "PreparedCorpus",
     "PreparedUtterance",
+    "RandomBatchSampler",
     "SkipReport",
     "TTSDataset",
     "Utterance",

@@ -1,4 +1,10 @@
-"""Length-bucketed batches under a padded-frame budget, reproducible per epoch and resumable.
+"""Training batches, reproducible per epoch and resumable.
+
+:class:`RandomBatchSampler` gives the official fine-tuning loader's batches (``DataLoader(shuffle=True,
+drop_last=True)``): a fresh random permutation every epoch cut into batches of the configured size, the
+last partial batch dropped. :class:`FrameBudgetBatchSampler` groups utterances by length under a
+padded-frame budget, which pads less but, on a corpus of a few hundred utterances, serves nearly the
+same batches every epoch (only reordered); the trainer uses it only when asked.
 
 Utterance lengths vary from one to thirty seconds; fixed-size batches either waste memory on padding
 or run out of it on long items. Here each batch holds items of similar length and
@@ -128,6 +134,51 @@ class FrameBudgetBatchSampler(torch.utils.data.Sampler[list[int]]):
                 f"this sampler has seed={self.seed}, max_frames={self.max_frames}"
             )
         self.set_epoch(state["epoch"], state["position"])
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from (list(b) for b in self.batches()[self.position :])
+
+    def __len__(self) -> int:
+        return len(self.batches()) - self.position
+
+
+class RandomBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """The official loader's batches: per epoch a permutation drawn from ``(seed, epoch)``, cut into
+    batches of ``batch_size``; the last partial batch is dropped (``drop_last=True``), so an epoch has
+    ``n // batch_size`` batches, the epoch length the settings use to turn epochs into steps."""
+
+    def __init__(self, n: int, batch_size: int, *, seed: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if n < batch_size:
+            raise ValueError(
+                f"{n} utterance(s) is fewer than one batch of {batch_size}: the last partial batch is "
+                "dropped (as by the official loader), so no batch would be left; lower --batch-size"
+            )
+        self.n = int(n)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.position = 0
+        self._cached: tuple[int, list[list[int]]] | None = None
+
+    def batches(self, epoch: int | None = None) -> list[list[int]]:
+        """All batches of ``epoch`` (default: the current one), in the order they are served."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        if self._cached is not None and self._cached[0] == epoch:
+            return self._cached[1]
+        perm = np.random.default_rng([self.seed, epoch]).permutation(self.n).tolist()
+        count = self.n // self.batch_size
+        result = [perm[k * self.batch_size : (k + 1) * self.batch_size] for k in range(count)]
+        self._cached = (epoch, result)
+        return result
+
+    def set_epoch(self, epoch: int, position: int = 0) -> None:
+        """Serve ``epoch`` from its ``position``-th batch on (0 = from the start)."""
+        total = len(self.batches(epoch))
+        if not 0 <= position <= total:
+            raise ValueError(f"position {position} is outside epoch {epoch}'s {total} batches")
+        self.epoch, self.position = int(epoch), int(position)
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from (list(b) for b in self.batches()[self.position :])

@@ -35,6 +35,7 @@ from torch import nn
 from ..audio import log_energy
 from ..data.dataset import Batch
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
+from ..models.styletts2.diffusion.sampler import ADPM2Sampler
 from ..models.styletts2.voice_bank import voice_for_speaker
 from ..text.tokenizer import length_to_mask
 from .adversarial import discriminator_loss_per_utterance, generator_loss_per_utterance
@@ -221,10 +222,12 @@ class FineTuneObjective(nn.Module):
         num_steps = 3 + int(torch.randint(2, (1,), generator=utterance_generator(self.seed, step, "")))
         dist = m.diffusion.diffusion.sigma_distribution
         noise, step_noises, mask_s, mask_l, sig, loss_noise = [], [], [], [], [], []
+        calls = ADPM2Sampler.calls(num_steps)
         for g in gens:
             noise.append(torch.randn(1, 1, width, generator=g))
             step_noises.append(torch.randn(num_steps - 1, 1, 1, width, generator=g))
-            mask_s.append(bool(torch.rand(1, generator=g) < self.embedding_mask_proba))
+            # officially the sampler's text mask is drawn anew at every denoiser call
+            mask_s.append(torch.rand(calls, generator=g) < self.embedding_mask_proba)
             mask_l.append(bool(torch.rand(1, generator=g) < self.embedding_mask_proba))
             sig.append(float(torch.exp(dist.mean + dist.std * torch.randn(1, generator=g))))
             loss_noise.append(torch.randn(1, 1, width, generator=g))
@@ -236,7 +239,7 @@ class FineTuneObjective(nn.Module):
             num_steps=num_steps,
             embedding_scale=1.0,
             step_noises=torch.cat(step_noises, dim=1).to(dev, dt),
-            embedding_mask=torch.tensor(mask_s, device=dev),
+            embedding_mask=torch.stack(mask_s, dim=1).to(dev),
         ).squeeze(1)
         diff = m.diffusion.loss(
             s_trg,

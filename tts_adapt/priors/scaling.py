@@ -3,43 +3,46 @@
 Ours: ``λ/2 · vec(ΔW)ᵀ (A ⊗ G) vec(ΔW)`` with ``A`` the frame mean of ``a aᵀ`` and ``G`` normalised per
 utterance, ``G = (1/N) Σ_{n,t} g gᵀ`` for per-utterance losses (see docs/method.md).
 
-Reference (Chen & Garner's code, with which λ = 1e3–1e4 was reported for TTS): no ½, and ``G`` averaged
-over frames as well, ``G_ref = (1/F) Σ_{n,t} g gᵀ``, at batch size 1 (batch-mean loss = utterance loss).
-So ``G_ref = G · N / F`` per layer (F: the frames that layer saw) and the penalty doubles; the diagonal
-Fisher (per-utterance squared gradients) and L2-SP differ by the ½ only. Under this scaling the
-reference's λ values transfer.
+Reference (Chen & Garner's code, with which λ = 1e3–1e4 was reported for TTS): ``λ · Σ ΔW·(G ΔW A)``,
+no ½, with ``A`` and ``G`` kept by hooks per *call* of a layer: each call adds the mean over its
+positions of ``a aᵀ`` (every forward call) and of ``g gᵀ`` (every call reached by the backward, ``g``
+of the batch-mean loss), and the sums are divided by the number of batches. A layer called k times per
+step (PL-BERT's shared ALBERT layer: 12) so gets about k² times the weight it gets from one mean over
+all its frames, which no rescaling of our ``G`` can reproduce: a reference-scale file is estimated as
+such (``tts-adapt curvature --scaling reference``), and this module only checks that the file and the
+scaling asked for agree and returns the strength factor (2: the penalty loses its ½). The diagonal
+(EWC) and L2-SP differ from ours in the same way (per-call squared batch gradients; the ½).
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from ..curvature import Curvature
 
 SCALINGS = ("ours", "reference")
 
 
+def estimated_scaling(curvature: Curvature | str) -> str | None:
+    """The scaling a curvature file was estimated with (``None``: L2-SP, which has no statistics)."""
+    if isinstance(curvature, str) or curvature.method == "l2sp":
+        return None
+    return str(curvature.extra.get("scaling", "ours"))
+
+
 def apply_scaling(curvature: Curvature | str, scaling: str) -> tuple[Curvature | str, float]:
-    """``(curvature, strength factor)`` under ``scaling``; the curvature given is not modified."""
+    """``(curvature, strength factor)`` under ``scaling``; refuses a file estimated on the other scale."""
     if scaling not in SCALINGS:
         raise ValueError(f"curvature scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
-    if scaling == "ours":
-        return curvature, 1.0
-    method = curvature if isinstance(curvature, str) else curvature.method
-    if method in ("l2sp", "diag"):
-        return curvature, 2.0
-    if method != "kfac":
+    factor = 2.0 if scaling == "reference" else 1.0
+    estimated = estimated_scaling(curvature)
+    if estimated is None or estimated == scaling:
+        return curvature, factor
+    if scaling == "reference":
         raise ValueError(
-            f"--curvature-scaling reference is defined for kfac, diag and l2sp curvature (the reference "
-            f"implementation has no {method}); use --curvature-scaling ours"
+            f"--curvature-scaling reference needs the reference implementation's statistics (per-call "
+            f"means, normalised by batches), and this {curvature.method} file holds ours: estimate it with "
+            "'tts-adapt curvature --scaling reference'"
         )
-    layers = {}
-    for name, factors in curvature.layers.items():
-        frames = float(curvature.info[name].get("frames") or 0)
-        if frames <= 0 or curvature.num_utterances <= 0:
-            raise ValueError(
-                f"{name}: the curvature file records no frame count, so its G cannot be put on the "
-                "reference's per-frame scale; re-estimate it with this version of 'tts-adapt curvature'"
-            )
-        layers[name] = {**factors, "G": factors["G"] * (curvature.num_utterances / frames)}
-    return replace(curvature, layers=layers), 2.0
+    raise ValueError(
+        f"this {curvature.method} curvature was estimated with 'tts-adapt curvature --scaling {estimated}': "
+        f"pass --curvature-scaling {estimated} to adapt (its λ values are on that scale)"
+    )

@@ -5,6 +5,7 @@
 2. Whoever reads gradient values (the SLM stage's gradient-norm threshold) unscales them first.
 3. The scaler's state (scale, growth tracker) is saved with the checkpoint, so a resumed run continues
    with the same scale as an uninterrupted one.
+4. The scale changes only between steps, never between the micro-batches of one (``--grad-accum``).
 With ``amp`` other than ``fp16`` every method is the identity.
 """
 
@@ -31,11 +32,15 @@ class LossScaling:
         if self.scaler:
             self.scaler.unscale_(opt)
 
-    def step(self, opt: torch.optim.Optimizer) -> None:
-        """Step ``opt`` (skipped by the scaler if its gradients overflowed) and update the scale."""
+    def step(self, opt: torch.optim.Optimizer, update: bool = True) -> None:
+        """Step ``opt`` (skipped by the scaler if its gradients overflowed) and, unless ``update`` is
+        False, update the scale. The discriminator steps before the last generator micro-batch's
+        backward: its update waits for the generator's, so that every micro-batch of a step is scaled
+        alike (one scale update per step covers both optimisers)."""
         if self.scaler:
             self.scaler.step(opt)
-            self.scaler.update()
+            if update:
+                self.scaler.update()
         else:
             opt.step()
 

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 METHODS = ("full", "linear", "lora", "lora+prior", "full+prior", "linear+prior", "voice")
 #: a voice-pack model's new voice: learned as an offset to a stock pack, or as one style for every length
 VOICE_MODES = ("offset", "vector")
+BATCHING = ("random", "length")
 MIN_CROP_FRAMES = 80  # official: batches whose decoder crop is below 80 mel frames are skipped
 RECOMMENDED_MAX_LEN = 200  # the reference adaptation setup; shorter crops degrade quality
 
@@ -32,7 +33,8 @@ class TrainConfig:
     method: str = "lora+prior"
     steps: int = 2000
     batch_size: int = 2
-    frame_budget: int | None = None
+    batching: str = "random"  # "random": official (shuffled, last partial batch dropped); "length"
+    frame_budget: int | None = None  # padded mel frames per length-grouped batch (batching "length")
     grad_accum: int = 1
     max_len: int = 200
     lr: float = 1e-4
@@ -46,6 +48,7 @@ class TrainConfig:
     no_slm: bool = False  # an explicit choice to train without the WavLM terms (lambda_slm, joint stage)
     ood_texts: str | None = None  # official OOD_data list for the SLM-adversarial stage
     ood_min_length: int = 50  # official data_params.min_length
+    no_ood: bool = False  # an explicit choice to run the SLM-adversarial stage on in-domain texts only
     lora_rank: int = 16
     lora_alpha: float = 32.0
     lora_dropout: float = 0.0
@@ -126,6 +129,15 @@ def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
             f"f0 must be 'jdc' (the pitch extractor) or a DSP tracker ({', '.join(F0_SOURCES[1:])}), "
             f"got {cfg.f0!r}"
         )
+    if cfg.batching not in BATCHING:
+        raise ConfigError(f"batching must be one of {', '.join(BATCHING)}, got {cfg.batching!r}")
+    if cfg.frame_budget is not None and cfg.batching != "length":
+        raise ConfigError(
+            "--frame-budget packs length-grouped batches under a padded-frame budget: it needs "
+            "--batching length (the official batches are random, --batching random)"
+        )
+    if cfg.frame_budget is not None and cfg.frame_budget < 1:
+        raise ConfigError(f"frame_budget must be >= 1 padded mel frames, got {cfg.frame_budget}")
     if cfg.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"amp must be 'none', 'bf16' or 'fp16', got {cfg.amp!r}")
     if cfg.max_len < MIN_CROP_FRAMES:

@@ -150,8 +150,10 @@ class SLMAdversarial(nn.Module):
         real = crop_waves(batch.waves, batch.wave_lengths, keep, real_starts, clip).unsqueeze(1)
         return SLMStepOutput(gen, real, fake.detach(), len(keep))
 
-    def discriminator_due(self, step: int) -> bool:
-        return (step + 1) % self.settings.discriminator_every == 0
+    def discriminator_due(self, batch_index: int) -> bool:
+        """Official ``(iters + 1) % skip_update == 0``, where the loop passes the batch index within the
+        epoch as ``iters``."""
+        return (batch_index + 1) % self.settings.discriminator_every == 0
 
     def discriminator_loss(
         self,

@@ -23,12 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
+from ..data import Batch, FrameBudgetBatchSampler, RandomBatchSampler, TTSDataset, collate
 from ..data.dataset import model_vocab
 from ..data.ood import read_ood_texts
 from ..data.prepare import PreparedUtterance
 from ..objective.crops import decoder_crop_frames
 from ..objective.finetune import FineTuneObjective, LossWeights
+from ..objective.modes import set_training_modes
 from ..utils.seed import seed_everything
 from .amp import LossScaling
 from .config import TrainConfig, validate
@@ -40,8 +41,6 @@ from .state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_c
 
 log = logging.getLogger(__name__)
 
-# Modules the official loop keeps in training mode; everything else runs in eval mode.
-TRAIN_MODE = ("text_aligner", "text_encoder", "predictor", "bert_encoder", "bert", "msd", "mpd")
 # Modules the SLM-adversarial generator update steps (the official choice).
 SLM_UPDATED = ("bert_encoder", "bert", "predictor", "diffusion")
 # Settings that may change between a run and its resumption.
@@ -131,15 +130,11 @@ class Trainer:
             ood_min_length=cfg.ood_min_length,
             vocab=model_vocab(model),
         )
-        self.sampler = FrameBudgetBatchSampler(
-            self.dataset.frame_lengths,
-            max_frames=cfg.frame_budget or 10**9,
-            seed=cfg.seed,
-            max_batch_size=cfg.batch_size,
-        )
+        self.sampler = self._sampler()
         self.step = 0
         self.epoch = 0
         self.position = 0
+        self.served = 0  # index within its epoch of the batch served last
         self.nan_streak = 0
         self.skipped = 0
         self.sigma_history: list[float] = []
@@ -164,6 +159,24 @@ class Trainer:
                     {**cfg.slmadv_params, "min_len": cfg.slm_min_len, "max_len": cfg.slm_max_len}
                 )
                 self.slm_adv = SLMAdversarial(model, slm, settings, seed=cfg.seed)
+                if self.dist.active and self.dist.main:
+                    log.info(
+                        "SLM-adversarial stage under %d processes: each cuts its clips from its own share "
+                        "of the batch (clip length and batch_percentage per share; docs/training.md)",
+                        self.dist.world,
+                    )
+
+    def _sampler(self) -> FrameBudgetBatchSampler | RandomBatchSampler:
+        """The official batches (random, last partial batch dropped), or length-grouped ones when asked."""
+        cfg = self.cfg
+        if cfg.batching == "random":
+            return RandomBatchSampler(len(self.dataset), cfg.batch_size, seed=cfg.seed)
+        return FrameBudgetBatchSampler(
+            self.dataset.frame_lengths,
+            max_frames=cfg.frame_budget or 10**9,
+            seed=cfg.seed,
+            max_batch_size=cfg.batch_size,
+        )
 
     def _add_target_voice(self, items: Sequence[PreparedUtterance]) -> str:
         """A voice-pack model learns its target's voice: one new voice for the target speaker, started
@@ -188,9 +201,15 @@ class Trainer:
     # -- identity and resumption -----------------------------------------------------------------
     def _fingerprint(self) -> str:
         settings = {k: v for k, v in self.cfg.to_dict().items() if k not in EPHEMERAL}
-        # defaults of settings added later: runs begun before they existed still resume
-        for key, default in (("prior_missing", "error"), ("curvature_scaling", "ours")):
-            if settings.get(key) == default:
+        # settings added later, at the value runs begun before they existed had: those runs still resume
+        # (length-grouped batches were the only kind then, so such a run resumes with --batching length)
+        for key, old in (
+            ("prior_missing", "error"),
+            ("curvature_scaling", "ours"),
+            ("batching", "length"),
+            ("no_ood", False),
+        ):
+            if settings.get(key) == old:
                 del settings[key]
         ids = [it.id for it in self.dataset.items]
         blob = json.dumps(
@@ -259,6 +278,7 @@ class Trainer:
             self.dataset.set_epoch(self.epoch)
             while self.position < len(order):
                 indices = order[self.position]
+                self.served = self.position
                 self.position += 1
                 yield collate([self.dataset[i] for i in indices])
             self.epoch += 1
@@ -267,14 +287,7 @@ class Trainer:
     # -- modes ---------------------------------------------------------------------------------------
     def set_modes(self) -> None:
         """The official train/eval split; with ``dropout=False`` every module runs deterministically."""
-        self.model.eval()
-        if self.cfg.dropout:
-            for name in TRAIN_MODE:
-                if self._has(name):
-                    getattr(self.model, name).train()
-        aligner = getattr(self.model, "text_aligner", None)
-        if hasattr(aligner, "token_mask_prob"):
-            aligner.token_mask_prob = 0.1 if self.cfg.dropout else 0.0
+        set_training_modes(self.model, self.cfg.dropout)
 
     def _autocast(self):
         if self.cfg.amp == "none":
@@ -325,10 +338,11 @@ class Trainer:
             if self.adversarial and k == last and self.disc_opt is not None:
                 sum_gradients(self.disc_params, info)
                 if not self._grads_finite(self.disc_params):
-                    bad_terms.append("discriminator gradients")
-                    self.scaling.skip()
+                    bad_terms.append("discriminator gradients")  # the step is skipped (one back-off)
                 else:
-                    self._opt_step(self.disc_opt)
+                    # the scale is updated with the generator's step: this micro-batch's generator
+                    # backward, still to come, is scaled like the earlier ones
+                    self.scaling.step(self.disc_opt, update=False)
             for name in discriminators(self.model):  # no generator-loss gradients into the discriminators
                 getattr(self.model, name).requires_grad_(False)
             try:
@@ -393,9 +407,17 @@ class Trainer:
             losses["prior"] = prior_value
         return StepResult(self.step, losses, utterances=n_utt)
 
+    def epoch_step(self) -> int:
+        """The current step's index within its epoch: the official loop's batch index ``i`` (the index
+        of the step's last batch, counted in steps of ``grad_accum`` batches)."""
+        return self.served // self.cfg.grad_accum
+
     def _slm_step(self, batch: Batch, p) -> dict[str, float]:
         """Joint stage: SLM-adversarial generator update (bert, bert_encoder, predictor, diffusion) and,
-        every ``iter`` steps, a WavLM-discriminator update; the official gradient control in between."""
+        every ``iter`` steps of an epoch, a WavLM-discriminator update; the official gradient control in
+        between. As officially, the discriminator's turn is counted by the batch index within the epoch
+        (``(i + 1) % iter == 0``), not by the global step: with fewer than ``iter`` batches per epoch it
+        never updates."""
         model, info = self.model, self.dist
         self.gen_opt.zero_grad(set_to_none=True)
         model.wd.requires_grad_(False)
@@ -420,7 +442,7 @@ class Trainer:
             self.scaling.skip()
         else:
             self._opt_step(self.gen_opt)
-        if self.slm_adv.discriminator_due(self.step) and self.disc_opt is not None:
+        if self.slm_adv.discriminator_due(self.epoch_step()) and self.disc_opt is not None:
             self.disc_opt.zero_grad(set_to_none=True)
             d_loss, d_reg = self.slm_adv.discriminator_loss(out, self.step, p.real, p.reconstruct)
             self._backward(d_loss / info.world)

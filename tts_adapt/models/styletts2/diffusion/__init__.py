@@ -132,7 +132,9 @@ class StyleDiffusion(nn.Module):
         ``features``: reference style ``[B, C]`` (``None`` for a single-speaker model).
         ``step_noises`` (``[num_steps - 1, B, 1, C]`` or a list) replaces the per-step
         ``torch.randn_like`` draws; without it they come from the global RNG in the official order.
-        ``embedding_mask_proba`` > 0 reproduces the official training-time sampler call (0.1 there).
+        ``embedding_mask_proba`` > 0 reproduces the official training-time sampler call (0.1 there), a
+        fresh random mask at every denoiser call; ``embedding_mask`` fixes the masked items instead, bool
+        ``[B]`` for every call or ``[2 * (num_steps - 1), B]`` one row per call.
         """
         if noise.dim() != 3 or noise.shape[1] != 1 or noise.shape[2] != self.channels:
             raise ValueError(f"noise must be [B, 1, {self.channels}], got {list(noise.shape)}")

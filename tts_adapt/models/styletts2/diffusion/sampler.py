@@ -59,6 +59,11 @@ class ADPM2Sampler:
     def __init__(self, rho: float = 1.0) -> None:
         self.rho = float(rho)
 
+    @staticmethod
+    def calls(num_steps: int) -> int:
+        """Denoiser evaluations of a ``num_steps`` trajectory: two per step (point and midpoint)."""
+        return 2 * (num_steps - 1)
+
     def step_sigmas(self, sigma: float, sigma_next: float) -> tuple[float, float, float]:
         """(sigma_up, sigma_down, sigma_mid): ancestral noise, deterministic target and midpoint levels."""
         sigma_up = math.sqrt(sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2)
@@ -121,11 +126,28 @@ class DiffusionSampler:
         **kwargs,
     ) -> Tensor:
         """``noise`` [B, 1, C] -> sample [B, 1, C]. ``kwargs``: ``embedding``, ``features``,
-        ``embedding_scale`` (classifier-free guidance when != 1), ``embedding_mask_proba``."""
+        ``embedding_scale`` (classifier-free guidance when != 1), ``embedding_mask_proba``, and
+        ``embedding_mask``: bool ``[B]`` (the same items masked at every denoiser call) or
+        ``[calls, B]``, one row per call, as the official training-time sampler draws its mask anew
+        at every call."""
         sigmas = self.sigma_schedule(num_steps, noise.device)
+        masks = kwargs.get("embedding_mask")
+        if masks is not None and masks.dim() == 2:
+            calls = self.sampler.calls(num_steps)
+            if masks.shape[0] != calls:
+                raise ValueError(
+                    f"embedding_mask has {masks.shape[0]} rows; a {num_steps}-step trajectory makes {calls} "
+                    "denoiser calls"
+                )
+            rows = iter(masks.unbind(0))
 
-        def fn(x: Tensor, sigma: float) -> Tensor:
-            return self.diffusion.denoise_fn(x, sigma=sigma, **kwargs)
+            def fn(x: Tensor, sigma: float) -> Tensor:
+                return self.diffusion.denoise_fn(x, sigma=sigma, **{**kwargs, "embedding_mask": next(rows)})
+
+        else:
+
+            def fn(x: Tensor, sigma: float) -> Tensor:
+                return self.diffusion.denoise_fn(x, sigma=sigma, **kwargs)
 
         x = self.sampler(noise, fn, sigmas, num_steps, step_noises=step_noises)
         return x.clamp(-1.0, 1.0) if self.clamp else x
