@@ -35,12 +35,13 @@ ASSETS = Path(__file__).resolve().parents[2] / "tts_adapt" / "assets"
 
 def shipped_models() -> list[tuple[Path, Path]]:
     """(weights, config.yml) pairs shipped in the package; the phoneme recogniser a config names
-    (``alignment_recognizer``) and its voice packs (``voice_packs``) sit beside the weights but are not
-    models to export. (Kokoro's weights are not shipped: they come from separate packages.)"""
+    (``alignment_recognizer``), its voice packs (``voice_packs``) and their speaker centroids
+    (``voice_embeddings``) sit beside the weights but are not models to export. (Kokoro's weights are not
+    shipped: they come from separate packages.)"""
     out = []
     for config in sorted(ASSETS.rglob("config.yml")):
         cfg = yaml.safe_load(config.read_text())
-        side = {cfg.get("alignment_recognizer"), cfg.get("voice_packs")}
+        side = {cfg.get(k) for k in ("alignment_recognizer", "voice_packs", "voice_embeddings")}
         for pattern in ("*.pth", "*.safetensors"):
             out += [(w, config) for w in sorted(config.parent.glob(pattern)) if w.name not in side]
     return out

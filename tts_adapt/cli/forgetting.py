@@ -67,12 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _default_crop(config_path: str) -> int:
     """The crop ``tts-adapt curvature`` and ``adapt`` use when not told (the shipped fine-tuning config's
     ``max_len``): the loss measured is the loss they modelled and trained."""
+    from ..models.styletts2.config import load_config
     from ..train.resolve import load_train_config
+    from .adapt import model_finetune_config
     from .curvature import resolve_max_len
 
     if not Path(config_path).exists():
         raise FileNotFoundError(f"not found: {config_path}")
-    return resolve_max_len(None, load_train_config(None))
+    return resolve_max_len(None, load_train_config(model_finetune_config(load_config(config_path))))
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -101,6 +103,7 @@ def cmd_loss(args: argparse.Namespace) -> int:
     )
     from ..forgetting.runs import curvature_info, run_info
     from ..models.styletts2 import load_official
+    from ..models.styletts2.config import text_settings
     from ..utils.io import write_json
 
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
@@ -119,7 +122,7 @@ def cmd_loss(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"not found: {path}")
     model = load_official(args.checkpoint, args.config).to(torch.device(args.device)).eval()
     priors = build_predictors(model, curvatures)
-    batches = heldout_batches(spec, progress=not args.quiet)
+    batches = heldout_batches(spec, progress=not args.quiet, text=text_settings(model.config))
     progress = not args.quiet and sys.stderr.isatty()
     if args.base_loss:
         base = json.loads(Path(args.base_loss).read_text(encoding="utf-8"))

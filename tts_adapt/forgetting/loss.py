@@ -48,8 +48,9 @@ class HeldoutSpec:
         return asdict(self)
 
 
-def heldout_batches(spec: HeldoutSpec, progress: bool = False):
-    """The held-out utterances in seeded, real-length batches (the curvature's own batching)."""
+def heldout_batches(spec: HeldoutSpec, progress: bool = False, text: dict[str, Any] | None = None):
+    """The held-out utterances in seeded, real-length batches (the curvature's own batching); ``text``
+    is the model's text convention (``config.text_settings``; None: StyleTTS 2's)."""
     from ..curvature.batches import DataSpec, corpus_batches
 
     batches, _ = corpus_batches(
@@ -61,6 +62,7 @@ def heldout_batches(spec: HeldoutSpec, progress: bool = False):
             seed=spec.seed,
             max_frames=spec.max_frames,
             max_batch_size=spec.max_batch_size,
+            text=text,
         ),
         progress=progress,
     )
