@@ -393,7 +393,8 @@ def similarity_fields(
 ) -> list[dict[str, float | None]]:
     """``sim``, ``sim_ref`` and, where other speakers exist, ``sim_other`` and ``sim_margin`` per case.
 
-    They depend on the whole test set (the profiles)."""
+    They depend on the whole test set (the profiles), so a reused row gets them anew; the embeddings
+    come from the cache, which makes that cheap."""
     takes_reference = not getattr(entry.system, "uses_voice_packs", False)
     out: list[dict[str, float | None]] = []
     for c, e in zip(cases, scorers.speaker.embed(list(audio)), strict=True):
@@ -503,6 +504,14 @@ def run_evaluation(
                 reuse[i] = prev
             else:
                 todo.append(i)
+        reused = sorted(reuse)
+        if profiles is not None and reused:  # the profiles may differ from the run that scored them
+            fields = similarity_fields(
+                entry, [cases[i] for i in reused], [audio[i] for i in reused], scorers, profiles
+            )
+            for i, f in zip(reused, fields, strict=True):
+                kept_fields = {k: v for k, v in reuse[i].items() if k not in SIM_FIELDS}
+                reuse[i] = {**kept_fields, **f}
         fresh = score_cases(
             entry, [cases[i] for i in todo], [audio[i] for i in todo], scorers, profiles, progress
         )
