@@ -187,27 +187,27 @@ def test_unchanged_model_keeps_every_voice_exactly_and_a_perturbed_one_does_not(
     """Outside oracle: same weights, pack, text and seed give the same audio, whose embedding has cosine
     1.0 with itself; this holds only if synthesis is deterministic, the adapted folder gives back the
     stock packs bit for bit, base and adapted clips are paired by voice, text and seed, and the cosine is
-    exact. Noise in the decoder must then show as retention below 1."""
+    exact. Noise in the decoder must then show as retention below 1. The two adapted systems are
+    evaluated one call each with ``accumulate`` (a grid's way): the second call reuses the base's clips
+    and keeps the first system's results."""
     from tts_adapt.evaluation.protocol import SystemEntry, run_evaluation
     from tts_adapt.evaluation.systems import StyleTTS2System, make_system
 
     folder, noisy_model = _voice_method_folder_and_noisy_model(kokoro_paths, tmp_path / "voice-run")
     adapted = make_system(f"adapted:{folder}", name="voice")
     assert adapted.uses_voice_packs and adapted.speaking_voice() == "target"
-    entries = [
-        SystemEntry("base", "base", StyleTTS2System(kokoro_model, name="base")),
-        SystemEntry("voice", "adapted", adapted, adapted.info),
-        SystemEntry("noisy", "adapted", StyleTTS2System(noisy_model, name="noisy")),
-    ]
+    base = SystemEntry("base", "base", StyleTTS2System(kokoro_model, name="base"))
     out = tmp_path / "eval"
-    agg = run_evaluation(
-        entries,
-        [],
-        out,
-        EvalConfig(metrics=("sim",), n_boot=200),
-        progress=False,
-        stock=StockVoices(VOICES, [TEXT], seed=0),
-    )
+    cfg = EvalConfig(metrics=("sim",), n_boot=200)
+    stock = StockVoices(VOICES, [TEXT], seed=0)
+    first = [base, SystemEntry("voice", "adapted", adapted, adapted.info)]
+    run_evaluation(first, [], out, cfg, progress=False, accumulate=True, stock=stock)
+    base_clips = sorted((out / "audio" / "base").rglob("*.wav"))
+    made = [p.stat().st_mtime_ns for p in base_clips]
+    second = [base, SystemEntry("noisy", "adapted", StyleTTS2System(noisy_model, name="noisy"))]
+    agg = run_evaluation(second, [], out, cfg, progress=False, accumulate=True, stock=stock)
+    assert [p.stat().st_mtime_ns for p in base_clips] == made and len(made) == len(VOICES)
+    assert set(agg["systems"]) == {"base", "voice", "noisy"}
     rows = [json.loads(x) for x in (out / "stock_voices.jsonl").read_text().splitlines()]
     voice_rows = [r for r in rows if r["system"] == "voice"]
     assert [r["retention"] for r in voice_rows] == [1.0] * len(VOICES)
