@@ -132,3 +132,32 @@ def test_voice_sets_render_each_shipped_voice_with_both_engines(tmp_path):
     a = (tmp_path / "espeak" / "annie" / "00.wav").stat().st_mtime_ns
     render(tmp_path, ("espeak",), texts)  # a rerun keeps what is there
     assert (tmp_path / "espeak" / "annie" / "00.wav").stat().st_mtime_ns == a
+
+
+def test_voice_sets_render_kokoro_and_piper(tmp_path, kokoro_model):
+    """Rows (a) and (d): Kokoro's four voices say what the model says for each voice with the sentence's
+    seed (as `synth --model kokoro` does), written as 16-bit PCM; Piper's joe at its native 22.05 kHz."""
+    import soundfile as sf
+
+    from tts_adapt.data import load_corpus
+    from tts_adapt.data.engines import get_engine
+    from tts_adapt.data.engines.base import EngineNotInstalled
+    from tts_adapt.evaluation.voice_sets import KOKORO_VOICES, render
+
+    from ..conftest import missing_input
+
+    piper = get_engine("piper")
+    try:
+        piper.check([v for v in piper.voices() if v.name == "en_US-joe-medium"])
+    except EngineNotInstalled as e:
+        missing_input(str(e))
+    text = "Hello there."
+    kokoro_list, piper_list = render(tmp_path, ("kokoro", "piper"), [text])
+    assert sorted({u.speaker for u in load_corpus(kokoro_list)}) == sorted(KOKORO_VOICES)
+    written, sr = sf.read(tmp_path / "kokoro" / "bf_emma" / "00.wav", dtype="float32")
+    expected, _ = kokoro_model.synthesize(text, reference="bf_emma", seed=0)
+    assert sr == 24000 and written.shape == expected.shape
+    np.testing.assert_allclose(written, expected, atol=1.5 / 32768)
+    (joe,) = load_corpus(piper_list)
+    assert joe.speaker == "piper-joe" and joe.text == text
+    assert sf.info(str(joe.audio_path)).samplerate == 22050

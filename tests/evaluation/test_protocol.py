@@ -132,3 +132,31 @@ def test_accumulate_keeps_earlier_systems_and_speaker_level_retention(synthetic_
         [a[i]["sim"] for i in ids], [b[i]["sim"] for i in ids], [a[i]["speaker"] for i in ids], 100, 0
     )
     assert agg["systems"]["a"]["retention_speaker"]["sim"] == pytest.approx(expected.to_dict())
+
+
+def test_reused_rows_get_the_similarities_of_the_current_test_set(synthetic_corpus, tmp_path):
+    """A speaker's profile depends on which of its recordings the test set names, so rows reused from an
+    evaluation with fewer cases must not keep their old similarities: they must equal a fresh run's."""
+    from tts_adapt.data import load_corpus
+
+    train = load_corpus(synthetic_corpus / "train-synth")
+    spk = sorted({u.speaker for u in train})[0]
+    cfg = EvalConfig(metrics=("sim",), n_boot=50)
+    entries = [
+        SystemEntry("ground_truth", "ground_truth"),
+        SystemEntry("base", "base", EspeakSystem("en-us")),
+    ]
+
+    def sims(folder):
+        return {(r["system"], r["id"]): r.get("sim") for r in _rows(folder)}
+
+    few = build_test_set(train, None, n_target=2, seed=0, target_speaker=spk)
+    more = build_test_set(train, None, n_target=4, seed=0, target_speaker=spk)
+    assert {c.key for c in few} < {c.key for c in more}
+    run_evaluation(entries, few, tmp_path / "grown", cfg, progress=False)
+    before = sims(tmp_path / "grown")
+    run_evaluation(entries, more, tmp_path / "grown", cfg, progress=False)
+    run_evaluation(entries, more, tmp_path / "fresh", cfg, progress=False)
+    grown, fresh = sims(tmp_path / "grown"), sims(tmp_path / "fresh")
+    assert grown == pytest.approx(fresh)
+    assert any(before[k] != grown[k] for k in before)  # the profiles did change

@@ -34,8 +34,10 @@ def register(sub) -> None:
         help="score a base model and adapted models on the target speaker and on held-out speakers",
         description=(
             "Synthesise a fixed, seeded test set with each system: (a) the target speaker's held-out texts, "
-            "(b) held-out speakers in zero-shot mode from their reference audio. Writes per-utterance "
-            "utterances.jsonl and aggregates.json (bootstrap 95% intervals, retention = adapted / base)."
+            "(b) held-out speakers in zero-shot mode from their reference audio, (c) for voice-pack models "
+            "(Kokoro), the stock voices through every system against the base (--stock-voices). Writes "
+            "per-utterance utterances.jsonl (stock_voices.jsonl) and aggregates.json (bootstrap 95% "
+            "intervals, retention = adapted / base)."
         ),
     )
     p.add_argument(
@@ -53,15 +55,36 @@ def register(sub) -> None:
     p.add_argument("--n-heldout", type=int, default=5, help="test sentences per held-out speaker (default 5)")
     p.add_argument(
         "--base",
-        help="the base system spec, e.g. styletts2:CKPT:CONFIG, styletts2:default or espeak:en-us "
-        "(default without --systems: styletts2:default, the shipped base model)",
+        help="the base system spec, e.g. kokoro, kokoro:voice=am_michael, styletts2:CKPT:CONFIG, "
+        "styletts2:default or espeak:en-us (default without --systems: kokoro with --stock-voices or a "
+        "voice-pack --system, else styletts2:default, the shipped base model)",
     )
     p.add_argument(
         "--system",
         action="append",
         default=[],
         metavar="NAME=SPEC",
-        help="an adapted system (repeatable), e.g. lora=adapted:runs/lora (a tts-adapt adapt folder)",
+        help="an adapted system (repeatable), e.g. lora=adapted:runs/lora (a tts-adapt adapt folder; a "
+        "voice-pack model speaks the target sentences in its learned voice, or adapted:DIR:voice=NAME)",
+    )
+    stock = p.add_argument_group("stock voices (voice-pack models: Kokoro)")
+    stock.add_argument(
+        "--stock-voices",
+        metavar="all|NAME,...",
+        help="speak these stock voices through the base and every system: identity retention (similarity "
+        "to the base's clip of the same voice, text and seed), WER and WER rise, and whether each voice "
+        "is still nearest its own base voice",
+    )
+    stock.add_argument(
+        "--stock-sentences",
+        type=int,
+        default=4,
+        help="sentences per stock voice: the first N of --stock-texts (default 4)",
+    )
+    stock.add_argument(
+        "--stock-texts",
+        type=Path,
+        help="sentences for the stock voices, one a line (default: the 16 ground-truth sentences)",
     )
     p.add_argument(
         "--systems",
@@ -392,7 +415,8 @@ def _systems(args: argparse.Namespace):
     from ..evaluation.protocol import GROUND_TRUTH, SystemEntry
     from ..evaluation.systems import make_system
 
-    entries = [] if args.no_ground_truth else [SystemEntry(GROUND_TRUTH, GROUND_TRUTH)]
+    with_cases = bool(getattr(args, "target", None) or getattr(args, "heldout", None))
+    entries = [] if args.no_ground_truth or not with_cases else [SystemEntry(GROUND_TRUTH, GROUND_TRUTH)]
     allow = {"allow_base_mismatch": bool(getattr(args, "allow_base_mismatch", False))}
     if args.systems:
         if not args.systems.is_file():
@@ -408,21 +432,29 @@ def _systems(args: argparse.Namespace):
             sys_ = make_system(str(d["spec"]), name=str(d["name"]), device=args.device, **allow)
             info = {**getattr(sys_, "info", {}), **(d.get("info") or {})}
             entries.append(SystemEntry(str(d["name"]), d.get("role", "adapted"), sys_, info))
-    base = args.base
-    if base is None and not args.systems:
-        from ..models.styletts2.default import default_model_paths
-
-        base = "styletts2:default" if default_model_paths() else None  # the shipped base model
-    if base:
-        sys_ = make_system(base, name="base", device=args.device)
-        entries.append(SystemEntry("base", "base", sys_, dict(getattr(sys_, "info", {}))))
+    adapted = []
     for item in args.system:
         name, sep, spec = item.partition("=")
         if not sep or not name or not spec:
             raise ValueError(f"--system expects NAME=SPEC, got {item!r}")
         sys_ = make_system(spec, name=name, device=args.device, **allow)
-        entries.append(SystemEntry(name, "adapted", sys_, dict(getattr(sys_, "info", {}))))
-    if not entries:
+        adapted.append(SystemEntry(name, "adapted", sys_, dict(getattr(sys_, "info", {}))))
+    base = args.base
+    if base is None and not args.systems:
+        voice_packs = getattr(args, "stock_voices", None) or any(
+            getattr(e.system, "uses_voice_packs", False) for e in adapted
+        )
+        if voice_packs:
+            base = "kokoro"  # the voice-pack base the stock voices are measured against
+        else:
+            from ..models.styletts2.default import default_model_paths
+
+            base = "styletts2:default" if default_model_paths() else None  # the shipped base model
+    if base:
+        sys_ = make_system(base, name="base", device=args.device)
+        entries.append(SystemEntry("base", "base", sys_, dict(getattr(sys_, "info", {}))))
+    entries += adapted
+    if not any(e.role != GROUND_TRUTH for e in entries):
         raise ValueError("nothing to evaluate: give --base, --system or --systems")
     return entries
 
@@ -431,8 +463,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.protocol import EvalConfig, default_metrics, run_evaluation
     from ..evaluation.testset import build_test_set
 
-    if not args.target and not args.heldout:
-        raise ValueError("give --target (the adaptation speaker's held-out recordings), --heldout, or both")
+    if not args.target and not args.heldout and not args.stock_voices:
+        raise ValueError(
+            "give --target (the adaptation speaker's held-out recordings), --heldout, --stock-voices, "
+            "or several"
+        )
+    stock = None
+    if args.stock_voices:
+        from ..evaluation.stock_voices import StockVoices, default_sentences
+
+        stock = StockVoices(
+            args.stock_voices.strip(),
+            default_sentences(args.stock_sentences, args.stock_texts),
+            args.seed,
+        )
     cfg = EvalConfig(
         metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip())
         if args.metrics
@@ -450,19 +494,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     entries = _systems(args)
     target = _load(args.target) if args.target else None
     heldout = _load(args.heldout, args.heldout_speakers) if args.heldout else None
-    cases = build_test_set(target, heldout, args.n_target, args.n_heldout, args.seed, args.target_speaker)
-    agg = run_evaluation(entries, cases, args.out, cfg, progress=not args.quiet, accumulate=args.accumulate)
+    cases = (
+        build_test_set(target, heldout, args.n_target, args.n_heldout, args.seed, args.target_speaker)
+        if target is not None or heldout is not None
+        else []
+    )
+    agg = run_evaluation(
+        entries, cases, args.out, cfg, progress=not args.quiet, accumulate=args.accumulate, stock=stock
+    )
     summary = {
         name: {st: {m: round(v["mean"], 4) for m, v in d.items()} for st, d in s["sets"].items()}
         for name, s in agg["systems"].items()
     }
     for name, s in agg["systems"].items():
-        if "retention" in s:
+        if s.get("retention"):
             summary[name]["retention"] = {m: round(v["mean"], 4) for m, v in s["retention"].items()}
+        if "stock" in s:
+            summary[name]["stock"] = _stock_summary(s["stock"])
     if args.json:
         print(json.dumps({"out": str(args.out), "summary": summary}))
     else:
         for name, d in summary.items():
+            stock_line = d.pop("stock", None)
             print(
                 f"{name}: "
                 + "; ".join(
@@ -475,8 +528,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     for st, vals in d.items()
                 )
             )
-        print(f"wrote {args.out / 'utterances.jsonl'} and {args.out / 'aggregates.json'}")
+            if stock_line:
+                print(f"{name}: stock voices: " + ", ".join(f"{m}={v}" for m, v in stock_line.items()))
+        files = ["utterances.jsonl", *(["stock_voices.jsonl"] if stock else []), "aggregates.json"]
+        print("wrote " + ", ".join(str(args.out / f) for f in files))
     return 0
+
+
+def _stock_summary(stock: dict) -> dict:
+    """The stock-voice numbers a terminal line shows (means; intervals are in aggregates.json)."""
+    out = {
+        m: round(stock[m]["mean"], 4)
+        for m in ("retention", "wer", "wer_base", "wer_rise")
+        if stock.get(m) and stock[m].get("mean") is not None
+    }
+    kept = stock.get("nearest_own")
+    if kept:
+        out["nearest_own"] = f"{kept['kept']}/{kept['of']}"
+        if kept["not_kept"]:
+            out["not_nearest_own"] = kept["not_kept"]
+    return out
 
 
 def cmd_ground_truth(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Report figures (matplotlib, Agg backend): the Pareto plot and per-speaker similarity bars."""
+"""Report figures (matplotlib, Agg backend): the Pareto plot, per-speaker similarity bars and per-voice
+retention bars."""
 
 from __future__ import annotations
 
@@ -102,6 +103,44 @@ def speaker_bars(per_speaker: dict[str, dict[str, float]], metric: str = "sim") 
     ax.set_ylabel(metric)
     ax.set_xlabel("speaker")
     ax.set_title(f"Per-speaker {metric}")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=min(4, len(systems)))
+    return png_bytes(fig)
+
+
+def voice_retention_bars(per_voice: dict[str, dict[str, dict[str, float]]]) -> bytes:
+    """Stock-voice identity retention per voice, one bar per adapted system, with the 95 % interval over
+    sentences as an error bar and 1.0 (the base itself) as a line.
+
+    ``per_voice[system][voice] = {"mean", "low", "high"}``; voices keep their first system's order.
+    """
+    plt = _pyplot()
+    systems = list(per_voice)
+    voices: list[str] = []
+    for d in per_voice.values():
+        voices += [v for v in d if v not in voices]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(voices) * max(1, len(systems)) + 2), 4.2))
+    width = 0.8 / max(1, len(systems))
+    x = np.arange(len(voices))
+    lows = [1.0]
+    for k, name in enumerate(systems):
+        est = [per_voice[name].get(v) or {} for v in voices]
+        mean = np.array([e.get("mean", np.nan) for e in est], dtype=float)
+        low = np.array([e.get("low", np.nan) for e in est], dtype=float)
+        high = np.array([e.get("high", np.nan) for e in est], dtype=float)
+        err = np.vstack([np.clip(mean - low, 0, None), np.clip(high - mean, 0, None)])
+        ax.bar(x + (k - (len(systems) - 1) / 2) * width, mean, width, yerr=err, capsize=2, label=name)
+        lows += [float(v) for v in low if np.isfinite(v)]
+    bottom = min(lows)
+    ax.set_ylim(max(-1.0, bottom - 0.1 * (1.0 - bottom) - 0.01), 1.005)
+    ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
+    ax.set_xticks(x)
+    ax.set_xticklabels(
+        voices, rotation=60 if len(voices) > 6 else 0, ha="right" if len(voices) > 6 else "center"
+    )
+    ax.set_ylabel("identity retention (cosine to the base clip)")
+    ax.set_xlabel("stock voice")
+    ax.set_title("Stock-voice identity retention (1 = the base model's own clip)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=min(4, len(systems)))
     return png_bytes(fig)

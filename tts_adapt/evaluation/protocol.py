@@ -18,6 +18,12 @@ Outputs in ``out_dir``: ``test_set.jsonl``, ``audio/<system>/<set>/<id>.wav``, `
 row per system x case), ``aggregates.json`` (bootstrap 95 % intervals per system, set and metric;
 per-speaker means; retention = adapted / base on the held-out speakers, paired bootstrap). Synthesis
 resumes from the audio already written; rows are reused when audio and scoring settings are unchanged.
+
+Voice-pack models (Kokoro and folders adapted from it) speak the target sentences in their own voice
+(an adapted folder's learned voice), not from the case's reference recording, so ``sim_ref`` is left
+empty for them; they cannot speak held-out speakers from recordings at all. What adaptation does to
+their shipped voices is the stock-voice set instead (``stock=``, :mod:`.stock_voices`): identity
+retention, WER and the nearest-own-voice check of every chosen stock voice against the base model.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +43,9 @@ from .audio_io import write_wave
 from .stats import bootstrap_mean, bootstrap_ratio, bootstrap_ratio_by_group
 from .systems import Synthesizer
 from .testset import TestCase, write_test_set
+
+if TYPE_CHECKING:
+    from .stock_voices import StockVoices
 from .text_norm import TEXT_NORM_VERSION, edit_distance, normalize_text
 
 log = logging.getLogger(__name__)
@@ -346,16 +355,9 @@ def score_cases(
         }
         for c, a in zip(cases, audio, strict=True)
     ]
-    if "sim" in cfg.metrics and profiles is not None:
-        embs = scorers.speaker.embed(list(audio))
-        for r, c, e in zip(rows, cases, embs, strict=True):
-            profile = profiles.profile.get(c.key)
-            r["sim"] = float(e @ profile) if profile is not None else None
-            r["sim_ref"] = float(e @ profiles.emb[c.prompt_path])
-            others = profiles.others(c)
-            if others and r["sim"] is not None:
-                r["sim_other"] = float(np.mean([e @ o for o in others]))
-                r["sim_margin"] = r["sim"] - r["sim_other"]
+    if "sim" in cfg.metrics and profiles is not None and rows:
+        for r, f in zip(rows, similarity_fields(entry, cases, audio, scorers, profiles), strict=True):
+            r.update(f)
     for r, c, a in tqdm(
         list(zip(rows, cases, audio, strict=True)),
         desc=f"scoring {entry.name}",
@@ -377,6 +379,36 @@ def score_cases(
         if "distillmos" in cfg.metrics and (c.set == "target" or cfg.heldout_dnsmos):
             r["distillmos"] = scorers.distillmos.score([a])[0]
     return rows
+
+
+SIM_FIELDS = ("sim", "sim_ref", "sim_other", "sim_margin")
+
+
+def similarity_fields(
+    entry: SystemEntry,
+    cases: Sequence[TestCase],
+    audio: Sequence[str],
+    scorers: Scorers,
+    profiles: SpeakerProfiles,
+) -> list[dict[str, float | None]]:
+    """``sim``, ``sim_ref`` and, where other speakers exist, ``sim_other`` and ``sim_margin`` per case.
+
+    They depend on the whole test set (the profiles), so a reused row gets them anew; the embeddings
+    come from the cache, which makes that cheap."""
+    takes_reference = not getattr(entry.system, "uses_voice_packs", False)
+    out: list[dict[str, float | None]] = []
+    for c, e in zip(cases, scorers.speaker.embed(list(audio)), strict=True):
+        profile = profiles.profile.get(c.key)
+        f: dict[str, float | None] = {
+            "sim": float(e @ profile) if profile is not None else None,
+            "sim_ref": float(e @ profiles.emb[c.prompt_path]) if takes_reference else None,
+        }
+        others = profiles.others(c)
+        if others and f["sim"] is not None:
+            f["sim_other"] = float(np.mean([e @ o for o in others]))
+            f["sim_margin"] = f["sim"] - f["sim_other"]
+        out.append(f)
+    return out
 
 
 def error_counts(reference: str, hypothesis: str) -> dict[str, int]:
@@ -402,6 +434,20 @@ def _add_phonemes(cases: list[TestCase]) -> list[TestCase]:
     return [replace(c, phonemes=ipa[c.key]) if c.key in ipa else c for c in cases]
 
 
+def check_voice_pack_systems(entries: Sequence[SystemEntry], cases: Sequence[TestCase]) -> None:
+    """A voice-pack model has no style encoder: held-out speakers (zero-shot from a recording) are out
+    of its reach, and saying so beats scoring its default voice against them."""
+    if not any(c.set == "heldout" for c in cases):
+        return
+    packs = [e.name for e in entries if getattr(e.system, "uses_voice_packs", False)]
+    if packs:
+        raise ValueError(
+            f"system(s) {', '.join(packs)} speak with voice packs (Kokoro): they cannot speak held-out "
+            "speakers from their recordings; drop --heldout and measure the stock voices instead "
+            "(--stock-voices all)"
+        )
+
+
 def run_evaluation(
     entries: Sequence[SystemEntry],
     cases: Sequence[TestCase],
@@ -409,27 +455,36 @@ def run_evaluation(
     cfg: EvalConfig | None = None,
     progress: bool = True,
     accumulate: bool = False,
+    stock: StockVoices | None = None,
 ) -> dict:
     """Run the protocol (see module docstring); returns the aggregates also written to disk.
 
     ``accumulate``: the aggregates also cover systems an earlier call scored into ``out_dir`` with the
-    same scoring settings on the same cases (a grid of runs evaluated one run per call)."""
+    same scoring settings on the same cases (a grid of runs evaluated one run per call). ``stock``: also
+    the stock-voice measures of voice-pack systems against the base (``cases`` may then be empty)."""
     from ..utils.io import write_json
 
     cfg = cfg or EvalConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise ValueError(f"system names must be unique, got {names}")
     if sum(e.role == "base" for e in entries) > 1:
         raise ValueError("at most one system can have the role 'base'")
     cases = list(cases)
+    if not cases and stock is None:
+        raise ValueError("nothing to evaluate: no test cases and no stock voices")
+    check_voice_pack_systems(entries, cases)
+    if stock is not None:
+        from .stock_voices import check_systems
+
+        check_systems(entries, stock)
+    out.mkdir(parents=True, exist_ok=True)
     if "per" in cfg.metrics:
         cases = _add_phonemes(cases)
     write_test_set(out / "test_set.jsonl", cases)
     scorers = Scorers(cfg, out / "cache")
-    profiles = SpeakerProfiles(cases, scorers) if "sim" in cfg.metrics else None
+    profiles = SpeakerProfiles(cases, scorers) if "sim" in cfg.metrics and cases else None
 
     rows_path = out / "utterances.jsonl"
     key = cfg.scoring_key()
@@ -449,6 +504,14 @@ def run_evaluation(
                 reuse[i] = prev
             else:
                 todo.append(i)
+        reused = sorted(reuse)
+        if profiles is not None and reused:  # the profiles may differ from the run that scored them
+            fields = similarity_fields(
+                entry, [cases[i] for i in reused], [audio[i] for i in reused], scorers, profiles
+            )
+            for i, f in zip(reused, fields, strict=True):
+                kept_fields = {k: v for k, v in reuse[i].items() if k not in SIM_FIELDS}
+                reuse[i] = {**kept_fields, **f}
         fresh = score_cases(
             entry, [cases[i] for i in todo], [audio[i] for i in todo], scorers, profiles, progress
         )
@@ -461,17 +524,31 @@ def run_evaluation(
         kept = [r for r in _read_rows(rows_path) if r.get("system") not in {e.name for e in entries}]
         _write_rows(rows_path, kept + all_rows)  # progress survives an interruption in a later system
     listed: list[Any] = list(entries)
+    earlier: list[tuple[ScoredSystem, list[dict]]] = []
     if accumulate:
         earlier = _earlier_systems(out, rows_path, key, cases, {e.name for e in entries})
+        if stock is not None:  # an earlier system is kept only if it was measured on the stock set too
+            from .stock_voices import check_systems, earlier_complete
+
+            _, voices = check_systems(entries, stock)
+            complete = earlier_complete(out, [e.name for e, _ in earlier], cfg, stock, voices)
+            earlier = [(e, rows) for e, rows in earlier if e.name in complete]
         for entry, rows in earlier:
             listed.append(entry)
             all_rows += rows
     agg = aggregate(all_rows, listed, cfg)
     agg["test_set"] = {
         "n_cases": len(cases),
-        "sets": sorted({c.set for c in cases}),
+        "sets": sorted({c.set for c in cases} | ({"stock"} if stock is not None else set())),
         "speakers": {s: sorted({c.speaker for c in cases if c.set == s}) for s in ("target", "heldout")},
     }
+    if stock is not None:
+        from .stock_voices import run_stock_voices
+
+        measured = run_stock_voices(entries, stock, out, scorers, progress, [e for e, _ in earlier])
+        agg["stock"] = measured["settings"]
+        for name, result in measured["systems"].items():
+            agg["systems"][name]["stock"] = result
     write_json(out / "aggregates.json", agg)
     return agg
 

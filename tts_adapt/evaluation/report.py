@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from .plots import lambda_curves_plot, lambda_pareto_plot, pareto_plot, speaker_bars
+from .report_stock import has_stock
+from .report_stock import render_html as stock_html
+from .report_stock import render_markdown as stock_markdown
 
 # (column title, set, metric); a column is shown when at least one system has a value for it
 COLUMNS = [
@@ -46,8 +49,11 @@ def load_evaluations(dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
 
     A base or ground-truth row that appears in several folders with the same name is kept once.
     """
+    from .report_stock import load_stock_rows
+
     systems: dict[str, dict] = {}
     rows: dict[str, list[dict]] = {}
+    stock_rows: dict[str, list[dict]] = {}
     cases: list[dict] = []
     configs: list[dict] = []
     for d in dirs:
@@ -72,6 +78,7 @@ def load_evaluations(dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
                 for x in (d / "test_set.jsonl").read_text(encoding="utf-8").splitlines()
                 if x.strip()
             ]
+        dstock = load_stock_rows(d)
         for name, s in agg["systems"].items():
             label = name
             if label in systems:
@@ -80,9 +87,11 @@ def load_evaluations(dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
                 label = f"{d.name}/{name}"
             systems[label] = {**s, "dir": str(d), "name": name}
             rows[label] = [{**r, "audio": _resolve(d, r.get("audio"))} for r in drows.get(name, [])]
+            if name in dstock:
+                stock_rows[label] = dstock[name]
     if not systems:
         raise ValueError("no systems found in the given evaluation folders")
-    return {"systems": systems, "rows": rows, "cases": cases, "configs": configs}
+    return {"systems": systems, "rows": rows, "stock_rows": stock_rows, "cases": cases, "configs": configs}
 
 
 def _resolve(d: Path, p: str | None) -> str | None:
@@ -108,18 +117,27 @@ def _info(s: dict, key: str) -> str:
 
 
 def table_rows(systems: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    from .report_stock import MAIN_COLUMNS, main_cells
+
     cols = [c for c in COLUMNS if any(c[2] in s["sets"].get(c[1], {}) for s in systems.values())]
+    heldout = any("heldout" in s["sets"] for s in systems.values())
+    stock = any(s.get("stock") for s in systems.values())
     header = (
         ["System", "Role", "Method", "λ", "Trainable params"]
         + [c[0] for c in cols]
-        + ["Retention (held-out sim)", "Retention, speaker-level interval"]
+        + (["Retention (held-out sim)", "Retention, speaker-level interval"] if heldout else [])
+        + (list(MAIN_COLUMNS) if stock else [])
     )
     body = []
     for label, s in systems.items():
         row = [label, s["role"], _info(s, "method"), _info(s, "lambda"), _info(s, "trainable_params")]
         row += [_fmt(s["sets"].get(st, {}).get(m)) for _, st, m in cols]
-        row.append(_fmt((s.get("retention") or {}).get("sim")) if s["role"] == "adapted" else "–")
-        row.append(_fmt((s.get("retention_speaker") or {}).get("sim")) if s["role"] == "adapted" else "–")
+        if heldout:
+            adapted = s["role"] == "adapted"
+            row.append(_fmt((s.get("retention") or {}).get("sim")) if adapted else "–")
+            row.append(_fmt((s.get("retention_speaker") or {}).get("sim")) if adapted else "–")
+        if stock:
+            row += main_cells(s)
         body.append(row)
     return header, body
 
@@ -131,6 +149,8 @@ def scoring_notes(data: dict) -> list[str]:
     from .quality import MOS_PREDICTS
 
     shown = {m for _, st, m in COLUMNS if any(m in s["sets"].get(st, {}) for s in data["systems"].values())}
+    if any((s.get("stock") or {}).get("wer") for s in data["systems"].values()):
+        shown.add("wer")
     notes = []
     if shown & {"wer"}:
         backends = sorted(
@@ -280,7 +300,7 @@ th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
 th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 tr.ground_truth td{background:#fffbe6}tr.base td{background:#f3f7ff}
 .audio td{text-align:left;vertical-align:top}.audio td:nth-child(3){white-space:normal;min-width:220px}
-audio{width:220px}.scroll{overflow-x:auto}
+audio{width:220px}.scroll{overflow-x:auto}img{max-width:100%}
 .note{color:#666;font-size:12px}
 """
 
@@ -305,6 +325,8 @@ def render_html(data: dict, title: str, n_audio: int = 3) -> str:
         "held-out speakers (paired bootstrap). The ground-truth row is the ceiling.</p>"
     )
     parts += [f"<p class='note'>{e(n)}</p>" for n in scoring_notes(data)]
+    if has_stock(data):
+        parts.append(stock_html(data, n_audio, _wav_data_uri))
     for key, heading in FIGURES:
         if key in figs:
             b64 = base64.b64encode(figs[key]).decode("ascii")
@@ -357,6 +379,8 @@ def render_markdown(data: dict, title: str, files_dir: Path, md_dir: Path, n_aud
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
     lines += ["", "Means with bootstrap 95 % intervals; retention = adapted / base on held-out speakers.", ""]
     lines += [f"- {n}" for n in scoring_notes(data)] + ([""] if scoring_notes(data) else [])
+    if has_stock(data):
+        lines += stock_markdown(data, n_audio, files_dir, md_dir)
     for key, heading in FIGURES:
         if key in figs:
             png = files_dir / f"{key}.png"

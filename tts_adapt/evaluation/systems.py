@@ -6,11 +6,18 @@ later without touching the protocol:
 * ``espeak:VOICE[:pitch=P,speed=S]``: the espeak-ng program (a real, if robotic, baseline; it
   ignores the reference, so it has no zero-shot ability at all);
 * ``styletts2:default[:options]``: the shipped base model (:mod:`tts_adapt.models.styletts2.default`);
-* ``styletts2:CHECKPOINT:CONFIG[:adapter=DIR,alpha=0.3,beta=0.7,diffusion_steps=5,embedding_scale=1.0]``:
-  an official-format StyleTTS 2 checkpoint through ``tts_adapt.models.styletts2.load_official``,
-  optionally with a LoRA adapter folder (``tts_adapt.adapters.load_adapted``) on top;
-* ``adapted:ADAPTED_DIR[:BASE_CHECKPOINT][:alpha=..,...]``: a folder written by ``tts-adapt adapt`` (any
-  method), with method, λ and trainable-parameter count read from its manifest for the report.
+* ``styletts2:CHECKPOINT:CONFIG[:adapter=DIR,alpha=0.3,beta=0.7,diffusion_steps=5,embedding_scale=1.0]``
+  (and ``voice=NAME`` for a voice-pack checkpoint): an official-format StyleTTS 2 checkpoint through
+  ``tts_adapt.models.styletts2.load_official``, optionally with a LoRA adapter folder
+  (``tts_adapt.adapters.load_adapted``) on top;
+* ``adapted:ADAPTED_DIR[:BASE_CHECKPOINT][:alpha=..,...,voice=NAME]``: a folder written by ``tts-adapt
+  adapt`` (any method), with method, λ and trainable-parameter count read from its manifest for the report;
+* ``kokoro[:voice=NAME]``: Kokoro-82M from its weight packages.
+
+A voice-pack model (Kokoro, or a folder adapted from it) has no style encoder: it cannot speak in the
+voice of a reference recording. Handed a recording, it speaks its own voice instead (``voice=``, else
+the model's default: the learned voice of an adapted folder, ``af_heart`` for Kokoro); handed a voice
+name, it speaks that voice (the stock-voice measures, :mod:`.stock_voices`).
 
 ``register_system(kind, factory)`` adds a kind; ``make_system(spec, name=...)`` builds one.
 """
@@ -90,7 +97,11 @@ class EspeakSystem:
 
 
 class StyleTTS2System:
-    """Adapter around our StyleTTS 2 model (``model.synthesize(text, reference=..., ..., seed=...)``)."""
+    """Adapter around our StyleTTS 2 model (``model.synthesize(text, reference=..., ..., seed=...)``).
+
+    ``voice``: for a voice-pack model, the voice it speaks when the protocol hands it a recording
+    (default: the model's own default voice); refused for a model with style encoders.
+    """
 
     def __init__(
         self,
@@ -101,9 +112,20 @@ class StyleTTS2System:
         diffusion_steps: int = 5,
         embedding_scale: float = 1.0,
         info: dict[str, Any] | None = None,
+        voice: str | None = None,
     ) -> None:
         self.model = model
         self.name = name
+        if voice is not None:
+            if not self.uses_voice_packs:
+                raise ValueError(
+                    f"system {name}: voice={voice} applies to voice-pack models (Kokoro) only; this model "
+                    "speaks in the voice of each case's reference recording"
+                )
+            if voice not in self.voice_names():
+                known = ", ".join(self.voice_names())
+                raise ValueError(f"system {name}: no voice {voice!r} in this model (voices: {known})")
+        self.voice = voice
         self.settings = {
             "alpha": float(alpha),
             "beta": float(beta),
@@ -111,6 +133,23 @@ class StyleTTS2System:
             "embedding_scale": float(embedding_scale),
         }
         self.info: dict[str, Any] = {"method": "styletts2", **(info or {})}
+        if self.uses_voice_packs:
+            self.info.setdefault("voice", self.speaking_voice())
+
+    @property
+    def uses_voice_packs(self) -> bool:
+        """True for Kokoro and folders adapted from it: voices are packs, not reference recordings."""
+        return bool(getattr(self.model, "uses_voice_packs", False))
+
+    def voice_names(self) -> list[str]:
+        """The voices a voice-pack model can speak by name (stock and learned); empty otherwise."""
+        return list(self.model.voices.names()) if self.uses_voice_packs else []
+
+    def speaking_voice(self) -> str | None:
+        """The voice a voice-pack model speaks for a case given by recording: ``voice=``, else its default."""
+        if not self.uses_voice_packs:
+            return None
+        return self.voice or self.model.config.get("default_voice")
 
     @classmethod
     def from_checkpoint(
@@ -175,7 +214,13 @@ class StyleTTS2System:
         return cls(model.to(torch.device(device)).eval(), name=name, info=info, **settings)
 
     def synthesize(self, text: str, reference: Reference, seed: int) -> tuple[np.ndarray, int]:
-        ref = str(reference) if isinstance(reference, Path) else reference
+        """``reference``: a recording (path or array); for a voice-pack model also a voice name, which it
+        speaks, while a recording stands for "this case's speaker": the system's own voice."""
+        if self.uses_voice_packs:
+            is_name = isinstance(reference, str) and reference in self.voice_names()
+            ref: Any = reference if is_name else self.speaking_voice()
+        else:
+            ref = str(reference) if isinstance(reference, Path) else reference
         wave, sr = self.model.synthesize(text, reference=ref, seed=seed, **self.settings)
         if hasattr(wave, "detach"):
             wave = wave.detach().cpu().numpy()
@@ -191,8 +236,9 @@ def _adapted_factory(
     if not 1 <= len(paths) <= 2:
         raise ValueError(
             "adapted spec: adapted:ADAPTED_DIR[:BASE_CHECKPOINT][:alpha=..,beta=..,diffusion_steps=..]"
+            " (voice=NAME for a voice-pack model)"
         )
-    settings = _styletts2_settings(_parse_options(opts_text), "adapted")
+    settings = _styletts2_settings(_parse_options(opts_text), "adapted", ("voice",))
     return StyleTTS2System.from_adapted(
         paths[0],
         paths[1] if len(paths) > 1 else None,
@@ -237,17 +283,36 @@ def _styletts2_factory(args: list[str], name: str | None, device: str) -> Synthe
     if not 2 <= len(args) <= 3:
         raise ValueError("styletts2 spec: styletts2:CHECKPOINT:CONFIG[:alpha=..,beta=..,diffusion_steps=..]")
     settings = _styletts2_settings(
-        _parse_options(args[2]) if len(args) > 2 else {}, "styletts2", ("adapter",)
+        _parse_options(args[2]) if len(args) > 2 else {}, "styletts2", ("adapter", "voice")
     )
     return StyleTTS2System.from_checkpoint(
         args[0], args[1], name=name or "styletts2", device=device, **settings
     )
 
 
+def _kokoro_factory(args: list[str], name: str | None, device: str) -> Synthesizer:
+    """``kokoro[:voice=NAME]``: Kokoro-82M from its weight packages (converted once into the cache)."""
+    if len(args) > 1 or (args and args[0] and "=" not in args[0]):
+        raise ValueError("kokoro spec: kokoro[:voice=NAME] (e.g. kokoro:voice=am_michael)")
+    opts = _parse_options(args[0]) if args else {}
+    unknown = set(opts) - {"voice"}
+    if unknown:
+        raise ValueError(f"kokoro spec: unknown options {sorted(unknown)}; expected voice=")
+    from ..models.kokoro import kokoro_paths
+
+    weights, config = kokoro_paths()
+    system = StyleTTS2System.from_checkpoint(
+        weights, config, name=name or "kokoro", device=device, voice=opts.get("voice")
+    )
+    system.info.update(method="Kokoro-82M")
+    return system
+
+
 SYSTEM_FACTORIES: dict[str, Callable[[list[str], str | None, str], Synthesizer]] = {
     "espeak": _espeak_factory,
     "styletts2": _styletts2_factory,
     "adapted": _adapted_factory,
+    "kokoro": _kokoro_factory,
 }
 
 

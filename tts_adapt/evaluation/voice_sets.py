@@ -1,4 +1,4 @@
-"""Render the ground-truth sets of the shipped voices: the base model and espeak-ng, same texts.
+"""Render the ground-truth sets: the same 16 texts by our base model, espeak-ng, Kokoro and Piper.
 
 ``python -m tts_adapt.evaluation.voice_sets --out gt`` writes, for each shipped voice (annie, victor,
 david, aunty) and each sentence of ``assets/ground_truth_sentences.txt`` (16 everyday sentences):
@@ -8,6 +8,13 @@ david, aunty) and each sentence of ``assets/ground_truth_sentences.txt`` (16 eve
 * ``gt/espeak/<voice>/NN.wav`` + ``.txt``: espeak-ng with the voice's own settings from
   ``voices/voices.json`` (accent, variant, pitch, rate, amplitude): the kind of audio the model learnt;
 * ``gt/shipped.txt`` and ``gt/espeak.txt``: file lists (``path|text|voice``) for ``tts-adapt ground-truth``.
+
+``--engines kokoro,piper`` adds the sets of real-speech models, in the same shape:
+
+* ``gt/kokoro/<voice>/NN.wav``: Kokoro-82M's voices af_heart, am_adam, bf_emma and bm_george (one per
+  accent and sex), seed NN, as ``tts-adapt synth --model kokoro --voice <voice>`` does;
+* ``gt/piper/piper-joe/NN.wav``: Piper ``en_US-joe-medium`` (one real speaker), its noise seeded with NN,
+  at its native 22.05 kHz.
 
 Other engines' sets are folders of the same shape (one folder of ``*.wav`` + ``*.txt`` per voice), made
 with their own commands; ``ground-truth`` takes any of them. Existing clips are kept (reruns resume).
@@ -23,7 +30,10 @@ from pathlib import Path
 import numpy as np
 
 SENTENCES = Path(__file__).resolve().parents[1] / "assets" / "ground_truth_sentences.txt"
-ENGINES = ("shipped", "espeak")
+ENGINES = ("shipped", "espeak", "kokoro", "piper")
+DEFAULT_ENGINES = ("shipped", "espeak")
+KOKORO_VOICES = ("af_heart", "am_adam", "bf_emma", "bm_george")  # US/British, female/male
+PIPER_VOICES = ("en_US-joe-medium",)
 
 
 def read_sentences(path: str | Path = SENTENCES) -> list[str]:
@@ -56,7 +66,24 @@ def _espeak_voice(entry: dict):
 
 
 def _renderers(engine: str, device: str) -> dict[str, Callable[[str, int], tuple[np.ndarray, int]]]:
-    """Per shipped voice name: ``render(text, seed) -> (wave, sample_rate)``."""
+    """Per voice folder name: ``render(text, seed) -> (wave, sample_rate)``."""
+    if engine == "kokoro":
+        from .systems import make_system
+
+        system = make_system("kokoro", name="kokoro", device=device)
+        return {v: (lambda text, seed, v=v: system.synthesize(text, v, seed)) for v in KOKORO_VOICES}
+    if engine == "piper":
+        from ..data.engines import get_engine
+
+        piper = get_engine("piper")
+        chosen = [v for v in piper.voices() if v.name in PIPER_VOICES]
+        piper.check(chosen)
+
+        def speak(text: str, seed: int, voice) -> tuple[np.ndarray, int]:
+            speech = piper.synthesize(text, voice, [seed])
+            return speech.wave, speech.sample_rate
+
+        return {v.speaker: (lambda text, seed, v=v: speak(text, seed, v)) for v in chosen}
     from ..models.styletts2.shipped_voices import VOICES_DIR, shipped_voices
 
     voices = shipped_voices()
@@ -86,7 +113,7 @@ def _renderers(engine: str, device: str) -> dict[str, Callable[[str, int], tuple
 
 
 def render(
-    out: str | Path, engines=ENGINES, texts: list[str] | None = None, device: str = "cpu"
+    out: str | Path, engines=DEFAULT_ENGINES, texts: list[str] | None = None, device: str = "cpu"
 ) -> list[Path]:
     """Write the sets (see module docstring); returns the file lists written."""
     from tqdm.auto import tqdm
@@ -124,13 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="output folder")
     ap.add_argument(
         "--engines",
-        default=",".join(ENGINES),
-        help=f"comma-separated subset of {','.join(ENGINES)} (default both)",
+        default=",".join(DEFAULT_ENGINES),
+        help=f"comma-separated subset of {','.join(ENGINES)} (default {','.join(DEFAULT_ENGINES)})",
     )
     ap.add_argument(
         "--texts", type=Path, default=SENTENCES, help="sentences, one a line (default: the 16 shipped)"
     )
-    ap.add_argument("--device", default="cpu", help="torch device for the base model")
+    ap.add_argument("--device", default="cpu", help="torch device for the base model and Kokoro")
     args = ap.parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     for path in render(args.out, engines, read_sentences(args.texts), args.device):
