@@ -91,7 +91,7 @@ def render(
     """Write the sets (see module docstring); returns the file lists written."""
     from tqdm.auto import tqdm
 
-    from ..cli.synth import within_full_scale
+    from ..audio_out import within_full_scale
     from ..utils.io import write_text
     from .audio_io import write_wave
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--engines",
         default=",".join(ENGINES),
-        help=f"comma-separated subset of {','.join(ENGINES)} (default both)",
+        help=f"comma-separated subset of {','.join(ENGINES)} (default: both)",
     )
     ap.add_argument(
         "--texts", type=Path, default=SENTENCES, help="sentences, one a line (default: the 16 shipped)"

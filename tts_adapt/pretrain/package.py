@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import yaml
 
+from ..alignment.paths import CONFIG_KEY
 from ..models.styletts2.model import MODULE_NAMES
 from ..utils.io import load_tensors, save_tensors, write_text
-from .alignments import CONFIG_KEY
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import torch
 
 from ..data.cache import load_features
 from ..data.prepare import PreparedUtterance
-from ..objective.pitch import HOP, TRACKERS, track_f0
 from ..utils.io import load_tensors, save_tensors
+from .pitch import HOP, TRACKERS, track_f0
 
 log = logging.getLogger(__name__)
 
