@@ -52,7 +52,7 @@ class AlignmentTable:
         progress: bool = True,
         recognizer: nn.Module | None = None,
     ) -> AlignmentTable:
-        from tqdm.auto import tqdm
+        from ..utils.progress import progress_bar as tqdm
 
         path = Path(path)
         if source == "recognizer" and recognizer is None:

@@ -95,9 +95,8 @@ def train_per_recognizer(
     progress: bool = True,
 ) -> tuple[PhonemeRecognizer, dict]:
     """Train on ``(audio_path, reference_ipa)`` pairs; returns the recogniser and a summary dict."""
-    from tqdm.auto import tqdm
-
     from ..utils.io import load_tensors, safe_torch_load, save_tensors, write_json
+    from ..utils.progress import progress_bar as tqdm
     from ..utils.seed import seed_everything
 
     cfg = config or PERTrainConfig()

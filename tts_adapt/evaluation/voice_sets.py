@@ -89,10 +89,9 @@ def render(
     out: str | Path, engines=ENGINES, texts: list[str] | None = None, device: str = "cpu"
 ) -> list[Path]:
     """Write the sets (see module docstring); returns the file lists written."""
-    from tqdm.auto import tqdm
-
     from ..audio_out import within_full_scale
     from ..utils.io import write_text
+    from ..utils.progress import progress_bar as tqdm
     from .audio_io import write_wave
 
     out = Path(out)

@@ -54,7 +54,7 @@ class F0Table:
         progress: bool = True,
     ) -> F0Table:
         """Load the table at ``path`` if it covers ``items`` with the same tracker, else compute it."""
-        from tqdm.auto import tqdm
+        from ..utils.progress import progress_bar as tqdm
 
         path = Path(path)
         settings = {"method": method, "hop": HOP, "sample_rate": sample_rate, "format": 1}

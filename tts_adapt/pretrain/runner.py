@@ -219,7 +219,7 @@ class Pretrainer:
 
     # -- one stage -------------------------------------------------------------------------------------
     def run_stage(self, stage: str) -> dict[str, Any]:
-        from tqdm.auto import tqdm
+        from ..utils.progress import progress_bar as tqdm
 
         cfg, m = self.cfg, self.model
         steps = cfg.stage_steps(stage)
