@@ -123,6 +123,12 @@ def register(sub) -> None:
     p.add_argument("--title", default="Speaker adaptation: similarity and forgetting", help="page title")
     p.add_argument("--n-audio", type=int, default=3, help="audio examples per set (default: 3)")
     p.add_argument("--no-markdown", action="store_true", help="write only the HTML file")
+    p.add_argument(
+        "--note",
+        type=Path,
+        help="a text file shown under the title (paragraphs split by blank lines): what the run can and "
+        "cannot show",
+    )
     p.set_defaults(func=cmd_report)
 
     # ---- ground-truth ---------------------------------------------------------------------------
@@ -520,8 +526,13 @@ def cmd_ground_truth(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ..evaluation.report import write_report
 
+    note = None
+    if args.note:
+        if not args.note.is_file():
+            raise FileNotFoundError(f"--note {args.note} does not exist")
+        note = args.note.read_text(encoding="utf-8")
     html_path, md_path = write_report(
-        args.eval_dirs, args.out, args.title, args.n_audio, not args.no_markdown
+        args.eval_dirs, args.out, args.title, args.n_audio, not args.no_markdown, note=note
     )
     print(f"wrote {html_path}" + (f" and {md_path}" if md_path else ""))
     return 0

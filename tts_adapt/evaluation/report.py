@@ -282,16 +282,29 @@ tr.ground_truth td{background:#fffbe6}tr.base td{background:#f3f7ff}
 .audio td{text-align:left;vertical-align:top}.audio td:nth-child(3){white-space:normal;min-width:220px}
 audio{width:220px}.scroll{overflow-x:auto}
 .note{color:#666;font-size:12px}
+.about{background:#f7f7f2;border-left:4px solid #b8b08a;padding:.2em 1em;max-width:60em}
 """
 
 
-def render_html(data: dict, title: str, n_audio: int = 3) -> str:
+def note_paragraphs(note: str | None) -> list[str]:
+    """A report's note (``report --note``): paragraphs separated by blank lines, lines joined."""
+    if not note:
+        return []
+    return [" ".join(p.split()) for p in note.strip().split("\n\n") if p.strip()]
+
+
+def render_html(data: dict, title: str, n_audio: int = 3, note: str | None = None) -> str:
     header, body = table_rows(data["systems"])
     figs = _figures(data)
     e = html.escape
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>",
         f"<style>{CSS}</style></head><body><h1>{e(title)}</h1>",
+    ]
+    if note:
+        paragraphs = "".join(f"<p>{e(t)}</p>" for t in note_paragraphs(note))
+        parts.append(f"<div id='about' class='about'>{paragraphs}</div>")
+    parts += [
         "<h2>Summary</h2><div class='scroll'><table id='summary'><thead><tr>",
         "".join(f"<th>{e(h)}</th>" for h in header),
         "</tr></thead><tbody>",
@@ -348,12 +361,19 @@ def render_html(data: dict, title: str, n_audio: int = 3) -> str:
     return "".join(parts)
 
 
-def render_markdown(data: dict, title: str, files_dir: Path, md_dir: Path, n_audio: int = 3) -> str:
+def render_markdown(
+    data: dict, title: str, files_dir: Path, md_dir: Path, n_audio: int = 3, note: str | None = None
+) -> str:
     header, body = table_rows(data["systems"])
     figs = _figures(data)
     from ..utils.io import atomic_path
 
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"# {title}", ""]
+    for paragraph in note_paragraphs(note):
+        lines += [f"> {paragraph}", ">"]
+    if note:
+        lines[-1] = ""
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
     lines += ["", "Means with bootstrap 95 % intervals; retention = adapted / base on held-out speakers.", ""]
     lines += [f"- {n}" for n in scoring_notes(data)] + ([""] if scoring_notes(data) else [])
@@ -393,19 +413,21 @@ def write_report(
     title: str = "Speaker adaptation: similarity and forgetting",
     n_audio: int = 3,
     markdown: bool = True,
+    note: str | None = None,
 ) -> tuple[Path, Path | None]:
-    """Write ``out_html`` (self-contained) and, unless ``markdown=False``, ``out_html`` with ``.md``."""
+    """Write ``out_html`` (self-contained) and, unless ``markdown=False``, ``out_html`` with ``.md``;
+    ``note`` (paragraphs separated by blank lines) is shown under the title: what the run can show."""
     from ..utils.io import write_text
 
     data = load_evaluations(eval_dirs)
     out_html = Path(out_html)
-    write_text(out_html, render_html(data, title, n_audio))
+    write_text(out_html, render_html(data, title, n_audio, note))
     written = [out_html]
     md_path = None
     if markdown:
         md_path = out_html.with_suffix(".md")
         files = out_html.parent / f"{out_html.stem}_files"
-        write_text(md_path, render_markdown(data, title, files, md_path.parent, n_audio))
+        write_text(md_path, render_markdown(data, title, files, md_path.parent, n_audio, note))
         written += [md_path, *files.glob("*.png")]
     umask = os.umask(0)
     os.umask(umask)
