@@ -278,6 +278,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;c
 table{border-collapse:collapse;font-size:13px;margin:1em 0}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
 th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+#summary th{white-space:normal;max-width:8em;vertical-align:bottom}
+.ci{display:block;color:#666;font-size:11px}
 tr.ground_truth td{background:#fffbe6}tr.base td{background:#f3f7ff}
 .audio td{text-align:left;vertical-align:top}.audio td:nth-child(3){white-space:normal;min-width:220px}
 audio{width:220px}.scroll{overflow-x:auto}
@@ -291,6 +293,15 @@ def note_paragraphs(note: str | None) -> list[str]:
     if not note:
         return []
     return [" ".join(p.split()) for p in note.strip().split("\n\n") if p.strip()]
+
+
+def _cell_html(text: str) -> str:
+    """A summary cell: an estimate's interval on its own line under the mean, so a column is as wide as
+    its interval rather than mean and interval side by side (the table then fits a 1400 px window)."""
+    mean, sep, interval = text.partition(" [")
+    if not sep:
+        return html.escape(text)
+    return f"{html.escape(mean)}<span class='ci'>[{html.escape(interval)}</span>"
 
 
 def render_html(data: dict, title: str, n_audio: int = 3, note: str | None = None) -> str:
@@ -311,7 +322,7 @@ def render_html(data: dict, title: str, n_audio: int = 3, note: str | None = Non
     ]
     for label, row in zip(data["systems"], body, strict=True):
         role = data["systems"][label]["role"]
-        parts.append(f"<tr class='{e(role)}'>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+        parts.append(f"<tr class='{e(role)}'>" + "".join(f"<td>{_cell_html(c)}</td>" for c in row) + "</tr>")
     parts.append(
         "</tbody></table></div><p class='note'>Means with bootstrap 95 % intervals. sim: cosine similarity "
         "of speaker embeddings to the speaker's held-out recordings. Retention = adapted / base on "
