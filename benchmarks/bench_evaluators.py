@@ -128,10 +128,11 @@ def main() -> None:
             print(json.dumps(summary))
         return
 
+    from tts_adapt.alignment.recognizer import OFFICIAL_CONFIG, build_aligner
     from tts_adapt.evaluation.asr import get_transcriber
     from tts_adapt.evaluation.cache import EmbeddingCache
     from tts_adapt.evaluation.mcd import mcd_dtw
-    from tts_adapt.evaluation.per import OFFICIAL_CONFIG, PhonemeRecognizer, build_aligner
+    from tts_adapt.evaluation.per import PhonemeRecognizer
     from tts_adapt.evaluation.per_train import PERTrainConfig
     from tts_adapt.evaluation.quality import DNSMOS, DistillMOS
     from tts_adapt.evaluation.similarity import get_speaker_encoder

@@ -21,6 +21,22 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TTS_ADAPT_MODEL", "tts-adapt-base")
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say why tests were skipped, grouped, after the count: a bare "76 skipped" hides that they
+    need the compatibility fixtures (and where they were looked for)."""
+    from collections import Counter
+
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.section("why tests were skipped")
+        for reason, count in reasons.most_common():
+            terminalreporter.line(f"{count:5d}  {reason}")
+
+
 def missing_input(message: str) -> None:
     """Skip a test whose shared input is absent; under ``CI=true`` that is a failure, not a skip."""
     if os.environ.get("CI", "").lower() == "true":
@@ -31,7 +47,10 @@ def missing_input(message: str) -> None:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.exists():
-        missing_input(f"compatibility fixtures not found at {FIXTURES} (set TTS_ADAPT_FIXTURES)")
+        missing_input(
+            f"compatibility fixtures (official StyleTTS 2 outputs) not found at {FIXTURES}: set "
+            "TTS_ADAPT_FIXTURES to the folder that holds them (docs/DEVELOPING.md)"
+        )
     return FIXTURES
 
 

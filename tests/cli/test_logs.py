@@ -48,3 +48,37 @@ def test_adapt_with_the_smoke_settings_is_quiet(synthetic_corpus, tmp_path):
     for text in NEVER:
         assert text not in log, f"{text!r} in the output:\n{log[-3000:]}"
     assert log.count("max_len 100 frames") == 1, "the short-crop warning is said once"
+    assert "\r" not in log, "progress bars redraw with carriage returns outside a terminal"
+
+
+def test_progress_outside_a_terminal_is_a_line_per_tenth():
+    """37 steps read into a file: 0 %, each further tenth, and the end; no carriage return."""
+    import io
+
+    from tts_adapt.utils.progress import LineProgress, progress_bar
+
+    buf = io.StringIO()
+    bar = progress_bar(total=37, desc="aligning", file=buf, mininterval=0)
+    assert isinstance(bar, LineProgress)
+    for _ in range(37):
+        bar.update(1)
+    bar.close()
+    lines = buf.getvalue().splitlines()
+    assert "\r" not in buf.getvalue() and buf.getvalue().endswith("\n")
+    shown = [int(line.split("|")[-1].split("/")[0]) for line in lines]
+    # the first count in each tenth: ceil(37 * k / 10) for k = 1..9, then the last
+    assert shown == [0, 4, 8, 12, 15, 19, 23, 26, 30, 34, 37]
+
+
+def test_the_smoke_crops_are_not_short_for_the_models_that_use_them():
+    """The short-crop warning starts below the crop a model was made with: the shipped model was
+    pre-trained on 48 frames, Kokoro's own fine-tuning config crops 100; an official config, 200."""
+    from tts_adapt.models.registry import resolve_model
+    from tts_adapt.models.styletts2.config import load_config
+    from tts_adapt.train.config import TrainConfig, validate
+    from tts_adapt.train.resolve import short_crop
+
+    base = load_config(resolve_model("tts-adapt-base", None, None)[1])
+    assert short_crop(base) == 48 and short_crop({}) == 200
+    assert validate(TrainConfig(method="lora", max_len=100), warn=False, short_crop=short_crop(base)) == []
+    assert any("max_len 100" in w for w in validate(TrainConfig(method="lora", max_len=100), warn=False))

@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from tts_adapt.alignment.recognizer import OFFICIAL_CONFIG, build_aligner, ctc_greedy_decode
 from tts_adapt.evaluation.audio_io import load_wave
 from tts_adapt.evaluation.degrade import add_noise, garble
-from tts_adapt.evaluation.per import (
-    OFFICIAL_CONFIG,
-    PhonemeRecognizer,
-    build_aligner,
-    ctc_greedy_decode,
-    phone_units,
-    phoneme_error_rate,
-)
+from tts_adapt.evaluation.per import PhonemeRecognizer, phone_units, phoneme_error_rate
 
 from .conftest import needs_espeak
 

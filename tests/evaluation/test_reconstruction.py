@@ -9,9 +9,9 @@ from tts_adapt.evaluation.reconstruction import load_for_reconstruction, reconst
 
 @pytest.fixture(scope="module")
 def shipped_setup(prepared_synthetic):
+    from tts_adapt.alignment.recognizer import load_recognizer
     from tts_adapt.evaluation.similarity import get_speaker_encoder
     from tts_adapt.models.styletts2.default import default_model_paths
-    from tts_adapt.pretrain.alignments import load_recognizer
 
     weights, config = default_model_paths()
     by_voice: dict[str, list] = {}

@@ -54,6 +54,25 @@ def test_report_files(eval_dir, tmp_path):
 
 
 @needs_espeak
+def test_a_note_says_what_the_run_can_show(eval_dir, tmp_path):
+    """``report --note``: its paragraphs (blank-line separated, lines joined, HTML escaped) stand under
+    the title, before the summary, in both files."""
+    note = tmp_path / "note.md"
+    note.write_text("Ten steps barely move\nthe model.\n\nA <b> is text here.\n", encoding="utf-8")
+    from tts_adapt.cli import main
+
+    assert main(["report", str(eval_dir), "--out", str(tmp_path / "r.html"), "--note", str(note)]) == 0
+    html = (tmp_path / "r.html").read_text()
+    about = html.split("<div id='about' class='about'>", 1)[1].split("</div>", 1)[0]
+    assert about == "<p>Ten steps barely move the model.</p><p>A &lt;b&gt; is text here.</p>"
+    assert html.index("id='about'") < html.index("<h2>Summary</h2>")
+    md = (tmp_path / "r.md").read_text()
+    assert md.startswith("# ") and "> Ten steps barely move the model.\n>\n> A <b> is text here." in md
+    assert md.index("> Ten steps") < md.index("| System |")
+    assert main(["report", str(eval_dir), "--out", str(tmp_path / "x.html"), "--note", "absent.md"]) == 1
+
+
+@needs_espeak
 @pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (Debian package 'chromium')")
 def test_report_loads_in_headless_chromium(eval_dir, tmp_path):
     html_path, _ = write_report([eval_dir], tmp_path / "r.html", n_audio=1, markdown=False)

@@ -66,7 +66,7 @@ def test_it_speaks_at_a_natural_rate(shipped, synthetic_corpus):
 def test_its_decoder_renders_the_pitch_it_is_given(shipped):
     """Every shipped voice, decoded with its predicted F0 scaled by 0.5, 1 and 2: the output's pitch
     (pYIN median) follows within 5 % (slope 1). The iSTFTNet models shipped before rendered 80 Hz, the
-    frame rate, whatever the F0 (docs/base-model.md)."""
+    frame rate, whatever the F0 (docs/history.md)."""
     from tts_adapt.evaluation import pitch_following as pf
     from tts_adapt.models.styletts2.shipped_voices import shipped_voices
 
@@ -85,7 +85,7 @@ def test_its_prosody_keeps_each_voice_pitch_level(shipped):
     """The prosodic style carries a voice's pitch level (the predictor's F0 is conditioned on it), so
     across the shipped voices (74-201 Hz recordings) the F0 the predictor gives should scale with the
     reference's pitch: level slope 1 ideally. The fifth model pulled voices to the middle (slope 0.61:
-    victor 74 -> 98 Hz, aunty 201 -> 175 Hz); the sixth gives 0.76 (docs/base-model.md)."""
+    victor 74 -> 98 Hz, aunty 201 -> 175 Hz); the sixth gives 0.76 (docs/history.md)."""
     from tts_adapt.evaluation import pitch_following as pf
     from tts_adapt.models.styletts2.shipped_voices import shipped_voices
 

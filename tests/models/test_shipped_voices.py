@@ -107,7 +107,13 @@ def test_cli_synth_speaks_in_a_shipped_voice(tmp_path, capsys):
 
     default = synth("default")
     assert np.array_equal(default, synth("explicit", "--reference", str(voices[first].path)))
-    assert not np.array_equal(default, synth("other", "--voice", other))
+    spoken_by_other = synth("other", "--voice", other)
+    assert not np.array_equal(default, spoken_by_other)
+    from tts_adapt.audio_out import dbfs, speech_rms
+
+    for clip in (default, spoken_by_other):  # written at one speech level (raw, they differ by 9 dB)
+        assert abs(dbfs(speech_rms(clip, 24000)) + 20.0) < 1.0 and np.abs(clip).max() < 1.0
+        assert not np.any(clip[-int(0.2 * 24000) :])  # a tail of silence after the speech
     assert np.array_equal(synth("named", "--voice", first), default)
     capsys.readouterr()
     assert (

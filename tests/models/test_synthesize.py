@@ -194,7 +194,7 @@ def test_synth_scales_a_wave_that_would_clip_instead_of_clipping():
     within full scale is written as it is."""
     import numpy as np
 
-    from tts_adapt.cli.synth import within_full_scale
+    from tts_adapt.audio_out import within_full_scale
 
     loud = np.array([0.5, -2.0, 1.0], dtype=np.float32)
     out, gain = within_full_scale(loud)

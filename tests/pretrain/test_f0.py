@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tts_adapt.pretrain.f0 import track_f0
+from tts_adapt.objective.pitch import track_f0
 
 from ..signals import SR
 from ..signals import harmonic_tone as harmonic

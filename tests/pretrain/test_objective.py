@@ -7,16 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tts_adapt.alignment.paths import align_batch, ctc_alignment_scores
+from tts_adapt.alignment.table import AlignmentTable
 from tts_adapt.data import TTSDataset, collate
 from tts_adapt.models.styletts2 import build_model
 from tts_adapt.models.styletts2.config import MICRO_CONFIG
-from tts_adapt.objective.first_stage import (
-    AlignerObjective,
-    FirstStageObjective,
-    ctc_alignment_scores,
-    per_utterance_ctc,
-)
-from tts_adapt.pretrain.alignments import AlignmentTable, align_batch
+from tts_adapt.objective.first_stage import AlignerObjective, FirstStageObjective, per_utterance_ctc
 
 
 @pytest.fixture(scope="module")

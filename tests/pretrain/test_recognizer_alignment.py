@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 import yaml
 
+from tts_adapt.alignment.paths import align_batch, recognizer_scores
+from tts_adapt.alignment.recognizer import KIND, build_aligner
+from tts_adapt.alignment.table import AlignmentTable
 from tts_adapt.cli import main
 from tts_adapt.data import TTSDataset, collate
-from tts_adapt.evaluation.per import KIND, build_aligner
 from tts_adapt.models.styletts2.alignment import monotonic_alignment
-from tts_adapt.pretrain.alignments import AlignmentTable, align_batch, recognizer_scores
 from tts_adapt.text.symbols import SYMBOL_TO_ID, SYMBOLS
 from tts_adapt.utils.io import load_tensors, save_tensors
 
@@ -65,14 +66,14 @@ def _recognizer_file(path, seed: int, n_token: int = len(SYMBOLS)):
 
 
 def test_table_from_a_recogniser_is_a_monotonic_path_and_follows_its_weights(prepared_synthetic, tmp_path):
-    from tts_adapt.evaluation.per import PhonemeRecognizer
+    from tts_adapt.alignment.recognizer import CTCRecognizer
     from tts_adapt.models.styletts2 import build_model
     from tts_adapt.models.styletts2.config import MICRO_CONFIG
 
     items = prepared_synthetic.items[:3]
     b = collate([TTSDataset(items, seed=0)[i] for i in range(3)])
     model = build_model(MICRO_CONFIG).eval()
-    rec = PhonemeRecognizer.load(_recognizer_file(tmp_path / "r0.safetensors", 0)).model
+    rec = CTCRecognizer.load(_recognizer_file(tmp_path / "r0.safetensors", 0)).model
     path = tmp_path / "table.safetensors"
     hard = AlignmentTable.build(model, items, path, "recognizer", progress=False, recognizer=rec)(b)
     direct = align_batch(model, b, "recognizer", rec)
@@ -82,7 +83,7 @@ def test_table_from_a_recogniser_is_a_monotonic_path_and_follows_its_weights(pre
         assert torch.equal(hard[i, :n, :f], direct[i, :n, :f])  # the table is the direct path
     first = load_tensors(path)[1]["settings"]
     assert first["source"] == "recognizer"
-    other = PhonemeRecognizer.load(_recognizer_file(tmp_path / "r1.safetensors", 1)).model
+    other = CTCRecognizer.load(_recognizer_file(tmp_path / "r1.safetensors", 1)).model
     AlignmentTable.build(model, items, path, "recognizer", progress=False, recognizer=other)
     assert load_tensors(path)[1]["settings"]["aligner"] != first["aligner"]  # rebuilt for new weights
 
@@ -127,9 +128,9 @@ def test_fine_tuning_aligns_with_the_recogniser_the_config_names(prepared_synthe
     """A base pre-trained on a recogniser's paths (the shipped one) is fine-tuned on the same paths:
     the config's ``alignment_recognizer`` (relative to the config's folder) replaces the text aligner
     in the objective, with the paths ``align_batch`` gives, computed once per utterance."""
-    from tts_adapt.evaluation.per import PhonemeRecognizer
+    from tts_adapt.alignment.paths import RecognizerPaths
+    from tts_adapt.alignment.recognizer import CTCRecognizer
     from tts_adapt.objective import FineTuneObjective
-    from tts_adapt.pretrain.alignments import RecognizerPaths
     from tts_adapt.train.artifacts import resolved_config
 
     items = prepared_synthetic.items[:3]
@@ -138,7 +139,7 @@ def test_fine_tuning_aligns_with_the_recogniser_the_config_names(prepared_synthe
     _recognizer_file(config_path.parent / "rec.safetensors", 0)
     obj = FineTuneObjective(model, max_len=80, f0_source="yin", estimate_sigma_data=False)
     assert isinstance(obj.alignments, RecognizerPaths)
-    rec = PhonemeRecognizer.load(config_path.parent / "rec.safetensors").model
+    rec = CTCRecognizer.load(config_path.parent / "rec.safetensors").model
     direct = align_batch(model, b, "recognizer", rec)
     calls = []
     obj.alignments.recognizer.register_forward_hook(lambda *a: calls.append(1))

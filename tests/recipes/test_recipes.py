@@ -23,6 +23,19 @@ def test_bundled_recipes_are_valid_commands(path, tmp_path):
                 assert callable(args.func), stage.name
 
 
+def test_the_smoke_report_explains_itself(tmp_path):
+    """The smoke recipe's report names a note beside the recipe ({recipe_dir}) saying what 10 steps can
+    and cannot show."""
+    recipe = load_recipe("smoke")
+    values = recipe.resolve(tmp_path)
+    (report,) = [s for s in recipe.expand(values) if s.name == "report"]
+    argv = recipe.command(report, values)
+    note = argv[argv.index("--note") + 1]
+    assert note == str(RECIPES_DIR.resolve() / "smoke_report_note.md")
+    text = open(note, encoding="utf-8").read()
+    assert "Ten optimiser steps" in text and "cannot" in text
+
+
 def write(tmp_path, text: str):
     path = tmp_path / "r.yaml"
     path.write_text(text)

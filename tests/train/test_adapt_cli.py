@@ -271,7 +271,8 @@ def test_dry_run_prints_where_each_setting_came_from(micro_base, synthetic_corpu
     assert "shipped fine-tuning config: epochs x" in lines["steps"]
     assert "(shipped fine-tuning config: loss_params.joint_epoch x" in lines["joint_start"]
     assert "(default)" in lines["ood_texts"] and "(flag)" in lines["method"]
-    assert "(default)" in lines["seed"] and "(default)" in lines["curvature_scaling"]  # no flag given
+    assert "(default)" in lines["seed"]  # no flag given
+    assert not {"curvature", "strength", "curvature_scaling"} & set(lines)  # plain LoRA has no prior
     assert "mel=5 gen=1" in lines["loss"] and "(checkpoint config.yml: loss_params.lambda_*)" in lines["loss"]
     assert "not used, from the checkpoint's config.yml" in text
     for unused in (

@@ -173,3 +173,55 @@ def test_fewer_utterances_than_a_batch_are_refused_before_loading_a_model():
         resolve_settings(load_train_config(None), dict(NOT_GIVEN), n_utterances=5)
     ok = resolve_settings(load_train_config(None), {**NOT_GIVEN, "batching": "length"}, n_utterances=5)
     assert ok.cfg.batching == "length"  # length groups keep the last partial batch
+
+
+def _adapt(*extra: str):
+    """``adapt`` flags as the command line parses them, resolved against the micro model's config."""
+    from tts_adapt.cli import build_parser
+    from tts_adapt.cli.adapt import resolve_arguments
+    from tts_adapt.models.styletts2.config import MICRO_CONFIG, load_config
+
+    args = build_parser().parse_args(["adapt", "--data", "x.txt", "--out", "o", "--no-slm", *extra])
+    return resolve_arguments(args, load_config(MICRO_CONFIG), 40, world=1)
+
+
+def test_the_default_method_runs_without_a_curvature_and_a_given_curvature_means_its_prior():
+    plain = _adapt()
+    assert plain.cfg.method == "lora" and not plain.cfg.uses_prior
+    assert plain.sources["method"] == "default without --curvature"
+    prior = _adapt("--curvature", "l2sp")
+    assert prior.cfg.method == "lora+prior" and prior.cfg.curvature == "l2sp"
+    assert prior.sources["method"] == "default with --curvature"
+    assert _adapt("--method", "full").cfg.method == "full"
+    with pytest.raises(ConfigError, match="needs a curvature file"):
+        _adapt("--method", "lora+prior")
+
+
+def test_lora_alpha_and_its_deprecated_name(caplog):
+    assert _adapt().cfg.lora_alpha == 32.0 and _adapt("--lora-alpha", "8").cfg.lora_alpha == 8.0
+    with caplog.at_level("WARNING"):
+        assert _adapt("--alpha", "4").cfg.lora_alpha == 4.0
+    assert "--alpha is deprecated" in caplog.text and "--lora-alpha" in caplog.text
+
+
+def test_the_settings_name_a_prior_only_for_a_method_that_has_one():
+    def lines(resolved) -> list[str]:
+        return [line.split()[0] for line in describe_settings(resolved).splitlines()[1:]]
+
+    assert not {"strength", "curvature", "curvature_scaling"} & set(lines(_adapt()))
+    assert {"strength", "curvature", "curvature_scaling"} <= set(lines(_adapt("--curvature", "l2sp")))
+
+
+def test_the_parameter_table_shows_what_trains():
+    """A component set trainable that no step changes reads 0, with the reason, beside its total."""
+    from tts_adapt.train.methods import describe_counts
+
+    counts = {
+        "per_module": {"decoder": {"trainable": 10, "total": 100}, "mpd": {"trainable": 50, "total": 50}},
+        "adapted_trainable": 10,
+        "lora": 10,
+    }
+    table = describe_counts(counts, {"mpd": "lambda_gen 0"}).splitlines()
+    assert table[1].split()[:4] == ["decoder", "10", "100", "10.000"]
+    assert table[2].split()[:4] == ["mpd", "0", "50", "0.000"] and "(not trained: lambda_gen 0)" in table[2]
+    assert describe_counts(counts).splitlines()[2].split()[:2] == ["mpd", "50"]

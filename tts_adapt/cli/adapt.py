@@ -35,9 +35,32 @@ def parse_strength(text: str) -> float | dict[str, float]:
     return out
 
 
+# Plain LoRA runs on any data without a curvature file; a curvature file given means its prior.
+DEFAULT_METHOD = "lora"
+DEFAULT_WITH_CURVATURE = "lora+prior"
+
+
+def default_method(args: argparse.Namespace) -> tuple[str, str]:
+    """``(method, source)``: ``--method``, else the default that ``--curvature`` decides."""
+    if args.method:
+        return args.method, "flag"
+    if args.curvature:
+        return DEFAULT_WITH_CURVATURE, "default with --curvature"
+    return DEFAULT_METHOD, "default without --curvature"
+
+
+def lora_alpha(args: argparse.Namespace) -> float:
+    """``--lora-alpha``, or the deprecated ``--alpha`` (which synth uses for the style mix)."""
+    old = getattr(args, "deprecated_alpha", None)
+    if old is None:
+        return args.lora_alpha
+    log.warning("adapt --alpha is deprecated: it is --lora-alpha (synth's --alpha is the style mix)")
+    return old
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from ..models.registry import add_model_arguments
-    from ..objective.pitch import F0_SOURCES
+    from ..objective.f0_sources import F0_SOURCES
     from ..train.config import METHODS, VOICE_MODES, TrainConfig
 
     d = TrainConfig()
@@ -63,13 +86,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--method",
         choices=METHODS,
-        help=f"what is trained, and whether the prior applies (default: {d.method})",
+        help="what is trained, and whether the prior applies; a +prior method needs --curvature "
+        f"(default: {DEFAULT_WITH_CURVATURE} with --curvature, else {DEFAULT_METHOD})",
     )
-    p.add_argument("--curvature", help="curvature file from 'tts-adapt curvature', or 'l2sp' (identity)")
+    p.add_argument(
+        "--curvature",
+        help="curvature file from 'tts-adapt curvature', or 'l2sp' (identity): the prior's H; given "
+        f"without --method, it means --method {DEFAULT_WITH_CURVATURE}",
+    )
     p.add_argument(
         "--lambda",
         dest="strength",
-        help=f"prior strength, or e.g. decoder=1e4,default=1e3 (default: {d.strength:g})",
+        help=f"prior strength λ, or per component e.g. decoder=1e4,default=1e3; only with a prior "
+        f"(default: {d.strength:g})",
     )
 
     def given(what: str, value: object, key: str) -> str:
@@ -137,7 +166,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--rank", type=int, default=d.lora_rank, help="LoRA rank")
-    p.add_argument("--alpha", type=float, default=d.lora_alpha, help="LoRA alpha")
+    p.add_argument(
+        "--lora-alpha",
+        type=float,
+        default=d.lora_alpha,
+        help="LoRA scale: the update is lora-alpha/rank · B·A",
+    )
+    # the former name of --lora-alpha (synth's --alpha is the style mix): accepted, with a warning
+    p.add_argument("--alpha", dest="deprecated_alpha", type=float, help=argparse.SUPPRESS)
     p.add_argument("--lora-dropout", type=float, default=d.lora_dropout, help="dropout on the LoRA input")
     p.add_argument("--lora-layers", default="linear", help="layer kinds for LoRA: linear,conv1d,lstm")
     p.add_argument("--lora-targets", help="comma-separated modules/layers/globs (default: the paper's)")
@@ -171,8 +207,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ood-texts",
         help="out-of-distribution texts for the SLM-adversarial stage, official OOD_data format "
-        "(phonemes, or path|phonemes|speaker per line; default: the fine-tuning config's "
-        "data_params.OOD_data). Without one the stage stops the run before training, unless --no-ood",
+        "(phonemes, or path|phonemes|speaker per line). Without one the stage stops the run before "
+        "training, unless --no-ood (default: the fine-tuning config's data_params.OOD_data)",
     )
     p.add_argument(
         "--no-ood",
@@ -260,20 +296,21 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
     """
     from ..objective.finetune import LossWeights
     from ..train import validate
-    from ..train.resolve import FINETUNE_CONFIG, load_train_config, resolve_settings
+    from ..train.resolve import FINETUNE_CONFIG, load_train_config, resolve_settings, short_crop
 
     train_path = getattr(args, "train_config", None) or model_finetune_config(config)
     train_config = load_train_config(train_path)
     ood, missing = ood_source(args, train_config)
     flags = {name: getattr(args, attr) for attr, name in FLAG_FIELDS.items()}
     batching = getattr(args, "batching", None) or ("length" if args.frame_budget else None)
+    method, method_source = default_method(args)
     flags.update(
-        method=args.method,
+        method=method,
         batching=batching,
         frame_budget=args.frame_budget,
         grad_accum=args.grad_accum,
         lora_rank=args.rank,
-        lora_alpha=args.alpha,
+        lora_alpha=lora_alpha(args),
         lora_dropout=args.lora_dropout,
         lora_layer_types=tuple(s.strip() for s in args.lora_layers.split(",") if s.strip()),
         lora_targets=[s.strip() for s in args.lora_targets.split(",")] if args.lora_targets else None,
@@ -314,6 +351,7 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
         checkpoint_config=config,
     )
     resolved.ood_missing = missing
+    resolved.sources["method"] = method_source
     if args.f0 is None and config.get("f0_source"):  # a model key: which F0 targets the model can use
         resolved.cfg.f0 = str(config["f0_source"])
         resolved.sources["f0"] = "checkpoint config.yml: f0_source"
@@ -321,7 +359,8 @@ def resolve_arguments(args: argparse.Namespace, config: dict, n_utterances: int,
         " ".join(f"{k}={v:g}" for k, v in vars(LossWeights.from_config(config.get("loss_params"))).items()),
         "checkpoint config.yml: loss_params.lambda_*",
     )
-    validate(resolved.cfg, world=int(os.environ.get("WORLD_SIZE", "1")) if world is None else world)
+    world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
+    validate(resolved.cfg, world=world, short_crop=short_crop(config))
     return resolved
 
 

@@ -54,9 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="styletts2",
         choices=["styletts2", "finetune", "full", "mel", "text"],
         help="per-utterance loss, always the adaptation trainer's: every term but the adversarial ones "
-        "(default); the same plus the waveform-adversarial term (finetune); every term, the WavLM one "
-        "included, as the reference implementation (full; needs WavLM weights); mel reconstruction only; "
-        "the text-side terms only (no decoder: fast, decoder layers get none)",
+        "(styletts2); the same plus the waveform-adversarial term (finetune); every term, the WavLM one "
+        "included, as the reference implementation (full; needs WavLM weights); mel reconstruction only "
+        "(mel); the text-side terms only (text: no decoder, fast, decoder layers get none) "
+        "(default: styletts2)",
     )
     p.add_argument(
         "--scaling",
@@ -71,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dropout",
         action="store_true",
         help="estimate with the official training-time dropout (text aligner, text encoder, predictor, "
-        "PL-BERT) as the reference implementation does; by default every module runs in eval mode",
+        "PL-BERT) as the reference implementation does (default: every module in eval mode)",
     )
     p.add_argument("--wavlm", help="WavLM weights (folder or hub id in the local cache) for --objective full")
     p.add_argument(
@@ -85,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--train-config",
-        help="fine-tuning config whose max_len is the default crop (default: the shipped one, as adapt's)",
+        help="fine-tuning config whose max_len sets the crop (default: the shipped one, as adapt's)",
     )
     p.add_argument("--max-frames", type=int, default=4000, help="mel frames per batch (padded)")
     p.add_argument("--max-batch-size", type=int, default=16, help="most utterances in one batch")
@@ -103,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--keep-unsupported-text",
         action="store_true",
         help="keep transcripts with characters the English front end cannot read (emoji, other "
-        "scripts); by default they are skipped and listed as unsupported_text in the data report",
+        "scripts) (default: skipped, and listed as unsupported_text in the data report)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(

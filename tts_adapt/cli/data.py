@@ -27,7 +27,8 @@ def register(sub) -> None:
     p.add_argument(
         "--engine",
         default="espeak",
-        help="espeak (default), piper, flite, festival, or a registered engine; --list-voices shows voices",
+        help="espeak, piper, flite, festival, or a registered engine; --list-voices shows voices "
+        "(default: espeak)",
     )
     p.add_argument(
         "--voice",
@@ -39,26 +40,26 @@ def register(sub) -> None:
     p.add_argument(
         "--list-voices", action="store_true", help="list the engine's voices and licences, then stop"
     )
-    p.add_argument("--speakers", type=int, default=None, help="espeak: number of voices (default 24)")
-    p.add_argument("--utterances", type=int, default=40, help="(training) utterances per voice (default 40)")
+    p.add_argument("--speakers", type=int, default=None, help="espeak: number of voices (default: 24)")
+    p.add_argument("--utterances", type=int, default=40, help="(training) utterances per voice (default: 40)")
     p.add_argument(
         "--test-utterances",
         type=int,
         default=0,
         help="engines: held-out sentences per voice, the same for every voice, in the test subset "
-        "(default 0)",
+        "(default: 0)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="voices and sentences are a function of this (default 0)"
+        "--seed", type=int, default=0, help="voices and sentences are a function of this (default: 0)"
     )
     p.add_argument(
         "--test-speakers", type=int, default=0, help="put the last N voices in a held-out test subset"
     )
     p.add_argument(
-        "--subset", default="train-synth", help="training subset folder name (default train-synth)"
+        "--subset", default="train-synth", help="training subset folder name (default: train-synth)"
     )
     p.add_argument(
-        "--test-subset", default="test-synth", help="held-out subset folder name (default test-synth)"
+        "--test-subset", default="test-synth", help="held-out subset folder name (default: test-synth)"
     )
     p.add_argument("--jobs", type=int, default=None, help="parallel synthesis jobs (default: up to 4)")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings")
@@ -80,7 +81,7 @@ def register(sub) -> None:
     )
     p.add_argument("target", nargs="?", choices=DOWNLOAD_TARGETS, help="what to download (or use --url)")
     p.add_argument(
-        "--dest", type=Path, help="destination folder (checkpoint: default is the Hugging Face cache)"
+        "--dest", type=Path, help="destination folder (default: the Hugging Face cache, for a checkpoint)"
     )
     p.add_argument(
         "--subset",
@@ -93,8 +94,8 @@ def register(sub) -> None:
     p.add_argument("--size", type=int, help="expected size of the archive in bytes")
     p.add_argument("--no-extract", action="store_true", help="keep the archive, do not extract it")
     p.add_argument("--keep-archive", action="store_true", help="keep the archive after extracting it")
-    p.add_argument("--retries", type=int, default=3, help="retries per mirror (resuming; default 3)")
-    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
+    p.add_argument("--retries", type=int, default=3, help="retries per mirror, resuming (default: 3)")
+    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default: 60)")
     p.add_argument("--revision", help="checkpoint: Hub revision (branch, tag or commit)")
     p.set_defaults(func=cmd_download)
 
@@ -110,15 +111,15 @@ def register(sub) -> None:
     p.add_argument(
         "--report",
         type=Path,
-        help="report file (JSON lines; default: beside --filelist, else data_report.jsonl here)",
+        help="report file, JSON lines (default: beside --filelist, else data_report.jsonl here)",
     )
     p.add_argument("--filelist", type=Path, help="write usable utterances as path|phonemes|speaker here")
     p.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
     add_text_argument(p)
-    p.add_argument("--min-duration", type=float, default=0.3, help="seconds (default 0.3)")
-    p.add_argument("--max-duration", type=float, default=30.0, help="seconds (default 30)")
-    p.add_argument("--cache-dir", type=Path, help="feature cache (default $TTS_ADAPT_CACHE/features)")
-    p.add_argument("--jobs", type=int, default=1, help="parallel decoding threads (default 1)")
+    p.add_argument("--min-duration", type=float, default=0.3, help="seconds (default: 0.3)")
+    p.add_argument("--max-duration", type=float, default=30.0, help="seconds (default: 30)")
+    p.add_argument("--cache-dir", type=Path, help="feature cache (default: $TTS_ADAPT_CACHE/features)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel decoding threads (default: 1)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("corpus-info", help="summarise a corpus: layout, speakers, hours, transcript problems")
@@ -137,10 +138,10 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--audio-root", type=Path, help="audio root for a file list (default: the list's folder)")
     p.add_argument("--subsets", help="LibriTTS subsets to read, comma-separated (default: all present)")
-    p.add_argument("--mic", default="mic1", choices=("mic1", "mic2"), help="VCTK microphone (default mic1)")
+    p.add_argument("--mic", default="mic1", choices=("mic1", "mic2"), help="VCTK microphone (default: mic1)")
     p.add_argument("--speakers", help="only these speakers, comma-separated")
     p.add_argument("--limit", type=int, help="a seeded random subset of this many utterances")
-    p.add_argument("--limit-seed", type=int, default=0, help="seed for --limit (default 0)")
+    p.add_argument("--limit-seed", type=int, default=0, help="seed for --limit (default: 0)")
 
 
 def load_data_arguments(args, report=None):
@@ -175,7 +176,7 @@ def add_text_argument(p: argparse.ArgumentParser) -> None:
         "--keep-unsupported-text",
         action="store_true",
         help="keep transcripts with characters the English front end cannot read (emoji, other "
-        "scripts); by default they are skipped and listed as unsupported_text in the data report",
+        "scripts) (default: skipped, and listed as unsupported_text in the data report)",
     )
 
 

@@ -19,7 +19,7 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", help="torch device for neural evaluators (default cpu)")
+    p.add_argument("--device", default="cpu", help="torch device for neural evaluators (default: cpu)")
 
 
 def register(sub) -> None:
@@ -51,12 +51,12 @@ def register(sub) -> None:
     )
     p.add_argument("--heldout", help="corpus of held-out speakers (folder or file list)")
     p.add_argument("--heldout-speakers", help="comma-separated subset of held-out speakers")
-    p.add_argument("--n-target", type=int, default=20, help="target test sentences (default 20)")
-    p.add_argument("--n-heldout", type=int, default=5, help="test sentences per held-out speaker (default 5)")
+    p.add_argument("--n-target", type=int, default=20, help="target test sentences (default: 20)")
+    p.add_argument("--n-heldout", type=int, default=5, help="test sentences per held-out speaker")
     p.add_argument(
         "--base",
         help="the base system spec, e.g. kokoro, kokoro:voice=am_michael, styletts2:CKPT:CONFIG, "
-        "styletts2:default or espeak:en-us (default without --systems: kokoro with --stock-voices or a "
+        "styletts2:default or espeak:en-us (default: without --systems, kokoro with --stock-voices or a "
         "voice-pack --system, else styletts2:default, the shipped base model)",
     )
     p.add_argument(
@@ -100,7 +100,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--metrics",
-        help=f"comma-separated subset of {','.join(ALL_METRICS)} (default sim,wer,mcd,dnsmos, and "
+        help=f"comma-separated subset of {','.join(ALL_METRICS)} (default: sim,wer,mcd,dnsmos, and "
         "distillmos where installed)",
     )
     p.add_argument(
@@ -113,7 +113,7 @@ def register(sub) -> None:
     p.add_argument(
         "--asr-backend",
         choices=sorted(ASR_BACKENDS),
-        help=f"recogniser for WER/CER (default {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
+        help=f"recogniser for WER/CER (default: {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
     )
     p.add_argument(
         "--asr-model",
@@ -131,8 +131,8 @@ def register(sub) -> None:
         help="keep systems that earlier calls scored into --out (same test set and scoring) in the "
         "aggregates: a grid of runs evaluated one per call",
     )
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="test-set, synthesis and bootstrap seed (default 0)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="test-set, synthesis and bootstrap seed (default: 0)")
     _device(p)
     _json_flag(p)
     p.set_defaults(func=cmd_evaluate)
@@ -141,11 +141,17 @@ def register(sub) -> None:
     p = sub.add_parser("report", help="HTML + Markdown comparison report from evaluation folders")
     p.add_argument("eval_dirs", nargs="+", type=Path, help="folders written by `tts-adapt evaluate`")
     p.add_argument(
-        "-o", "--out", type=Path, default=Path("report.html"), help="output HTML (default report.html)"
+        "-o", "--out", type=Path, default=Path("report.html"), help="output HTML (default: report.html)"
     )
     p.add_argument("--title", default="Speaker adaptation: similarity and forgetting", help="page title")
-    p.add_argument("--n-audio", type=int, default=3, help="audio examples per set (default 3)")
+    p.add_argument("--n-audio", type=int, default=3, help="audio examples per set (default: 3)")
     p.add_argument("--no-markdown", action="store_true", help="write only the HTML file")
+    p.add_argument(
+        "--note",
+        type=Path,
+        help="a text file shown under the title (paragraphs split by blank lines): what the run can and "
+        "cannot show",
+    )
     p.set_defaults(func=cmd_report)
 
     # ---- ground-truth ---------------------------------------------------------------------------
@@ -171,12 +177,12 @@ def register(sub) -> None:
     p.add_argument(
         "--metrics",
         default="wer,sim,dnsmos,distillmos",
-        help="comma-separated subset of wer,sim,dnsmos,distillmos (default all four)",
+        help="comma-separated subset of wer,sim,dnsmos,distillmos (default: all four)",
     )
     p.add_argument(
         "--asr-backend",
         choices=sorted(ASR_BACKENDS),
-        help=f"recogniser for WER (default {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
+        help=f"recogniser for WER (default: {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
     )
     p.add_argument("--asr-model", help="your own Whisper weights (folder or .pt) for the user backends")
     p.add_argument(
@@ -186,8 +192,8 @@ def register(sub) -> None:
         help="speaker-embedding model for similarity",
     )
     p.add_argument("--speaker-model", help="local weights folder for wavlm-base-plus-sv / ecapa")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     _device(p)
     _json_flag(p)
     p.set_defaults(func=cmd_ground_truth)
@@ -207,7 +213,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "wer",
         help="word error rate of a recording against its text",
-        description=f"Transcribe a recording (default {DEFAULT_ASR}: Whisper base from its PyPI packages, "
+        description=f"Transcribe a recording (default: {DEFAULT_ASR}: Whisper base from its PyPI packages, "
         "offline) and print its WER against the text, both normalised the same way.",
     )
     p.add_argument("audio", nargs="?", help="recording to transcribe")
@@ -218,14 +224,17 @@ def register(sub) -> None:
     p.add_argument(
         "--backend",
         choices=sorted(ASR_BACKENDS),
-        help=f"speech recogniser (default {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
+        help=f"speech recogniser (default: {DEFAULT_ASR} when installed, else {FALLBACK_ASR})",
     )
     p.add_argument(
         "--model-path",
         help="your own Whisper weights for whisper/faster-whisper/openai-whisper (folder or .pt)",
     )
     p.add_argument(
-        "--threads", type=int, default=0, help="CPU threads for the faster-whisper backends (0: its default)"
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for the faster-whisper backends, 0 for its own choice (default: 0)",
     )
     _device(p)
     _json_flag(p)
@@ -251,7 +260,7 @@ def register(sub) -> None:
         "--backend",
         default="dnsmos",
         choices=[*MOS_BACKENDS, "all"],
-        help="which predictor prints its number (default dnsmos; all: every one, named)",
+        help="which predictor prints its number (default: dnsmos; all: every one, named)",
     )
     p.add_argument("--utmos", action="store_true", help="also UTMOS (needs its code and weights on disk)")
     p.add_argument("--utmos-repo", help="checkout of tarepan/SpeechMOS (folder with hubconf.py)")
@@ -588,8 +597,13 @@ def cmd_ground_truth(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ..evaluation.report import write_report
 
+    note = None
+    if args.note:
+        if not args.note.is_file():
+            raise FileNotFoundError(f"--note {args.note} does not exist")
+        note = args.note.read_text(encoding="utf-8")
     html_path, md_path = write_report(
-        args.eval_dirs, args.out, args.title, args.n_audio, not args.no_markdown
+        args.eval_dirs, args.out, args.title, args.n_audio, not args.no_markdown, note=note
     )
     print(f"wrote {html_path}" + (f" and {md_path}" if md_path else ""))
     return 0

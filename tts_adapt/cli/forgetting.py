@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subsets", help="LibriTTS-style subsets to read, comma-separated")
     p.add_argument("--speakers", help="only these speakers, comma-separated")
     p.add_argument("--max-utterances", type=int, default=50, help="seeded subset size (0 = all)")
-    p.add_argument("--objective", default="styletts2", help="the curvature's objective (default styletts2)")
+    p.add_argument("--objective", default="styletts2", help="the curvature's objective (default: styletts2)")
     p.add_argument(
         "--crop-frames",
         type=int,

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--frames-per-token",
         type=float,
-        help="make the random duration head speak at this rate (3 = natural; default: leave it random, "
+        help="make the random duration head speak at this rate, 3 = natural (default: leave it random, "
         "about 25 frames = 0.6 s per phoneme)",
     )
     p.set_defaults(func=run_init)
@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("pth", "onnx"), default="pth", help="what to write")
     p.add_argument("--adapted", "--adapter", help="folder written by 'tts-adapt adapt'")
     p.add_argument(
-        "--model", choices=MODEL_NAMES, help="ONNX export of a named base model (default: the default model)"
+        "--model",
+        choices=MODEL_NAMES,
+        help="ONNX export of a named base model (default: as synth's --model)",
     )
     p.add_argument("--checkpoint", help="the base checkpoint (default: the one recorded in the folder)")
     p.add_argument("--config", help="config of --checkpoint (ONNX export of a base model)")

@@ -71,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PREFIX",
         help="train only these first-stage parameters, by qualified-name prefix (e.g. decoder.generator: "
         "fit a new generator under a trained model, usually with --init, whose weights under the "
-        "prefixes are then not read: another generator type may start from its seeded initialisation); "
-        "default: every first-stage module",
+        "prefixes are then not read: another generator type may start from its seeded initialisation) "
+        "(default: every first-stage module)",
     )
     p.add_argument("--diff-start", type=int, default=d.diff_start, help="second-stage step for diffusion")
     p.add_argument(
@@ -294,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.data}: a multi-speaker model needs at least two speakers, found {len(speakers)}"
         )
     if cfg.recognizer is not None:
-        from ..pretrain.alignments import load_recognizer
+        from ..alignment.recognizer import load_recognizer
 
         load_recognizer(cfg.recognizer)  # a missing or foreign file fails here, before anything is written
     initial = None

@@ -9,7 +9,6 @@ from pathlib import Path
 from ..models.registry import add_model_arguments
 
 log = logging.getLogger(__name__)
-PEAK = 0.99  # a synthesis louder than full scale is scaled to this peak
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(p)
     p.add_argument("--onnx", help="a folder written by 'tts-adapt export --format onnx' (runs onnxruntime)")
-    p.add_argument("--threads", type=int, help="onnxruntime threads (with --onnx; default: all cores)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads, with --onnx (default: all cores)")
     p.add_argument("--adapter", help="an adapted-model folder written by 'tts-adapt adapt' (optional)")
     p.add_argument(
         "--allow-base-mismatch",
@@ -37,13 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     voice.add_argument("--reference", help="a recording whose voice and style to use (StyleTTS 2 models)")
     voice.add_argument(
         "--voice",
-        help="Kokoro: a voice by name (af_heart, am_adam, bf_emma, ...; the default af_heart), a blend "
+        help="Kokoro: a voice by name (af_heart, am_adam, bf_emma, ...), a blend "
         "(af_heart:0.6,bf_emma:0.4) or a voice-pack file (.pt, .bin, .safetensors); tts-adapt-base: a "
         "shipped reference recording by name ("
         + (", ".join(_voice_names()) or "none in this installation")
-        + ")",
+        + ") (default: af_heart for Kokoro, the first shipped recording for tts-adapt-base)",
     )
-    p.add_argument("--out", required=True, help="output .wav path")
+    p.add_argument("--out", required=True, help="output .wav path (its folder is created)")
+    p.add_argument(
+        "--level",
+        type=_level,
+        default=-20.0,
+        metavar="DBFS",
+        help="speech level of the written clip in dBFS (RMS of its active frames; the peak stays below "
+        "full scale), or raw for the model's own level (default: -20)",
+    )
     p.add_argument("--speed", type=float, default=1.0, help="speaking rate, >1 faster (default: 1.0)")
     p.add_argument(
         "--alpha",
@@ -77,16 +84,18 @@ def _voice_names() -> list[str]:
         return []  # reported when the command runs, not while building --help
 
 
-def within_full_scale(wave, peak: float = PEAK):
-    """``(wave, gain)``: a wave that would clip in 16-bit PCM scaled to ``peak`` (gain < 1), else as it is
-    (gain 1). Scaling keeps the waveform's shape, which clipping would not."""
-    import numpy as np
-
-    top = float(np.abs(wave).max()) if len(wave) else 0.0
-    if top <= 1.0:
-        return wave, 1.0
-    gain = peak / top
-    return wave * gain, gain
+def _level(value: str) -> float | None:
+    """``--level``: a speech level in dBFS (below 0), or ``raw`` for the model's own level."""
+    if value.strip().lower() == "raw":
+        return None
+    try:
+        level = float(value)
+    except ValueError:
+        message = f"expected a level in dBFS such as -20, or raw; got {value!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    if not level < 0:
+        raise argparse.ArgumentTypeError(f"a level in dBFS is below 0 (full scale); got {value}")
+    return level
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,13 +138,21 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         speed=args.speed,
     )
-    wave, gain = within_full_scale(wave)
-    if gain != 1.0:
-        log.warning("the synthesis peaks above full scale; scaled by %.3f instead of clipping", gain)
+    from ..audio_out import finish_for_listening
+
+    wave, finish = finish_for_listening(wave, sr, level_dbfs=args.level)
+    log.info(
+        "level: speech %.1f dBFS -> %.1f dBFS (gain %+.1f dB%s), %.2f s of silence after it",
+        finish.level_before,
+        finish.level_after,
+        finish.gain_db,
+        ", limited by the peak" if finish.peak_limited else "",
+        finish.tail_s,
+    )
     out = Path(args.out)
     with atomic_path(out, suffix=".wav") as tmp:
         sf.write(str(tmp), wave, sr, format="WAV", subtype="PCM_16")
-    print(f"wrote {out} ({len(wave) / sr:.2f} s at {sr} Hz)")
+    print(f"wrote {out} ({len(wave) / sr:.2f} s at {sr} Hz, speech at {finish.level_after:.1f} dBFS)")
     return 0
 
 

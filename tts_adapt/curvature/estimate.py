@@ -335,7 +335,7 @@ def _pass(
     start: int,
     kfac: dict[str, dict[str, torch.Tensor]] | None,
 ) -> None:
-    from tqdm.auto import tqdm
+    from ..utils.progress import progress_bar as tqdm
 
     shard, world = job.settings["shard"], job.world
     scale = world if shard else 1  # progress counts every rank's utterances

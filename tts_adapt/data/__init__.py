@@ -10,59 +10,49 @@ Typical use::
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 """
 
-from .cache import FeatureCache, FeatureSettings, hash_file, load_features
-from .corpus import LAYOUTS, detect_layout, load_corpus
-from .dataset import REF_FRAMES, Batch, TTSDataset, collate, encode_phonemes
-from .filelist import read_filelist, write_filelist
-from .prepare import PrepareConfig, PreparedCorpus, PreparedUtterance, prepare_corpus
-from .readers import read_folder, read_libritts, read_ljspeech, read_vctk
-from .report import BadInputError, SkipReport
-from .sampler import FrameBudgetBatchSampler, RandomBatchSampler
-from .selection import (
-    by_speaker,
-    filter_duration,
-    per_speaker_subset,
-    random_subset,
-    select_speakers,
-    speakers_of,
-    split_speakers,
-)
-from .utterance import Utterance, sort_utterances
+from __future__ import annotations
 
-__all__ = [
-    "LAYOUTS",
-    "REF_FRAMES",
-    "BadInputError",
-    "Batch",
-    "FeatureCache",
-    "FeatureSettings",
-    "FrameBudgetBatchSampler",
-    "PrepareConfig",
-    "PreparedCorpus",
-    "PreparedUtterance",
-    "RandomBatchSampler",
-    "SkipReport",
-    "TTSDataset",
-    "Utterance",
-    "by_speaker",
-    "collate",
-    "detect_layout",
-    "encode_phonemes",
-    "filter_duration",
-    "hash_file",
-    "load_corpus",
-    "load_features",
-    "per_speaker_subset",
-    "prepare_corpus",
-    "random_subset",
-    "read_filelist",
-    "read_folder",
-    "read_libritts",
-    "read_ljspeech",
-    "read_vctk",
-    "select_speakers",
-    "sort_utterances",
-    "speakers_of",
-    "split_speakers",
-    "write_filelist",
-]
+from ..utils.lazy import lazy_exports
+
+# imported on first use: reading a file list needs no torch
+_EXPORTS = {
+    "BadInputError": "report",
+    "Batch": "dataset",
+    "FeatureCache": "cache",
+    "FeatureSettings": "cache",
+    "FrameBudgetBatchSampler": "sampler",
+    "LAYOUTS": "corpus",
+    "PrepareConfig": "prepare",
+    "PreparedCorpus": "prepare",
+    "PreparedUtterance": "prepare",
+    "REF_FRAMES": "dataset",
+    "RandomBatchSampler": "sampler",
+    "SkipReport": "report",
+    "TTSDataset": "dataset",
+    "Utterance": "utterance",
+    "by_speaker": "selection",
+    "collate": "dataset",
+    "detect_layout": "corpus",
+    "encode_phonemes": "dataset",
+    "filter_duration": "selection",
+    "hash_file": "cache",
+    "load_corpus": "corpus",
+    "load_features": "cache",
+    "per_speaker_subset": "selection",
+    "prepare_corpus": "prepare",
+    "random_subset": "selection",
+    "read_filelist": "filelist",
+    "read_folder": "readers",
+    "read_libritts": "readers",
+    "read_ljspeech": "readers",
+    "read_vctk": "readers",
+    "select_speakers": "selection",
+    "sort_utterances": "utterance",
+    "speakers_of": "selection",
+    "split_speakers": "selection",
+    "write_filelist": "filelist",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

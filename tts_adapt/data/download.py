@@ -120,7 +120,7 @@ class ResumableDownloader:
         self.progress = progress
 
     def __call__(self, url: str, output_file, pooch=None, check_only: bool = False):
-        from tqdm.auto import tqdm
+        from ..utils.progress import progress_bar as tqdm
 
         if check_only:
             r = requests.head(url, allow_redirects=True, timeout=self.timeout)

@@ -260,7 +260,7 @@ def prepare_corpus(
     Problems go to ``report`` (saved to ``report_path`` if given, even when the run fails); with
     ``strict`` the first problem raises. Zero usable utterances is an error naming the reasons.
     """
-    from tqdm.auto import tqdm
+    from ..utils.progress import progress_bar as tqdm
 
     t0 = time.perf_counter()
     utts = list(utterances)

@@ -19,9 +19,8 @@ def embed_utterances(utts: Sequence[Utterance], device: str = "cpu", progress: b
         from resemblyzer import VoiceEncoder, preprocess_wav
     except ImportError as e:  # pragma: no cover - optional dependency
         raise RuntimeError(f"the speaker check needs resemblyzer (pip install 'tts-adapt[eval]'): {e}") from e
-    from tqdm.auto import tqdm
-
     from ..audio import load_audio
+    from ..utils.progress import progress_bar as tqdm
 
     encoder = VoiceEncoder(device, verbose=False)
     out = []

@@ -253,7 +253,7 @@ def make_corpus(
     The same arguments always give the same texts, voices and audio (espeak-ng is deterministic).
     An existing corpus made with other settings is an error unless ``overwrite``.
     """
-    from tqdm.auto import tqdm
+    from ..utils.progress import progress_bar as tqdm
 
     if speakers < 1 or utterances < 1:
         raise ValueError(f"need at least one speaker and one utterance, got {speakers} x {utterances}")

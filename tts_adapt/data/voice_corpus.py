@@ -143,7 +143,7 @@ def make_voice_corpus(
     A missing engine or voice is an :class:`~tts_adapt.data.engines.EngineNotInstalled` naming the
     package to install, raised before anything is written.
     """
-    from tqdm.auto import tqdm
+    from ..utils.progress import progress_bar as tqdm
 
     engine = get_engine(engine) if isinstance(engine, str) else engine
     chosen = engine.select(voices)

@@ -91,7 +91,7 @@ def _similarities(rows: list[dict], embs: np.ndarray) -> None:
 
 def score_set(name: str, utts: Sequence[Utterance], scorers: Scorers, progress: bool = True) -> list[dict]:
     """One row per clip of one set (metrics not asked for are absent)."""
-    from tqdm.auto import tqdm
+    from ..utils.progress import progress_bar as tqdm
 
     cfg = scorers.cfg
     rows = [

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 
+from ..alignment.recognizer import KIND, build_aligner, ctc_greedy_decode
 from ..audio import LOG_EPS, LOG_MEL_MEAN, LOG_MEL_STD, log_mel
 from ..text.symbols import SYMBOL_TO_ID, SYMBOLS
 from .audio_io import load_wave
-from .per import KIND, PhonemeRecognizer, build_aligner, ctc_greedy_decode, phone_units
+from .per import PhonemeRecognizer, phone_units
 from .text_norm import edit_distance
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,8 @@ def train_per_recognizer(
     progress: bool = True,
 ) -> tuple[PhonemeRecognizer, dict]:
     """Train on ``(audio_path, reference_ipa)`` pairs; returns the recogniser and a summary dict."""
-    from tqdm.auto import tqdm
-
     from ..utils.io import load_tensors, safe_torch_load, save_tensors, write_json
+    from ..utils.progress import progress_bar as tqdm
     from ..utils.seed import seed_everything
 
     cfg = config or PERTrainConfig()

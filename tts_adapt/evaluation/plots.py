@@ -26,6 +26,36 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
+def place_labels(
+    ax, labels: Sequence[tuple[str, float, float]], fontsize: float = 8, colors: Sequence[Any] | None = None
+) -> list:
+    """Annotate each ``(text, x, y)`` 5 points above and right of its point, moved down a line at a
+    time where it would cover a label already placed: systems whose points coincide (say, two methods
+    that have not moved the model) get a readable stack of labels instead of one blot."""
+    renderer = ax.figure.canvas.get_renderer()
+    ax.autoscale_view()
+    placed, out = [], []
+    for k, (text, x, y) in enumerate(labels):
+        dy = 5.0
+        for _ in range(len(labels) + 1):
+            note = ax.annotate(
+                text,
+                (x, y),
+                textcoords="offset points",
+                xytext=(5, dy),
+                fontsize=fontsize,
+                color=colors[k] if colors is not None else None,
+            )
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            note.remove()
+            dy -= fontsize + 2
+        placed.append(box)
+        out.append(note)
+    return out
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of points not dominated in both coordinates (higher is better), sorted by x."""
     idx = []
@@ -43,9 +73,14 @@ def pareto_plot(systems: Sequence[dict[str, Any]], metric: str = "sim") -> bytes
 
     ``systems``: dicts with ``label``, ``role``, ``target`` and ``heldout`` estimates (``mean/low/high``).
     """
+    return png_bytes(pareto_figure(systems, metric))
+
+
+def pareto_figure(systems: Sequence[dict[str, Any]], metric: str = "sim"):
+    """The figure of :func:`pareto_plot`."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    pts, usable = [], []
+    pts, usable, labels = [], [], []
     for s in systems:
         t, h = s.get("target"), s.get("heldout")
         if not t or not h:
@@ -63,7 +98,7 @@ def pareto_plot(systems: Sequence[dict[str, Any]], metric: str = "sim") -> bytes
             mec="black" if gt else None,
             label=s["label"],
         )
-        ax.annotate(s["label"], (h["mean"], t["mean"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        labels.append((s["label"], h["mean"], t["mean"]))
         if not gt:
             pts.append((h["mean"], t["mean"]))
             usable.append(s)
@@ -81,8 +116,9 @@ def pareto_plot(systems: Sequence[dict[str, Any]], metric: str = "sim") -> bytes
     ax.set_ylabel(f"target speaker: {metric}")
     ax.set_title("Adaptation vs forgetting")
     ax.grid(alpha=0.3)
+    place_labels(ax, labels)
     ax.legend(fontsize=7, loc="best")
-    return png_bytes(fig)
+    return fig
 
 
 def speaker_bars(per_speaker: dict[str, dict[str, float]], metric: str = "sim") -> bytes:
@@ -157,18 +193,11 @@ def lambda_pareto_plot(
     ``curves[label] = [(heldout, target, lambda), ...]`` (drawn in λ order)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 5.4))
+    marks = []
     for label, pts in curves.items():
         pts = sorted(pts, key=lambda p: float(p[2]))
         (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=5, lw=1.3, label=label)
-        for x, y, lam in pts:
-            ax.annotate(
-                f"{float(lam):g}",
-                (x, y),
-                textcoords="offset points",
-                xytext=(4, 3),
-                fontsize=6,
-                color=line.get_color(),
-            )
+        marks += [(f"{float(lam):g}", x, y, line.get_color()) for x, y, lam in pts]
     for label, (x, y) in (singles or {}).items():
         ax.plot([x], [y], "D", ms=7, label=label)
     if base is not None:
@@ -177,6 +206,7 @@ def lambda_pareto_plot(
     ax.set_ylabel("target voice: similarity")
     ax.set_title("Adaptation vs forgetting over λ (labels: λ)")
     ax.grid(alpha=0.3)
+    place_labels(ax, [(t, x, y) for t, x, y, _ in marks], fontsize=6, colors=[c for *_, c in marks])
     ax.legend(fontsize=7, loc="best")
     return png_bytes(fig)
 

@@ -295,7 +295,7 @@ def synthesize_all(
     entry: SystemEntry, cases: Sequence[TestCase], out_dir: Path, progress: bool = True
 ) -> list[str]:
     """Audio path per case: the recording itself for ground truth, else synthesised (resumable)."""
-    from tqdm.auto import tqdm
+    from ..utils.progress import progress_bar as tqdm
 
     if entry.role == GROUND_TRUTH:
         return [c.audio_path for c in cases]
@@ -336,8 +336,7 @@ def score_cases(
     progress: bool = True,
 ) -> list[dict]:
     """One row of metrics per case (metrics that do not apply are ``None``)."""
-    from tqdm.auto import tqdm
-
+    from ..utils.progress import progress_bar as tqdm
     from .mcd import mcd_dtw
 
     cfg = scorers.cfg

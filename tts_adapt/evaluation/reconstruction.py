@@ -73,10 +73,10 @@ def reconstruction_margin(
 
     ``items_by_voice`` maps each voice to its prepared utterances (at least ``rebuilt + 2``: the
     rebuilt ones, one style reference, and at least one for the voice's centroid)."""
+    from ..alignment.table import AlignmentTable
     from ..audio import log_energy
     from ..data import TTSDataset, collate
-    from ..pretrain.alignments import AlignmentTable
-    from ..pretrain.f0 import F0Table
+    from ..objective.f0_table import F0Table
     from .similarity import centroid
 
     if style not in STYLES:
@@ -143,9 +143,9 @@ def reconstruction_margin(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ..alignment.recognizer import load_recognizer
     from ..data import load_corpus
     from ..data.prepare import prepare_corpus
-    from ..pretrain.alignments import load_recognizer
     from .similarity import get_speaker_encoder
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)

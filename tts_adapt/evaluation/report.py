@@ -298,27 +298,51 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;c
 table{border-collapse:collapse;font-size:13px;margin:1em 0}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
 th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+#summary th{white-space:normal;max-width:8em;vertical-align:bottom}
+.ci{display:block;color:#666;font-size:11px}
 tr.ground_truth td{background:#fffbe6}tr.base td{background:#f3f7ff}
 .audio td{text-align:left;vertical-align:top}.audio td:nth-child(3){white-space:normal;min-width:220px}
 audio{width:220px}.scroll{overflow-x:auto}img{max-width:100%}
 .note{color:#666;font-size:12px}
+.about{background:#f7f7f2;border-left:4px solid #b8b08a;padding:.2em 1em;max-width:60em}
 """
 
 
-def render_html(data: dict, title: str, n_audio: int = 3) -> str:
+def note_paragraphs(note: str | None) -> list[str]:
+    """A report's note (``report --note``): paragraphs separated by blank lines, lines joined."""
+    if not note:
+        return []
+    return [" ".join(p.split()) for p in note.strip().split("\n\n") if p.strip()]
+
+
+def _cell_html(text: str) -> str:
+    """A summary cell: an estimate's interval on its own line under the mean, so a column is as wide as
+    its interval rather than mean and interval side by side (the table then fits a 1400 px window)."""
+    mean, sep, interval = text.partition(" [")
+    if not sep:
+        return html.escape(text)
+    return f"{html.escape(mean)}<span class='ci'>[{html.escape(interval)}</span>"
+
+
+def render_html(data: dict, title: str, n_audio: int = 3, note: str | None = None) -> str:
     header, body = table_rows(data["systems"])
     figs = _figures(data)
     e = html.escape
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>",
         f"<style>{CSS}</style></head><body><h1>{e(title)}</h1>",
+    ]
+    if note:
+        paragraphs = "".join(f"<p>{e(t)}</p>" for t in note_paragraphs(note))
+        parts.append(f"<div id='about' class='about'>{paragraphs}</div>")
+    parts += [
         "<h2>Summary</h2><div class='scroll'><table id='summary'><thead><tr>",
         "".join(f"<th>{e(h)}</th>" for h in header),
         "</tr></thead><tbody>",
     ]
     for label, row in zip(data["systems"], body, strict=True):
         role = data["systems"][label]["role"]
-        parts.append(f"<tr class='{e(role)}'>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+        parts.append(f"<tr class='{e(role)}'>" + "".join(f"<td>{_cell_html(c)}</td>" for c in row) + "</tr>")
     parts.append(
         "</tbody></table></div><p class='note'>Means with bootstrap 95 % intervals. sim: cosine similarity "
         "of speaker embeddings to the speaker's held-out recordings. Retention = adapted / base on "
@@ -370,12 +394,19 @@ def render_html(data: dict, title: str, n_audio: int = 3) -> str:
     return "".join(parts)
 
 
-def render_markdown(data: dict, title: str, files_dir: Path, md_dir: Path, n_audio: int = 3) -> str:
+def render_markdown(
+    data: dict, title: str, files_dir: Path, md_dir: Path, n_audio: int = 3, note: str | None = None
+) -> str:
     header, body = table_rows(data["systems"])
     figs = _figures(data)
     from ..utils.io import atomic_path
 
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"# {title}", ""]
+    for paragraph in note_paragraphs(note):
+        lines += [f"> {paragraph}", ">"]
+    if note:
+        lines[-1] = ""
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
     lines += ["", "Means with bootstrap 95 % intervals; retention = adapted / base on held-out speakers.", ""]
     lines += [f"- {n}" for n in scoring_notes(data)] + ([""] if scoring_notes(data) else [])
@@ -417,19 +448,21 @@ def write_report(
     title: str = "Speaker adaptation: similarity and forgetting",
     n_audio: int = 3,
     markdown: bool = True,
+    note: str | None = None,
 ) -> tuple[Path, Path | None]:
-    """Write ``out_html`` (self-contained) and, unless ``markdown=False``, ``out_html`` with ``.md``."""
+    """Write ``out_html`` (self-contained) and, unless ``markdown=False``, ``out_html`` with ``.md``;
+    ``note`` (paragraphs separated by blank lines) is shown under the title: what the run can show."""
     from ..utils.io import write_text
 
     data = load_evaluations(eval_dirs)
     out_html = Path(out_html)
-    write_text(out_html, render_html(data, title, n_audio))
+    write_text(out_html, render_html(data, title, n_audio, note))
     written = [out_html]
     md_path = None
     if markdown:
         md_path = out_html.with_suffix(".md")
         files = out_html.parent / f"{out_html.stem}_files"
-        write_text(md_path, render_markdown(data, title, files, md_path.parent, n_audio))
+        write_text(md_path, render_markdown(data, title, files, md_path.parent, n_audio, note))
         written += [md_path, *files.glob("*.png")]
     umask = os.umask(0)
     os.umask(umask)

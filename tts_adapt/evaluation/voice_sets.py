@@ -116,10 +116,9 @@ def render(
     out: str | Path, engines=DEFAULT_ENGINES, texts: list[str] | None = None, device: str = "cpu"
 ) -> list[Path]:
     """Write the sets (see module docstring); returns the file lists written."""
-    from tqdm.auto import tqdm
-
-    from ..cli.synth import within_full_scale
+    from ..audio_out import within_full_scale
     from ..utils.io import write_text
+    from ..utils.progress import progress_bar as tqdm
     from .audio_io import write_wave
 
     out = Path(out)
@@ -152,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--engines",
         default=",".join(DEFAULT_ENGINES),
-        help=f"comma-separated subset of {','.join(ENGINES)} (default {','.join(DEFAULT_ENGINES)})",
+        help=f"comma-separated subset of {','.join(ENGINES)} (default: {','.join(DEFAULT_ENGINES)})",
     )
     ap.add_argument(
         "--texts", type=Path, default=SENTENCES, help="sentences, one a line (default: the 16 shipped)"

@@ -77,8 +77,7 @@ def heldout_losses(
     model: nn.Module, batches: Sequence[Any], spec: HeldoutSpec, progress: bool = False
 ) -> dict[str, float]:
     """Per-utterance loss ``{utterance id: value}``; global RNGs are restored afterwards."""
-    from tqdm.auto import tqdm
-
+    from ..utils.progress import progress_bar as tqdm
     from ..utils.seed import seed_everything
 
     loss_fn = pretraining_loss_fn(spec.objective, spec.crop_frames)

@@ -77,8 +77,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         choices=MODEL_NAMES,
-        help=f"a named base model: {KOKORO} (Kokoro-82M, the default when tts-adapt[kokoro] is installed) "
-        f"or {BASE} (our small espeak-trained model, shipped)",
+        help=f"a named base model: {KOKORO} (Kokoro-82M) or {BASE} (our small espeak-trained model, "
+        f"shipped) (default: ${ENV_DEFAULT}, else {KOKORO} where tts-adapt[kokoro] is installed, "
+        f"else {BASE})",
     )
     p.add_argument(
         "--checkpoint",

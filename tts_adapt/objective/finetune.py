@@ -142,7 +142,7 @@ class FineTuneObjective(nn.Module):
         # cached monotonic paths of a frozen aligner (pre-training's second stage), or the recogniser's
         # paths a base model's config names (its decoder learned on those): no aligner pass, no s2s/mono
         if alignments is None:
-            from ..pretrain.alignments import recognizer_paths_from_config
+            from ..alignment.paths import recognizer_paths_from_config
 
             alignments = recognizer_paths_from_config(model)
         if alignments is None and self.voice_packs:

@@ -28,15 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..alignment.paths import aligner_padding, ctc_alignment_scores
 from ..audio import log_energy
 from ..data.dataset import Batch
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
-from ..text.tokenizer import length_to_mask
 from .adversarial import discriminator_loss_per_utterance, generator_loss_per_utterance
 from .finetune import SAMPLES_PER_MEL_FRAME, utterance_generator
 from .spectral import MultiResolutionLogSTFTLoss, MultiResolutionMelLoss
 
-# "recognizer": paths from a trained phoneme recogniser, cached before TMA (tts_adapt.pretrain.alignments);
+# "recognizer": paths from a trained phoneme recogniser, cached before TMA (tts_adapt.alignment);
 # once the aligner trains through the reconstruction (TMA) its own attention gives the path, as officially.
 ALIGNMENT_SOURCES = ("attention", "ctc", "recognizer")
 STYLE_SOURCES = ("segment", "reference")  # where the first stage takes the acoustic style from
@@ -69,11 +69,6 @@ class ReconstructionPass:
     crop_frames: int = 0
 
 
-def frame_mask(mel_lengths: torch.Tensor, width: int) -> torch.Tensor:
-    """True at padded aligner frames (the aligner halves the mel rate)."""
-    return length_to_mask(mel_lengths // 2, width // 2)
-
-
 def per_utterance_s2s(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the attention decoder's token predictions, one value per utterance."""
     return torch.stack(
@@ -104,13 +99,6 @@ def per_utterance_ctc(
     return loss / tgt_len.clamp(min=1).to(loss)
 
 
-def ctc_alignment_scores(ctc_logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """``[B, tokens, frames]`` posterior of each token at each frame, a monotonic-search input that
-    does not depend on the attention decoder having learned to attend."""
-    post = ctc_logits.detach().softmax(-1)  # [B, T', V]
-    return torch.gather(post, 2, tokens.unsqueeze(1).expand(-1, post.shape[1], -1)).transpose(1, 2)
-
-
 class AlignerObjective(nn.Module):
     """CTC + s2s on whole utterances (the official auxiliary ASR training)."""
 
@@ -119,7 +107,7 @@ class AlignerObjective(nn.Module):
         self.model = model
 
     def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
-        mask = frame_mask(batch.mel_lengths, batch.mels.shape[-1])
+        mask = aligner_padding(batch.mel_lengths, batch.mels.shape[-1])
         ctc_logits, s2s_logits, _ = self.model.text_aligner(batch.mels, mask, batch.tokens)
         return {
             "ctc": per_utterance_ctc(ctc_logits, batch.tokens, batch.token_lengths, batch.mel_lengths),
@@ -141,7 +129,7 @@ class FirstStageObjective(nn.Module):
     ) -> None:
         """``f0(uid, start_frame, frames)`` gives ground-truth F0 in Hz for a mel-frame window;
         ``alignments(batch)``, when given, supplies the frozen aligner's monotonic paths before TMA
-        (see :mod:`tts_adapt.pretrain.alignments`), so the aligner does not run at all then."""
+        (see :mod:`tts_adapt.alignment`), so the aligner does not run at all then."""
         super().__init__()
         if alignment not in ALIGNMENT_SOURCES:
             raise ValueError(f"alignment must be one of {', '.join(ALIGNMENT_SOURCES)}, got {alignment!r}")
@@ -161,7 +149,7 @@ class FirstStageObjective(nn.Module):
     def _align(self, batch: Batch, tma: bool, step: int):
         m = self.model
         frames = batch.mel_lengths // 2
-        mask = frame_mask(batch.mel_lengths, batch.mels.shape[-1])
+        mask = aligner_padding(batch.mel_lengths, batch.mels.shape[-1])
         # The aligner masks random input tokens even in eval mode (official); its draws come from the
         # global RNG, so they are tied to (seed, step, batch) here and leave the caller's RNG alone.
         seed = zlib.crc32(f"{self.seed}|{step}|aligner|{'|'.join(batch.ids)}".encode())

@@ -12,10 +12,10 @@ import logging
 import numpy as np
 import torch
 
+from .f0_sources import F0_SOURCES, TRACKERS
+
 log = logging.getLogger(__name__)
 
-F0_SOURCES = ("jdc", "pyin", "yin", "yin-hs")
-TRACKERS = ("yin", "pyin", "yin-hs")
 HOP = 300
 
 

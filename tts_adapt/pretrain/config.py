@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .f0 import TRACKERS
+from ..objective.f0_sources import TRACKERS
 
 STAGES = ("aligner", "first", "second")
 # first-stage style: another segment of the utterance (official) or another utterance of the voice;

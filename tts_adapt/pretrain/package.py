@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import yaml
 
+from ..alignment.paths import CONFIG_KEY
 from ..models.styletts2.model import MODULE_NAMES
 from ..utils.io import load_tensors, save_tensors, write_text
-from .alignments import CONFIG_KEY
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ def package_run(run: str | Path, out: str | Path, half: bool = True, metadata: d
             )
         save_tensors(out / RECOGNIZER, *load_tensors(source))
         config[CONFIG_KEY] = RECOGNIZER
+    if settings.get("max_len"):
+        # the decoder crop it learned on: adapting it on crops this long draws no short-crop warning
+        config["pretrain_max_len"] = int(settings["max_len"])
     write_text(out / "config.yml", yaml.safe_dump(config, sort_keys=False))
     return out / "model.safetensors"
 

@@ -11,12 +11,13 @@ Layout of ``out``::
 
 Each stage starts from the weights the previous one finished with (read from its final checkpoint),
 so a run killed anywhere resumes exactly where it was. All randomness is seeded by ``(seed, step,
-utterance id)`` or saved in the checkpoint.
+utterance id)`` or saved in the checkpoint. What differs between the stages (modules, objective, loss,
+sample) is in one module per stage (:mod:`.stage_aligner`, :mod:`.stage_first`, :mod:`.stage_second`);
+this module is the loop they share.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -29,86 +30,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..alignment.recognizer import load_recognizer
+from ..alignment.table import AlignmentTable
 from ..data import Batch, FrameBudgetBatchSampler, TTSDataset, collate
 from ..data.prepare import PreparedUtterance
-from ..objective.finetune import FineTuneObjective, LossWeights
-from ..objective.first_stage import AlignerObjective, FirstStageObjective, FirstStageWeights
+from ..objective.f0_table import F0Table
 from ..train.distributed import DistInfo, all_reduce_sum, shard, sum_gradients
-from ..train.provenance import sha256_file
 from ..train.state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from ..utils.io import write_json, write_text
 from ..utils.seed import seed_everything
-from .alignments import AlignmentTable, load_recognizer
 from .config import STAGES, PretrainConfig, PretrainConfigError, validate
-from .f0 import F0Table
+from .fingerprint import STAGE_SETTINGS, fingerprint
+from .stage_aligner import AlignerStage
+from .stage_base import Stage
+from .stage_first import FirstStage
+from .stage_second import SecondStage
 
 log = logging.getLogger(__name__)
 
-# What each stage trains (official train_first.py / train_second.py module steps).
-TRAINED = {
-    "aligner": ("text_aligner",),
-    "first": ("text_encoder", "style_encoder", "decoder"),  # + text_aligner from tma_start
-    "second": ("bert", "bert_encoder", "predictor", "predictor_encoder", "diffusion"),
-}
-SECOND_TERMS = ("F0", "norm", "dur", "ce", "sty", "diff")
-
-
-# Settings that shape each stage's result; a resumed or completed stage must have been run with them.
-STAGE_SETTINGS = {
-    "run": ("seed", "f0", "alignment", "betas", "weight_decay", "grad_clip"),
-    "aligner": ("aligner_lr", "batch_size"),
-    "first": ("tma_start", "adv_start", "max_len", "lr", "batch_size"),
-    "second": ("diff_start", "second_decoder", "second_max_len", "lr", "bert_lr", "batch_size"),
-}
-# A stage's step count is not among them: the learning rate is constant (as officially), or, with a
-# first-stage decay, a function of the step alone, so asking for more steps later continues a finished
-# stage exactly as if they had been asked for at the start. A decay enters the first stage's
-# fingerprint only for checkpoints past its start, so a decay may be added after the last checkpoint;
-# so does adv_start (adversarial terms may be added when extending a finished reconstruction stage).
-
-
-def _decay_applies(cfg: PretrainConfig, stage: str, step: int | None) -> bool:
-    """Whether the first-stage decay shaped the weights after ``step`` steps."""
-    return stage == "first" and cfg.lr_decay is not None and step is not None and step > cfg.lr_decay[0]
-
-
-def _fingerprint(
-    cfg: PretrainConfig,
-    items: Sequence[PreparedUtterance],
-    model_config: dict,
-    stage: str = "run",
-    step: int | None = None,
-) -> str:
-    settings = cfg.to_dict()
-    chosen = {k: settings[k] for k in STAGE_SETTINGS[stage]}
-    if stage == "first" and not (cfg.adv_start is not None and step is not None and step > cfg.adv_start):
-        chosen["adv_start"] = None  # no adversarial step shaped these weights yet
-    if _decay_applies(cfg, stage, step):
-        chosen["lr_decay"] = settings["lr_decay"]
-        chosen["lr_final"] = cfg.final_lr
-    if stage == "first" and cfg.style_source != "segment":
-        chosen["style_source"] = cfg.style_source  # the default keeps earlier runs' fingerprints
-    if stage == "first" and cfg.first_train_only is not None:
-        chosen["first_train_only"] = list(cfg.first_train_only)
-    if stage == "run" and cfg.init is not None:
-        chosen["init"] = sha256_file(cfg.init)[:16]  # the starting weights shape every stage
-    if stage == "first" and cfg.adv_warmup and step is not None and step > (cfg.adv_start or 0):
-        chosen["adv_warmup"] = cfg.adv_warmup
-    if stage == "first" and cfg.disc_lr is not None and step is not None and step > (cfg.adv_start or 0):
-        chosen["disc_lr"] = cfg.disc_lr
-    if stage == "run" and cfg.recognizer is not None:
-        # the recogniser's weights shape every path (runs without one keep their earlier fingerprint)
-        chosen["recognizer"] = sha256_file(cfg.recognizer)[:16]
-    blob = json.dumps(
-        {
-            "settings": chosen,
-            "data": [it.id for it in items],
-            "model": {k: v for k, v in model_config.items() if not k.startswith("_")},
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+STAGE_RUNNERS: dict[str, Stage] = {s.name: s for s in (AlignerStage(), FirstStage(), SecondStage())}
 
 
 def _json_line(line: str) -> dict | None:
@@ -140,7 +80,7 @@ class Pretrainer:
         self.device = torch.device(cfg.device)
         self.progress = progress
         self.sample_items = list(sample_items)
-        self.fingerprint = _fingerprint(cfg, self.items, model.config)
+        self.fingerprint = fingerprint(cfg, self.items, model.config)
         self.f0 = F0Table.build(
             self.items, self.out / "f0.safetensors", cfg.f0, model.sample_rate, progress and self.dist.main
         )
@@ -159,7 +99,7 @@ class Pretrainer:
     def stage_fingerprint(self, stage: str, step: int) -> str:
         """The settings behind a stage's weights after ``step`` steps."""
         # the run part (recogniser and --init hashes) was computed once, in __init__
-        return self.fingerprint + _fingerprint(self.cfg, self.items, self.model.config, stage, step)
+        return self.fingerprint + fingerprint(self.cfg, self.items, self.model.config, stage, step)
 
     def upstream(self, stage: str) -> dict[str, int]:
         """Step counts of the finished earlier stages a stage starts from: a stage trained on top of
@@ -279,7 +219,7 @@ class Pretrainer:
 
     # -- one stage -------------------------------------------------------------------------------------
     def run_stage(self, stage: str) -> dict[str, Any]:
-        from tqdm.auto import tqdm
+        from ..utils.progress import progress_bar as tqdm
 
         cfg, m = self.cfg, self.model
         steps = cfg.stage_steps(stage)
@@ -306,9 +246,8 @@ class Pretrainer:
             if latest is not None:
                 self._load_weights(latest)
             return done
-        names = list(TRAINED[stage])
-        if stage == "first":
-            names.append("text_aligner")  # frozen until tma_start, but in the optimiser from the start
+        runner = STAGE_RUNNERS[stage]
+        names = list(runner.optimised)
         params = self._trainable(names)
         if stage == "first" and cfg.first_train_only is not None:
             params = self._restrict(names, cfg.first_train_only)
@@ -342,11 +281,8 @@ class Pretrainer:
             log.info("%s stage: resumed from %s (step %d)", stage, latest, state["step"])
         else:
             seed_everything(cfg.seed + STAGES.index(stage))
-            if stage == "second" and cfg.init is None:
-                # official train_second.py: the prosodic style encoder starts as a copy of the acoustic
-                # one (a run continuing given weights keeps their trained prosodic encoder)
-                m.predictor_encoder.load_state_dict(m.style_encoder.state_dict())
-        objective = self._objective(stage)
+            runner.start(self)
+        objective = runner.objective(self)
         self._set_modes(stage)
         history: list[dict[str, float]] = []
         losses_path = folder / "losses.jsonl"
@@ -378,9 +314,10 @@ class Pretrainer:
             # every step's global draws (dropout, the aligner's token masking) depend on (seed, stage,
             # step) alone, so a run resumed from any checkpoint continues exactly as it would have
             seed_everything(zlib.crc32(f"{cfg.seed}|{stage}|{step}".encode()))
-            if stage == "first":
-                self._set_lr(optimizers, cfg.first_lr_factor(step))
-            values = self._step(stage, objective, batch, step, params, opt, disc_opt)
+            factor = runner.lr_factor(self, step)
+            if factor is not None:
+                self._set_lr(optimizers, factor)
+            values = self._step(runner, objective, batch, step, params, opt, disc_opt)
             if values is None:
                 unusable += 1
                 if unusable >= 50:
@@ -476,81 +413,23 @@ class Pretrainer:
             self._recognizer = load_recognizer(self.cfg.recognizer, str(self.device))
         return self._recognizer
 
-    def _objective(self, stage: str):
-        m, cfg = self.model, self.cfg
-        if stage == "aligner":
-            return AlignerObjective(m)
-        if stage == "first":
-            return FirstStageObjective(
-                m,
-                self.f0.crop,
-                FirstStageWeights.from_config(m.config.get("loss_params")),
-                max_len=cfg.max_len,
-                seed=cfg.seed,
-                alignment=cfg.alignment,
-                alignments=self.alignment_table() if cfg.tma_start > 0 else None,
-                style_source=cfg.style_source,
-            )
-        return FineTuneObjective(
-            m,
-            LossWeights.from_config(m.config.get("loss_params")),
-            max_len=cfg.second_max_len,
-            f0_source="table",
-            f0_table=self.f0.crop,
-            seed=cfg.seed,
-            alignments=self.alignment_table(),
-        )
-
     def _set_modes(self, stage: str) -> None:
         self.model.eval()
-        for name in TRAINED[stage]:
+        for name in STAGE_RUNNERS[stage].optimised:  # the first stage's aligner learns from tma_start
             getattr(self.model, name).train()
-        if stage == "first":
-            self.model.text_aligner.train()
 
-    def _step(self, stage, objective, batch, step, params, opt, disc_opt) -> dict[str, float] | None:
+    def _step(self, runner: Stage, objective, batch, step, params, opt, disc_opt) -> dict[str, float] | None:
         cfg = self.cfg
         global_size = len(batch) * self.dist.world if self.dist.active else len(batch)
 
         def mean(t: torch.Tensor) -> torch.Tensor:  # global-batch mean of per-utterance values
             return t.sum() / global_size
 
-        values: dict[str, float] = {}
-        if stage == "aligner":
-            terms = objective.terms(batch)
-            total = terms["ctc"] + terms["s2s"]
-        elif stage == "first":
-            tma = step >= cfg.tma_start
-            adversarial = cfg.adv_start is not None and step >= cfg.adv_start
-            p = objective.generator_pass(batch, step, tma=tma)
-            if p is None:
-                return None
-            if adversarial:
-                d_loss = mean(objective.discriminator_loss(p))
-                disc_opt.zero_grad(set_to_none=True)
-                d_loss.backward()
-                disc_params = [q for g in disc_opt.param_groups for q in g["params"]]
-                sum_gradients(disc_params, self.dist)
-                disc_opt.step()
-                values["disc"] = float(d_loss.detach())
-                if step >= cfg.adv_start + cfg.adv_warmup:  # warm-up: the discriminators learn alone
-                    objective.adversarial_terms(p)
-            terms = p.terms
-            total = objective.total(p)
-        else:
-            p = objective.generator_pass(
-                batch,
-                step,
-                diffusion=step >= cfg.diff_start,
-                batch_mean=lambda t: t.detach().mean(),
-                decoder=cfg.second_decoder,
-            )
-            if p is None:
-                return None
-            terms = {
-                k: v for k, v in p.terms.items() if k in SECOND_TERMS or (cfg.second_decoder and k == "mel")
-            }
-            total = sum(getattr(objective.weights, k) * v for k, v in terms.items())
+        out = runner.losses(self, objective, batch, step, mean, disc_opt)
+        if out is None:
+            return None
+        terms, total, values = out
+        stage = runner.name
         loss = mean(total)
         if not torch.isfinite(loss):
             log.warning("%s stage step %d: non-finite loss, batch skipped", stage, step)
@@ -571,7 +450,6 @@ class Pretrainer:
         """A listenable check: reconstruction (first stage) or text-to-speech (second stage)."""
         import soundfile as sf
 
-        from ..models.styletts2.inference import synthesize
         from ..utils.io import atomic_path
 
         if not self.sample_items:
@@ -584,39 +462,17 @@ class Pretrainer:
         m.eval()
         try:
             with torch.no_grad():
-                if stage == "first":
-                    wave = self._reconstruct(item)
-                else:
-                    from ..data.cache import load_features
-
-                    ref, _, _ = load_features(item.features)
-                    wave, _ = synthesize(m, "", reference=ref.numpy(), phonemes=item.phonemes, seed=0)
+                wave = STAGE_RUNNERS[stage].sample(self, item)
         finally:
             for name, mod in m.named_children():
                 mod.train(was[name])
+        if wave is None:
+            return
         with atomic_path(folder / f"step-{step:07d}.wav", suffix=".wav") as tmp:
             sf.write(str(tmp), np.clip(wave, -1, 1), m.sample_rate, subtype="PCM_16", format="WAV")
         tb = self._tensorboard()
         if tb is not None:
             tb.add_audio(f"{stage}/sample", torch.from_numpy(wave).unsqueeze(0), step, m.sample_rate)
-
-    def _reconstruct(self, item: PreparedUtterance) -> np.ndarray:
-        """The whole utterance through its monotonic path (aligner or recogniser), text encoder and
-        decoder, true F0."""
-        from ..audio import log_energy
-        from .alignments import align_batch
-
-        m = self.model
-        batch = collate([self.dataset[self.items.index(item)]]).to(self.device)
-        mels = batch.mels
-        hard = align_batch(m, batch, self.cfg.alignment, self.recognizer())
-        t_en = m.text_encoder(batch.tokens, batch.token_lengths, batch.text_mask)
-        asr = t_en @ hard
-        frames = hard.shape[-1]
-        f0 = torch.from_numpy(self.f0.crop(item.id, 0, 2 * frames)).unsqueeze(0).to(mels)
-        n = log_energy(mels[..., : 2 * frames])
-        s = m.style_encoder(mels.unsqueeze(1))
-        return m.decoder(asr, f0, n, s, deterministic=True).squeeze().cpu().numpy()
 
 
 def pretrain(

@@ -14,10 +14,10 @@ stages:
     launcher: torchrun --nproc-per-node {gpus}   # optional prefix for multi-GPU stages
 ```
 
-``{out}`` is the run folder; every other ``{name}`` is a variable (a variable's value may itself name
-``{out}`` or other variables). Stages run in order; each leaves a stamp when it succeeds, so a re-run
-skips finished stages and continues where a crash stopped it (and the commands themselves resume their
-own partial work).
+``{out}`` is the run folder, ``{recipe_dir}`` the recipe file's folder; every other ``{name}`` is a
+variable (a variable's value may itself name ``{out}`` or other variables). Stages run in order; each
+leaves a stamp when it succeeds, so a re-run skips finished stages and continues where a crash stopped
+it (and the commands themselves resume their own partial work).
 
 Grids: a stage with ``matrix`` runs once per combination of its axes (the product, in the order
 written), each combination a stage of its own with its own stamp and log::
@@ -105,6 +105,7 @@ class Recipe:
                 + " ".join(f"--set {m}=..." for m in missing)
             )
         values["out"] = str(out)
+        values["recipe_dir"] = str(self.path.resolve().parent)  # files that ship beside the recipe
         flat = {k: _scalar(v) for k, v in values.items()}
         looped = sorted(flat)
         for _ in range(len(flat) + 1):  # variables that name variables: fill until nothing changes

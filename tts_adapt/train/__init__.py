@@ -17,7 +17,7 @@ _EXPORTS = {
     "FineTuneObjective": "objective",
     "LossWeights": "objective",
     "load_adapted_model": "artifacts",
-    "read_manifest": "artifacts",
+    "read_manifest": "manifest",
     "run_adaptation": "run",
     "BaseMismatchError": "provenance",
     "check_base": "provenance",

@@ -11,7 +11,6 @@ config names as its voices and its default voice (the ``voice`` method leaves no
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
 from pathlib import Path
@@ -22,10 +21,10 @@ import yaml
 from torch import nn
 
 from ..utils.io import load_tensors, save_tensors, write_json, write_text
+from .manifest import MANIFEST, read_manifest
 from .methods import GENERATOR_MODULES, generator_modules
-from .provenance import check_base, sha256_file  # noqa: F401  (sha256_file: re-exported)
+from .provenance import check_base
 
-MANIFEST = "manifest.json"
 CONFIG = "config.yml"
 VOICES = "voices.safetensors"
 WEIGHTS = "weights.safetensors"
@@ -109,15 +108,6 @@ def versions() -> dict[str, str]:
         "peft": peft.__version__,
         "python": platform.python_version(),
     }
-
-
-def read_manifest(out: str | os.PathLike) -> dict[str, Any]:
-    path = Path(out) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{out} is not an adapted-model folder (no {MANIFEST}); run 'tts-adapt adapt'"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_adapted_model(

@@ -93,7 +93,9 @@ class TrainConfig:
         return d
 
 
-def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
+def validate(
+    cfg: TrainConfig, warn: bool = True, world: int = 1, short_crop: int = RECOMMENDED_MAX_LEN
+) -> list[str]:
     from ..objective.pitch import F0_SOURCES
 
     """Raise :class:`ConfigError` for settings that cannot work; return (and log) warnings.
@@ -146,10 +148,10 @@ def validate(cfg: TrainConfig, warn: bool = True, world: int = 1) -> list[str]:
             f"needs: every batch would be skipped. Use at least {RECOMMENDED_MAX_LEN}."
         )
     warnings: list[str] = []
-    if cfg.max_len < RECOMMENDED_MAX_LEN:
+    if cfg.max_len < short_crop:  # the model's own crop where it was trained on shorter ones
         warnings.append(
             f"max_len {cfg.max_len} frames ({cfg.max_len * 0.0125:.2f} s) is short: StyleTTS 2 fine-tuned on "
-            f"short crops loses quality; {RECOMMENDED_MAX_LEN}-400 is recommended"
+            f"short crops loses quality; {short_crop}-400 is recommended"
         )
     if cfg.joint_start is not None and cfg.joint_start < cfg.steps:
         if cfg.diff_start > cfg.joint_start:

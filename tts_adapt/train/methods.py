@@ -159,12 +159,32 @@ def setup_method(model: nn.Module, cfg: TrainConfig) -> MethodSetup:
     return MethodSetup(cfg.method, gen, disc, prior, counts)
 
 
-def describe_counts(counts: dict[str, Any]) -> str:
-    """The per-component table logged at the start of training."""
-    lines = [f"{'component':18s} {'trainable':>12s} {'total':>12s} {'%':>7s}"]
+def idle_components(
+    model: nn.Module, adversarial: bool, recognizer_paths: bool, speech_lm: bool
+) -> dict[str, str]:
+    """Components set trainable that no step will change, with the reason: MPD/MSD when ``lambda_gen``
+    is 0 (no pass through them), the WavLM discriminator without WavLM, the text aligner when a
+    recogniser gives the alignments."""
+    idle = {}
+    if not adversarial:
+        idle.update({name: "lambda_gen 0" for name in discriminators(model) if name in ("mpd", "msd")})
+    if not speech_lm and "wd" in discriminators(model):
+        idle["wd"] = "no WavLM"
+    if recognizer_paths:
+        idle["text_aligner"] = "the recogniser aligns"
+    return idle
+
+
+def describe_counts(counts: dict[str, Any], idle: dict[str, str] | None = None) -> str:
+    """The per-component table logged at the start of training; ``idle`` components (no step changes
+    them, see :func:`idle_components`) show 0 trained parameters and why."""
+    idle = idle or {}
+    lines = [f"{'component':18s} {'trained':>12s} {'total':>12s} {'%':>7s}"]
     for name, slot in counts["per_module"].items():
-        pct = 100.0 * slot["trainable"] / max(slot["total"], 1)
-        lines.append(f"{name:18s} {slot['trainable']:12,d} {slot['total']:12,d} {pct:7.3f}")
+        trained = 0 if name in idle else slot["trainable"]
+        pct = 100.0 * trained / max(slot["total"], 1)
+        note = f"   (not trained: {idle[name]})" if name in idle and slot["trainable"] else ""
+        lines.append(f"{name:18s} {trained:12,d} {slot['total']:12,d} {pct:7.3f}{note}")
     adapted, lora = counts["adapted_trainable"], counts["lora"]
     lines.append(f"{'adapted (generator)':18s} {adapted:12,d}   (LoRA parameters: {lora:,d})")
     return "\n".join(lines)

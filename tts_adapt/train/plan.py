@@ -14,7 +14,7 @@ from torch import nn
 
 from ..data.utterance import Utterance
 from .config import TrainConfig
-from .methods import describe_counts, setup_method
+from .methods import describe_counts, idle_components, setup_method
 
 
 def data_summary(utts: Sequence[Utterance]) -> str:
@@ -67,7 +67,7 @@ def adaptation_plan(
         curvature = "identity (L2-SP)" if cfg.curvature == "l2sp" else cfg.curvature
         prior = f"lambda {cfg.strength} x {curvature} on the curvature's layers"
     f0 = "JDC pitch extractor of the checkpoint" if cfg.f0 == "jdc" else f"{cfg.f0} (DSP tracker)"
-    from ..pretrain.alignments import recognizer_paths_from_config
+    from ..alignment.paths import recognizer_paths_from_config
 
     paths = recognizer_paths_from_config(model)  # loads and checks the recogniser the config names
     if paths is None:
@@ -90,7 +90,7 @@ def adaptation_plan(
         f"SLM: {slm}",
         f"out-of-distribution texts: {ood}",
         f"prior: {prior}",
-        "trainable parameters:",
-        describe_counts(setup.counts),
+        "trained parameters:",
+        describe_counts(setup.counts, idle_components(model, bool(gen), paths is not None, not cfg.no_slm)),
     ]
     return "\n".join(lines)

@@ -91,7 +91,7 @@ def check_base(
     """
     import logging
 
-    from .artifacts import read_manifest
+    from .manifest import read_manifest
 
     log = logging.getLogger(__name__)
     manifest = manifest if manifest is not None else read_manifest(adapted)

@@ -85,6 +85,7 @@ SHOWN = (
     "ood_texts",
     "no_ood",
 )
+PRIOR_FIELDS = ("curvature", "strength", "curvature_scaling")  # shown only for a method with a prior
 NEVER = "never"  # --joint-start never: no SLM-adversarial stage, whatever the fine-tuning config says
 
 
@@ -125,6 +126,27 @@ def load_train_config(path: str | Path | None) -> dict[str, Any]:
             f"--train-config {path}: expected a mapping of training keys, got {type(data).__name__}"
         )
     return data
+
+
+def short_crop(model_config: dict[str, Any] | None) -> int:
+    """The ``max_len`` below which a run is warned that its crops are short: the reference setup's
+    (``RECOMMENDED_MAX_LEN``), or less for a model trained on shorter crops, as its own config records
+    (``pretrain_max_len``: the shipped model's pre-training crop, 48 frames) or its own fine-tuning
+    config sets (Kokoro's ``finetune.yml``: 100). A model is not warned about the crop it was made with."""
+    from .config import RECOMMENDED_MAX_LEN
+
+    crops = [RECOMMENDED_MAX_LEN]
+    model_config = model_config or {}
+    if isinstance(model_config.get("pretrain_max_len"), int):
+        crops.append(model_config["pretrain_max_len"])
+    if model_config.get("finetune_config"):
+        from ..models.styletts2.config import resolve_path
+
+        found = resolve_path(model_config["finetune_config"], model_config)
+        own = _lookup(load_train_config(found), "max_len") if found is not None else None
+        if isinstance(own, int):
+            crops.append(own)
+    return min(crops)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -202,7 +224,7 @@ def describe_settings(resolved: Resolved) -> str:
     """The resolved settings, one per line, each with its source."""
     cfg, lines = resolved.cfg, []
     for name in SHOWN:
-        if not hasattr(cfg, name):
+        if not hasattr(cfg, name) or (name in PRIOR_FIELDS and not cfg.uses_prior):
             continue
         value = getattr(cfg, name)
         if name == "joint_start" and value is None:

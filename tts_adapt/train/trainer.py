@@ -34,8 +34,9 @@ from ..utils.seed import seed_everything
 from .amp import LossScaling
 from .config import TrainConfig, validate
 from .distributed import DistInfo, all_reduce_sum, any_true, shard, sum_gradients
-from .methods import MethodSetup, describe_counts, discriminators, setup_method
+from .methods import MethodSetup, describe_counts, discriminators, idle_components, setup_method
 from .optim import build_optimizer
+from .resolve import short_crop
 from .slm_adversarial import SLMAdversarial, SLMAdversarialSettings, scale_predictor_gradients
 from .state import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 
@@ -84,7 +85,7 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         self.dist = dist or DistInfo()
-        validate(cfg, world=self.dist.world)
+        validate(cfg, world=self.dist.world, short_crop=short_crop(getattr(model, "config", None)))
         if cfg.no_slm:
             slm = None
         self.cfg = cfg
@@ -473,12 +474,17 @@ class Trainer:
         if not (resume and self.resume()):
             seed_everything(cfg.seed)  # dropout and other global draws start from the run's seed
         if self.dist.main:
-            log.info("method %s: trainable parameters\n%s", cfg.method, describe_counts(self.setup.counts))
+            objective = self.objective
+            idle = idle_components(
+                self.model, self.adversarial, objective.alignments is not None, objective.slm is not None
+            )
+            table = describe_counts(self.setup.counts, idle)
+            log.info("method %s: trained parameters\n%s", cfg.method, table)
             self._open_writer()
         source = self.batches()
         bar = None
         if self.progress and self.dist.main:
-            from tqdm.auto import tqdm
+            from ..utils.progress import progress_bar as tqdm
 
             bar = tqdm(total=cfg.steps, initial=self.step, desc=f"adapt [{cfg.method}]", unit="step")
         t0, utt_since, last_log = time.perf_counter(), 0, time.perf_counter()

@@ -4,17 +4,22 @@ Public API: :func:`build_model` (random init from an official ``config.yml``), :
 (strict loading of the official checkpoint) and :class:`StyleTTS2` (``synthesize``, ``sample_style``).
 """
 
-from .checkpoint import CheckpointMismatchError, load_official, save_official
-from .default import default_model_paths
-from .model import INFERENCE_MODULES, MODULE_NAMES, StyleTTS2, build_model
+from __future__ import annotations
 
-__all__ = [
-    "INFERENCE_MODULES",
-    "MODULE_NAMES",
-    "CheckpointMismatchError",
-    "StyleTTS2",
-    "build_model",
-    "default_model_paths",
-    "load_official",
-    "save_official",
-]
+from ...utils.lazy import lazy_exports
+
+# imported on first use: naming a shipped voice needs no torch
+_EXPORTS = {
+    "CheckpointMismatchError": "checkpoint",
+    "INFERENCE_MODULES": "model",
+    "MODULE_NAMES": "model",
+    "StyleTTS2": "model",
+    "build_model": "model",
+    "default_model_paths": "default",
+    "load_official": "checkpoint",
+    "save_official": "checkpoint",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -2,8 +2,8 @@
 
 The HiFi-GAN and iSTFTNet generators receive the harmonic source as one input among others, and a
 generator trained with reconstruction losses can ignore it: every one we trained from scratch on a CPU
-rendered a buzz at the 80 Hz frame rate whatever its F0 (docs/base-model.md, "Where the voice is
-lost"). Here the output *is* the source: a sum of harmonics of F0 plus band-shaped noise, both under
+rendered a buzz at the 80 Hz frame rate whatever its F0 (docs/history.md, "Every official-type
+decoder ..."). Here the output *is* the source: a sum of harmonics of F0 plus band-shaped noise, both under
 one spectral envelope the network predicts per frame, split between them by a per-band aperiodicity
 (the harmonic-plus-noise model of DDSP, Engel et al. 2020, with WORLD's envelope/aperiodicity split).
 The pitch cannot be lost because no weight can change it; what the network learns is the envelope,

@@ -16,10 +16,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ...audio import reference_mel
 from ...text import length_to_mask
@@ -27,9 +28,6 @@ from . import config as C
 from .frontend import TextFrontend
 from .source import SourceDraws
 from .voice_packs import VoicePack, resolve_voice
-
-if TYPE_CHECKING:
-    from .model import StyleTTS2
 
 TRIM_SAMPLES = 50  # the notebook's trim; a config's ``inference.trim_samples`` overrides it
 
@@ -77,12 +75,12 @@ def shift_right(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[..., :1], x[..., :-1]], dim=-1)
 
 
-def model_voice_packs(model: StyleTTS2) -> dict[str, VoicePack]:
+def model_voice_packs(model: nn.Module) -> dict[str, VoicePack]:
     """A voice-pack model's voices: those its config ships with, and any it learned."""
     return model.voices.packs()
 
 
-def voice_pack_for(model: StyleTTS2, voice: Any) -> VoicePack:
+def voice_pack_for(model: nn.Module, voice: Any) -> VoicePack:
     """A name or blend of the model's packs (its default voice for None), a pack file or an array."""
     if voice is None:
         voice = model.config.get("default_voice")
@@ -91,7 +89,7 @@ def voice_pack_for(model: StyleTTS2, voice: Any) -> VoicePack:
     return resolve_voice(voice, model_voice_packs(model)).check_width(2 * model.style_dim)
 
 
-def style_from_reference(model: StyleTTS2, reference: Any) -> torch.Tensor | VoicePack:
+def style_from_reference(model: nn.Module, reference: Any) -> torch.Tensor | VoicePack:
     """A wav path, waveform array/tensor (24 kHz) or a precomputed ``ref_s [1, 2*style_dim]``; for a
     voice-pack model, a voice (name, blend, pack file, :class:`VoicePack`) or None for its default."""
     param = next(model.parameters())
@@ -119,7 +117,7 @@ def style_from_reference(model: StyleTTS2, reference: Any) -> torch.Tensor | Voi
 
 @torch.no_grad()
 def infer_tokens(
-    model: StyleTTS2,
+    model: nn.Module,
     tokens: torch.Tensor,
     ref_s: torch.Tensor | None,
     alpha: float = 0.3,
@@ -190,7 +188,7 @@ def infer_tokens(
 
 
 def text_to_ids(
-    text: str, phonemes: str | None, max_tokens: int, model: StyleTTS2 | None = None
+    text: str, phonemes: str | None, max_tokens: int, model: nn.Module | None = None
 ) -> list[int]:
     """English text (phonemised with espeak-ng) or IPA ``phonemes`` -> token ids of one piece, start
     token first, in the model's text convention (the StyleTTS 2 one without a model). A text longer than
@@ -207,7 +205,7 @@ def text_to_ids(
 
 
 def synthesize(
-    model: StyleTTS2,
+    model: nn.Module,
     text: str,
     reference: Any = None,
     alpha: float = 0.3,

@@ -1,50 +1,36 @@
-"""Token durations from the trained aligner, computed once per utterance and cached.
-
-While the aligner is frozen (the first stage before TMA, and the second stage), its monotonic alignment
-of an utterance is a fixed function of the mel and the tokens, yet the official loop recomputes it
-every step: a CNN, a step-by-step attention decoder and a dynamic programme per utterance. Computing it
-once turns that cost into a table lookup, which is most of what makes pre-training affordable on a
-CPU. The table records which aligner weights made it and is rebuilt when they change.
+"""Monotonic paths through an utterance's tokens: from a CTC phoneme recogniser's posteriors, or from
+a model's own text aligner (its attention or its CTC head).
 
 A text aligner trained from nothing on a small corpus aligns poorly for a long time (on the shipped
 model's corpus its paths were no better for the decoder than a uniform split of each utterance, see
-docs/base-model.md), while a CTC phoneme recogniser trained on the same audio (``tts-adapt train-per``)
-learns fast. ``source="recognizer"`` takes the paths from such a recogniser's posteriors instead, scored
-per token kind (:func:`recognizer_scores`).
+docs/history.md), while a CTC phoneme recogniser trained on the same audio (``tts-adapt train-per``)
+learns fast. Source ``"recognizer"`` takes the paths from such a recogniser, scored per token kind
+(:func:`recognizer_scores`). A model whose decoder learned on those paths names its recogniser in its
+config (``alignment_recognizer``), so fine-tuning, curvature and the held-out loss align with it too
+(:func:`recognizer_paths_from_config`).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..data import Batch, TTSDataset, collate
-from ..data.dataset import model_vocab
+from ..data import Batch
 from ..models.styletts2.alignment import length_mask_2d, monotonic_alignment
-from ..utils.io import load_tensors, save_tensors
+from ..text.tokenizer import length_to_mask
+from .recognizer import STRESS_MARKS, load_recognizer
 
 log = logging.getLogger(__name__)
-
-
-def weights_digest(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 @functools.cache
 def _token_kinds() -> torch.Tensor:
     """Per symbol id: 0 phone, 1 silence (pad, punctuation), 2 word space, 3 stress mark."""
-    from ..evaluation.per import STRESS_MARKS
     from ..text.symbols import PUNCTUATION, SYMBOLS
 
     return torch.tensor(
@@ -79,21 +65,6 @@ def recognizer_scores(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tenso
     return torch.where(k == 3, torch.full_like(scores, STRESS_SCORE), scores)
 
 
-def load_recognizer(path: str | Path, device: str = "cpu") -> nn.Module:
-    """A CTC phoneme recogniser for ``source="recognizer"``, checked against the symbol table."""
-    from ..evaluation.per import PhonemeRecognizer
-    from ..text.symbols import SYMBOLS
-
-    model = PhonemeRecognizer.load(path, device=device).model
-    classes = model.ctc_linear[-1].linear_layer.out_features
-    if classes != len(SYMBOLS):
-        raise ValueError(
-            f"{path}: the recogniser has {classes} output classes, but the StyleTTS 2 symbol table has "
-            f"{len(SYMBOLS)}; train one with `tts-adapt train-per`"
-        )
-    return model
-
-
 def token_map_for(model: nn.Module) -> torch.Tensor | None:
     """Model token id -> recogniser (StyleTTS 2 symbol table) id, for a model with a vocabulary of its
     own (Kokoro): both number the same IPA characters, so a path over one sequence is a path over the
@@ -110,6 +81,31 @@ def token_map_for(model: nn.Module) -> torch.Tensor | None:
     return table
 
 
+def aligner_padding(mel_lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """True at padded aligner frames (the aligner halves the mel rate)."""
+    return length_to_mask(mel_lengths // 2, width // 2)
+
+
+def ctc_alignment_scores(ctc_logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """``[B, tokens, frames]`` posterior of each token at each frame, a monotonic-search input that
+    does not depend on the attention decoder having learned to attend."""
+    post = ctc_logits.detach().softmax(-1)  # [B, T', V]
+    return torch.gather(post, 2, tokens.unsqueeze(1).expand(-1, post.shape[1], -1)).transpose(1, 2)
+
+
+def paths_from_durations(batch: Batch, durations: Sequence[np.ndarray]) -> torch.Tensor:
+    """The batch's hard alignments ``[B, tokens, frames/2]`` rebuilt from each utterance's token
+    durations (aligner frames)."""
+    width = batch.mels.shape[-1] // 2
+    out = torch.zeros(len(batch), batch.tokens.shape[1], width, device=batch.mels.device)
+    for b, d in enumerate(durations):
+        ends = np.cumsum(d)
+        starts = ends - d
+        for t, (s0, e0) in enumerate(zip(starts, ends)):
+            out[b, t, int(s0) : int(e0)] = 1.0
+    return out
+
+
 def align_batch(
     model: nn.Module,
     batch: Batch,
@@ -119,8 +115,6 @@ def align_batch(
 ) -> torch.Tensor:
     """Hard monotonic alignments ``[B, tokens, frames/2]`` of a batch with the frozen aligner (or the
     recogniser, for ``source="recognizer"``; ``token_map`` translates the model's ids to its table)."""
-    from ..objective.first_stage import ctc_alignment_scores, frame_mask
-
     frames = batch.mel_lengths // 2
     with torch.no_grad():
         if source == "recognizer":
@@ -138,74 +132,11 @@ def align_batch(
                 scores[b, :, :n] = recognizer_scores(logits, tokens[b : b + 1])[0, :, :n]
             return monotonic_alignment(scores, batch.token_lengths, frames)
         ctc, _, attn = model.text_aligner(
-            batch.mels, frame_mask(batch.mel_lengths, batch.mels.shape[-1]), batch.tokens
+            batch.mels, aligner_padding(batch.mel_lengths, batch.mels.shape[-1]), batch.tokens
         )
         scores = attn[:, 1:, :] if source == "attention" else ctc_alignment_scores(ctc, batch.tokens)
         valid = length_mask_2d(batch.token_lengths, frames, scores.shape[1], scores.shape[2])
         return monotonic_alignment(scores * valid, batch.token_lengths, frames)
-
-
-class AlignmentTable:
-    """Per-utterance token durations (aligner frames, 2 mel frames each)."""
-
-    def __init__(self, durations: dict[str, np.ndarray]) -> None:
-        self.durations = durations
-
-    def __call__(self, batch: Batch) -> torch.Tensor:
-        """The batch's hard alignments ``[B, tokens, frames/2]`` rebuilt from the durations."""
-        width = batch.mels.shape[-1] // 2
-        out = torch.zeros(len(batch), batch.tokens.shape[1], width, device=batch.mels.device)
-        for b, uid in enumerate(batch.ids):
-            d = self.durations[uid]
-            ends = np.cumsum(d)
-            starts = ends - d
-            for t, (s0, e0) in enumerate(zip(starts, ends)):
-                out[b, t, int(s0) : int(e0)] = 1.0
-        return out
-
-    @classmethod
-    def build(
-        cls,
-        model: nn.Module,
-        items: Sequence,
-        path: str | Path,
-        source: str = "attention",
-        batch_size: int = 8,
-        progress: bool = True,
-        recognizer: nn.Module | None = None,
-    ) -> AlignmentTable:
-        from tqdm.auto import tqdm
-
-        path = Path(path)
-        if source == "recognizer" and recognizer is None:
-            raise ValueError("alignment source 'recognizer' needs a recogniser model")
-        digest = weights_digest(recognizer if source == "recognizer" else model.text_aligner)
-        settings = {"aligner": digest, "source": source, "format": 1}
-        if path.exists():
-            tensors, meta = load_tensors(path)
-            if meta.get("settings") == settings and set(tensors) >= {it.id for it in items}:
-                return cls({k: v.numpy() for k, v in tensors.items()})
-        dataset = TTSDataset(list(items), multispeaker=False, vocab=model_vocab(model))
-        order = sorted(range(len(items)), key=lambda i: dataset.frame_lengths[i])
-        was = model.text_aligner.training
-        model.text_aligner.eval()
-        if recognizer is not None:
-            recognizer.eval().to(next(model.parameters()).device)
-        durations: dict[str, np.ndarray] = {}
-        try:
-            chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-            for chunk in tqdm(chunks, desc="aligning", unit="batch", disable=not progress):
-                batch = collate([dataset[i] for i in chunk]).to(next(model.parameters()).device)
-                hard = align_batch(model, batch, source, recognizer)
-                for b, uid in enumerate(batch.ids):
-                    n = int(batch.token_lengths[b])
-                    durations[uid] = hard[b, :n].sum(-1).cpu().numpy().astype(np.int32)
-        finally:
-            model.text_aligner.train(was)
-        save_tensors(
-            path, {k: torch.from_numpy(v) for k, v in durations.items()}, metadata={"settings": settings}
-        )
-        return cls(durations)
 
 
 class RecognizerPaths:
@@ -227,8 +158,7 @@ class RecognizerPaths:
             for b, k in enumerate(keys):
                 n = int(batch.token_lengths[b])
                 self.durations[k] = hard[b, :n].sum(-1).cpu().numpy().astype(np.int32)
-        table = AlignmentTable({uid: self.durations[k] for k, uid in zip(keys, batch.ids)})
-        return table(batch)
+        return paths_from_durations(batch, [self.durations[k] for k in keys])
 
 
 CONFIG_KEY = "alignment_recognizer"

@@ -25,8 +25,8 @@ import torch
 
 from ..data.cache import load_features
 from ..data.prepare import PreparedUtterance
-from ..objective.pitch import HOP, TRACKERS, track_f0
 from ..utils.io import load_tensors, save_tensors
+from .pitch import HOP, TRACKERS, track_f0
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class F0Table:
         progress: bool = True,
     ) -> F0Table:
         """Load the table at ``path`` if it covers ``items`` with the same tracker, else compute it."""
-        from tqdm.auto import tqdm
+        from ..utils.progress import progress_bar as tqdm
 
         path = Path(path)
         settings = {"method": method, "hop": HOP, "sample_rate": sample_rate, "format": 1}
