@@ -18,6 +18,14 @@ Modes (each timed configuration runs in its own process, so peak memory is its o
     python benchmarks/bench_adapt_step.py --config libritts --batch-size 2 --max-len 100 --threads 2 \\
         --methods full,lora --official ../StyleTTS2 --profile
 
+* ``--config kokoro``: Kokoro-82M's real weights (``tts-adapt[kokoro]``) on the utterances of a real
+  corpus (``--data``, say a ``make-corpus --engine piper`` folder; the learned voice starts from am_michael,
+  F0 from YIN, alignments from the model's recogniser, as ``adapt --model kokoro`` runs); the prior
+  methods take a curvature file made by ``tts-adapt curvature --model kokoro`` (``--curvature-file``):
+
+    python benchmarks/bench_adapt_step.py --config kokoro --data exp/quick/joe --threads 2 \\
+        --methods full,lora,kfac --curvature-file exp/quick/curvature/kfac.safetensors
+
 * ``--procs 1,2``: also time data parallelism on the CPU: the same global batch split across N
   processes (gloo), each with ``--threads / N`` threads, gradients summed as ``torchrun`` runs do. On a
   few cores, small convolutions parallelise better across processes than across threads.
@@ -38,6 +46,7 @@ import math
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,8 +60,12 @@ import torch
 PRIORS = ("kfac", "ekfac", "diag")
 
 
-def prepare(work: Path, utterances: int, seed: int = 0):
+def prepare(work: Path, utterances: int, seed: int = 0, data: str | None = None):
     from tts_adapt.data import FeatureCache, load_corpus, prepare_corpus
+
+    if data:  # a real corpus: its first utterances, features cached beside the run
+        utts = sorted(load_corpus(data), key=lambda u: u.id)[:utterances]
+        return prepare_corpus(utts, cache=FeatureCache(work / "features"), progress=False).items
     from tts_adapt.data.synthetic import make_corpus
 
     corpus = make_corpus(work / "corpus", speakers=1, utterances=utterances, seed=seed, progress=False)
@@ -65,6 +78,11 @@ def build(config: str, device: str):
     from tts_adapt.models.styletts2 import build_model
 
     torch.manual_seed(0)
+    if config == "kokoro":  # the real weights: the step's cost depends on nothing else, but LoRA's init
+        from tts_adapt.models.registry import model_paths
+        from tts_adapt.models.styletts2 import load_official
+
+        return load_official(*model_paths("kokoro")).to(device)
     return build_model(resolve_config(config)).to(device)
 
 
@@ -200,6 +218,7 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
         log_every=10**6,
         dropout=False,
         device=args.device,
+        **({"voice_init": "am_michael"} if args.config == "kokoro" else {}),
         **newer_options(
             TrainConfig, f0=args.f0, no_slm=True, amp=args.amp
         ),  # no WavLM offline; not part of this step
@@ -287,6 +306,7 @@ def worker_command(args, worker: str, work: Path) -> list[str]:
         str(args.utterances),
         "--f0",
         args.f0,
+        *(["--data", args.data] if args.data else []),
         "--amp",
         args.amp,
         *(["--profile"] if args.profile else []),
@@ -371,6 +391,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--utterances", type=int, default=8, help="synthetic utterances (one speaker)")
     ap.add_argument("--methods", default="lora,kfac,ekfac,diag")
+    ap.add_argument("--data", help="a corpus folder to take the utterances from (needed for --config kokoro)")
+    ap.add_argument(
+        "--curvature-file", help="the prior methods' curvature (needed for them with --config kokoro)"
+    )
     ap.add_argument("--baseline", help="a tree whose tts_adapt to time beside this one (LoRA)")
     ap.add_argument("--profile", action="store_true", help="per-component forward times")
     ap.add_argument(
@@ -381,7 +405,11 @@ def main() -> None:
         help="also profile this many extra steps and print self CPU time by operator kind",
     )
     ap.add_argument("--official", help="the official StyleTTS 2 repository: time its fine-tuning step too")
-    ap.add_argument("--f0", default="jdc", choices=("jdc", "yin", "pyin"), help="F0 targets of the step")
+    ap.add_argument(
+        "--f0",
+        choices=("jdc", "yin", "pyin"),
+        help="F0 targets of the step (default: jdc; yin for kokoro, which ships no pitch extractor)",
+    )
     ap.add_argument(
         "--amp",
         default="none",
@@ -396,10 +424,15 @@ def main() -> None:
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    args.f0 = args.f0 or ("yin" if args.config == "kokoro" else "jdc")
+    if args.config == "kokoro" and not args.data:
+        ap.error(
+            "--config kokoro needs --data: a corpus of real speech (Kokoro's vocabulary has no synthetic one)"
+        )
 
     if args.worker:  # child process: one configuration
         work = Path(args.work)
-        items = prepare(work, args.utterances)
+        items = prepare(work, args.utterances, data=args.data)
         curv = work / f"{args.worker}.safetensors" if args.worker in PRIORS else None
         print(json.dumps(time_method(args.worker, args, items, curv)))
         return
@@ -415,9 +448,13 @@ def main() -> None:
         ap.error(f"--amp: unknown precision {unknown}; expected none, bf16 or fp16")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        items = prepare(work, args.utterances)
+        items = prepare(work, args.utterances, data=args.data)
         for m in methods:
-            if m in PRIORS:
+            if m in PRIORS and args.curvature_file:
+                shutil.copyfile(args.curvature_file, work / f"{m}.safetensors")
+            elif m in PRIORS and args.config == "kokoro":
+                ap.error(f"--methods {m} with --config kokoro needs --curvature-file (tts-adapt curvature)")
+            elif m in PRIORS:
                 t0 = time.perf_counter()
                 estimate_curvature(m, args, items, work / f"{m}.safetensors")
                 print(f"curvature {m}: {time.perf_counter() - t0:.1f} s on 2 utterances", flush=True)

@@ -177,7 +177,7 @@ def recognizer_paths_from_config(model: nn.Module) -> RecognizerPaths | None:
     if path is None:
         raise FileNotFoundError(
             f"config {CONFIG_KEY}: {name} not found (relative to the config's folder "
-            f"{cfg.get('_config_dir')}); the base model's decoder was trained on that recogniser's paths"
+            f"{cfg.get('_config_dir')}): it aligns text and audio for this model, which ships no text aligner"
         )
-    log.info("alignments: the recogniser's paths (%s), as in this model's pre-training", path)
+    log.info("alignments: the recogniser's paths (%s), named by the model's config (%s)", path, CONFIG_KEY)
     return RecognizerPaths(model, load_recognizer(path))

@@ -79,7 +79,7 @@ def register(sub) -> None:
         "--stock-sentences",
         type=int,
         default=4,
-        help="sentences per stock voice: the first N of --stock-texts (default 4)",
+        help="sentences per stock voice: the first N of --stock-texts (default: 4)",
     )
     stock.add_argument(
         "--stock-texts",

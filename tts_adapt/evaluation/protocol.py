@@ -40,13 +40,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .audio_io import write_wave
-from .stats import bootstrap_mean, bootstrap_ratio, bootstrap_ratio_by_group
+from .rows import (  # noqa: F401  (error_counts, metric_estimate, point_value: their callers' names)
+    CORPUS_RATES,
+    _pooled,
+    error_counts,
+    metric_estimate,
+    point_value,
+    stored_audio_path,
+)
+from .rows import (
+    file_sha1 as _file_sha1,
+)
+from .rows import (
+    read_rows as _read_rows,
+)
+from .rows import (
+    safe_name as _safe,
+)
+from .rows import (
+    write_rows as _write_rows,
+)
+from .stats import bootstrap_ratio, bootstrap_ratio_by_group
 from .systems import Synthesizer
 from .testset import TestCase, write_test_set
 
 if TYPE_CHECKING:
     from .stock_voices import StockVoices
-from .text_norm import TEXT_NORM_VERSION, edit_distance, normalize_text
+from .text_norm import TEXT_NORM_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -216,42 +236,6 @@ class Scorers:
         return self._distillmos
 
 
-def _file_sha1(path: str | os.PathLike) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    log.warning("ignoring a damaged line in %s", path)
-    return rows
-
-
-def _write_rows(path: Path, rows: Sequence[dict]) -> None:
-    from ..utils.io import write_text
-
-    write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=_json_num) + "\n" for r in rows))
-
-
-def _json_num(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot serialise {type(o).__name__}")
-
-
 def _nan_to_none(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
@@ -310,21 +294,6 @@ def synthesize_all(
             write_wave(p, wave, sr)
         paths.append(str(p))
     return paths
-
-
-def stored_audio_path(path: str, out_dir: Path) -> str:
-    """How a row names its audio: relative to the evaluation folder when inside it (the folder can be
-    moved, and ``report`` resolves it against the folder), else absolute (never relative to the working
-    directory the evaluation happened to run in)."""
-    p = Path(path).resolve()
-    try:
-        return p.relative_to(Path(out_dir).resolve()).as_posix()
-    except ValueError:
-        return str(p)
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
 def score_cases(
@@ -408,17 +377,6 @@ def similarity_fields(
             f["sim_margin"] = f["sim"] - f["sim_other"]
         out.append(f)
     return out
-
-
-def error_counts(reference: str, hypothesis: str) -> dict[str, int]:
-    """Word and character edits and reference lengths, so that WER/CER can be pooled over a corpus."""
-    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
-    return {
-        "wer_errors": edit_distance(ref.split(), hyp.split()),
-        "wer_words": len(ref.split()),
-        "cer_errors": edit_distance(list(ref), list(hyp)),
-        "cer_chars": len(ref),
-    }
 
 
 def _add_phonemes(cases: list[TestCase]) -> list[TestCase]:
@@ -553,56 +511,6 @@ def run_evaluation(
 
 
 # rates pooled over a corpus: (errors field, reference-length field)
-CORPUS_RATES = {"wer": ("wer_errors", "wer_words"), "cer": ("cer_errors", "cer_chars")}
-
-
-def _pooled(rows: Sequence[dict], metric: str) -> list[dict] | None:
-    """Rows with the counts of a pooled rate (``None``: not a pooled metric, or counts absent)."""
-    if metric not in CORPUS_RATES:
-        return None
-    err, n = CORPUS_RATES[metric]
-    with_counts = [r for r in rows if r.get(err) is not None and r.get(n) is not None]
-    return (
-        with_counts
-        if with_counts and len(with_counts) == sum(r.get(metric) is not None for r in rows)
-        else None
-    )
-
-
-def metric_estimate(rows: Sequence[dict], metric: str, cfg: EvalConfig) -> dict | None:
-    """Point value and two-level (speakers, then utterances) bootstrap interval of one metric.
-
-    WER and CER are corpus rates, total errors over total reference words (characters); every other
-    metric is the mean over utterances.
-    """
-    pooled = _pooled(rows, metric)
-    if pooled is not None:
-        err, n = CORPUS_RATES[metric]
-        est = bootstrap_ratio(
-            [r[err] for r in pooled],
-            [r[n] for r in pooled],
-            cfg.n_boot,
-            cfg.seed,
-            groups=[r["speaker"] for r in pooled],
-        )
-        return est.to_dict()
-    sub = [r for r in rows if r.get(metric) is not None]
-    if not sub:
-        return None
-    vals = [r[metric] for r in sub]
-    return bootstrap_mean(vals, cfg.n_boot, cfg.seed, groups=[r["speaker"] for r in sub]).to_dict()
-
-
-def point_value(rows: Sequence[dict], metric: str) -> float:
-    """The metric over ``rows`` without an interval (corpus rate for WER/CER, else the mean)."""
-    pooled = _pooled(rows, metric)
-    if pooled is not None:
-        err, n = CORPUS_RATES[metric]
-        words = sum(r[n] for r in pooled)
-        return float(sum(r[err] for r in pooled) / words) if words else float("nan")
-    return float(np.mean([r[metric] for r in rows if r.get(metric) is not None]))
-
-
 def _earlier_systems(
     out: Path, rows_path: Path, key: str, cases: Sequence[TestCase], current: set[str]
 ) -> list[tuple[ScoredSystem, list[dict]]]:

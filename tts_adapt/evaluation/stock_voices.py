@@ -229,7 +229,7 @@ def synthesize_stock(
     from tqdm.auto import tqdm
 
     from .audio_io import write_wave
-    from .protocol import _safe
+    from .rows import safe_name as _safe
 
     paths = []
     for c in tqdm(cases, desc=f"stock voices: {entry.name}", disable=not progress, unit="clip"):
@@ -264,7 +264,8 @@ def _stock_rows_for(
     import torch
     from tqdm.auto import tqdm
 
-    from .protocol import _file_sha1, error_counts, stored_audio_path
+    from .rows import error_counts, stored_audio_path
+    from .rows import file_sha1 as _file_sha1
 
     rows = []
     todo = []
@@ -326,7 +327,7 @@ def earlier_complete(
     out: Path, names: Sequence[str], cfg: Any, spec: StockVoices, voices: Sequence[str]
 ) -> set[str]:
     """Which of ``names`` (earlier systems) have stock rows for every case of this stock set."""
-    from .protocol import _read_rows
+    from .rows import read_rows as _read_rows
 
     cases = spec.cases(voices)
     return set(_earlier_rows(_read_rows(out / ROWS_FILE), names, cases, cfg.scoring_key()))
@@ -346,7 +347,8 @@ def run_stock_voices(
     ``out`` by earlier calls (``ScoredSystem``), whose rows are taken from the rows file. Returns
     ``{"settings": ..., "systems": {name: result}}`` and writes ``stock_voices.jsonl``.
     """
-    from .protocol import _read_rows, _write_rows
+    from .rows import read_rows as _read_rows
+    from .rows import write_rows as _write_rows
 
     out = Path(out)
     entries = [e for e in entries if e.role != "ground_truth"]
@@ -415,7 +417,7 @@ def summarise(
 ) -> dict[str, Any]:
     """One system's stock-voice results from its rows and the base's (same case order) and their
     embeddings; fills each row's ``retention``, ``nearest_clip`` and ``nearest_clip_own``."""
-    from .protocol import metric_estimate, point_value
+    from .rows import metric_estimate, point_value
 
     n_boot, seed = cfg.n_boot, cfg.seed
     res: dict[str, Any] = {"voices": list(voices), "n_clips": len(rows)}
