@@ -232,25 +232,15 @@ def test_voice_method_run_keeps_all_stock_voices_exactly(kokoro_paths, tmp_path)
     in the learned voice; the report shows the stock section with three voices to listen to."""
     import shutil
 
-    import yaml
-
     from tts_adapt.cli import main
-    from tts_adapt.models.styletts2.config import KOKORO_VOICES
 
     if shutil.which("flite") is None:
         pytest.skip("needs the flite program (Debian package flite)")
     corpus = tmp_path / "awb"
     argv = f"-q make-corpus --engine flite --voice awb --utterances 4 --test-utterances 3 --out {corpus}"
     assert main(argv.split()) == 0
-    weights, config = kokoro_paths
-    cfg = yaml.safe_load(config.read_text())
-    cfg["voice_packs"] = str(KOKORO_VOICES)  # the shipped config names them relative to itself
-    cfg.setdefault("alignment_recognizer", str(config.parents[1] / "base" / "recognizer.safetensors"))
-    (tmp_path / "config.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
     run = tmp_path / "run"
-    argv = (
-        f"-q adapt --checkpoint {weights} --config {tmp_path / 'config.yml'} --data {corpus / 'train-synth'}"
-    )
+    argv = f"-q adapt --model kokoro --data {corpus / 'train-synth'}"
     argv += f" --method voice --steps 1 --voice-init am_michael --out {run} --device cpu"
     assert main(argv.split()) == 0
     out = tmp_path / "eval"

@@ -32,9 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a model (an adapted one merged) as an official-format checkpoint or as ONNX graphs",
         description="--format pth (default): an adapted model, merged, as an official-format checkpoint for "
         "the official tools. --format onnx: the inference graphs for onnxruntime ('tts-adapt synth --onnx "
-        "DIR'), of a base model (--model, --checkpoint/--config) or of an adapted model (--adapted).",
+        "DIR'), of a base model (--model, --checkpoint/--config) or of an adapted model (--adapted). "
+        "--format voice: the voice an adapted Kokoro folder learned, alone, in the format --out's suffix "
+        "names: .pt (a [510, 1, 256] tensor, as Kokoro's own voices), .bin (raw float32, as kokoro-js "
+        "reads it) or .safetensors.",
     )
-    p.add_argument("--format", choices=("pth", "onnx"), default="pth", help="what to write")
+    p.add_argument("--format", choices=("pth", "onnx", "voice"), default="pth", help="what to write")
+    p.add_argument(
+        "--voice",
+        help="--format voice: which voice of the folder (default: the one it learned, its default_voice)",
+    )
     p.add_argument("--adapted", "--adapter", help="folder written by 'tts-adapt adapt'")
     p.add_argument(
         "--model",
@@ -94,6 +101,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     if args.format == "onnx":
         return run_export_onnx(args)
+    if args.format == "voice":
+        return run_export_voice(args)
     if not args.adapted:
         raise ValueError("export --format pth needs --adapted (the folder written by 'tts-adapt adapt')")
     if args.model:
@@ -106,6 +115,35 @@ def run_export(args: argparse.Namespace) -> int:
     target = out.with_name("config.yml") if out.name != "config.yml" else out.with_suffix(".yml")
     write_text(target, config.read_text(encoding="utf-8"))
     print(f"wrote {out} and {target}")
+    return 0
+
+
+def run_export_voice(args: argparse.Namespace) -> int:
+    """One voice of an adapted folder as a pack file; no model is loaded (the folder's voices file holds
+    the learned pack with every row, so it is copied, not recomputed)."""
+    from pathlib import Path
+
+    import yaml
+
+    from ..models.styletts2.voice_packs import read_bundle, write_pack
+    from ..train.artifacts import VOICES
+
+    if not args.adapted:
+        raise ValueError("export --format voice needs --adapted (a folder written by 'tts-adapt adapt')")
+    folder = Path(args.adapted)
+    voices_file = folder / VOICES
+    if not voices_file.is_file():
+        raise FileNotFoundError(
+            f"{voices_file} not found: only an adapted voice-pack model (Kokoro) has voices to export"
+        )
+    config = yaml.safe_load((folder / "config.yml").read_text(encoding="utf-8")) or {}
+    name = args.voice or config.get("default_voice")
+    packs = read_bundle(voices_file)
+    if name not in packs:
+        raise ValueError(f"{voices_file}: no voice {name!r}; it has {', '.join(packs)}")
+    out = write_pack(packs[name], args.out)
+    rows, width = packs[name].styles.shape
+    print(f"wrote voice {name!r} ({rows} rows x {width}) to {out}")
     return 0
 
 

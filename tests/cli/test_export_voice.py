@@ -1,0 +1,105 @@
+"""``export --format voice``: the voice an adapted Kokoro folder learned, alone, in Kokoro's formats.
+
+The expected pack is computed here from the shipped stock pack plus the learned offset (the offset
+mode's definition: every row of the start voice shifted by one vector), not read back through the code
+under test; the formats are the ones Kokoro's runtimes read: ``.pt`` a float32 ``[510, 1, 256]`` tensor
+(hexgrad/Kokoro-82M ``voices/*.pt``), ``.bin`` the same values as raw little-endian float32 (kokoro-js).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tts_adapt.cli import main
+from tts_adapt.models.styletts2.config import KOKORO_VOICES
+from tts_adapt.models.styletts2.voice_bank import VoiceBank
+from tts_adapt.train.artifacts import export_adapted
+
+
+@pytest.fixture(scope="module")
+def voice_folder(tmp_path_factory):
+    bank = VoiceBank.from_file(KOKORO_VOICES)
+    learned = bank.add_learned("target", bank.packs()["am_michael"])
+    offset = torch.linspace(-0.2, 0.3, learned.offset.numel())
+    with torch.no_grad():
+        learned.offset.copy_(offset)
+    holder = nn.Module()
+    holder.voices = bank
+    folder = export_adapted(holder, tmp_path_factory.mktemp("run"), "voice", {"name": "Kokoro-82M"}, None, {})
+    from safetensors.torch import load_file
+
+    stock = load_file(str(KOKORO_VOICES))["am_michael"].float().reshape(510, 256)
+    return folder, (stock + offset).reshape(510, 1, 256)
+
+
+def test_learned_voice_exports_as_kokoro_reads_it(voice_folder, tmp_path, capsys):
+    folder, expected = voice_folder
+    assert (
+        main(["export", "--format", "voice", "--adapted", str(folder), "--out", str(tmp_path / "me.pt")]) == 0
+    )
+    pt = torch.load(tmp_path / "me.pt", weights_only=True)
+    assert pt.dtype == torch.float32 and pt.shape == (510, 1, 256)
+    assert torch.equal(pt, expected)
+    assert (
+        main(["export", "--format", "voice", "--adapted", str(folder), "--out", str(tmp_path / "me.bin")])
+        == 0
+    )
+    raw = np.fromfile(tmp_path / "me.bin", dtype="<f4")
+    assert raw.size == 510 * 256 and np.array_equal(raw, expected.numpy().reshape(-1))
+    # a stock voice of the folder by name, as shipped
+    out = tmp_path / "heart.pt"
+    assert (
+        main(
+            [
+                "export",
+                "--format",
+                "voice",
+                "--adapted",
+                str(folder),
+                "--voice",
+                "af_heart",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    from safetensors.torch import load_file
+
+    assert torch.equal(torch.load(out, weights_only=True), load_file(str(KOKORO_VOICES))["af_heart"].float())
+    assert "target" in capsys.readouterr().out
+
+
+def test_bad_requests_are_named(voice_folder, tmp_path, capsys):
+    folder, _ = voice_folder
+    assert (
+        main(
+            [
+                "export",
+                "--format",
+                "voice",
+                "--adapted",
+                str(folder),
+                "--voice",
+                "nobody",
+                "--out",
+                str(tmp_path / "x.pt"),
+            ]
+        )
+        != 0
+    )
+    err = capsys.readouterr().err
+    assert "nobody" in err and "af_heart" in err
+    assert (
+        main(["export", "--format", "voice", "--adapted", str(folder), "--out", str(tmp_path / "x.wav")]) != 0
+    )
+    assert ".bin, .pt or .safetensors" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (
+        main(["export", "--format", "voice", "--adapted", str(empty), "--out", str(tmp_path / "x.pt")]) != 0
+    )
+    assert "voices.safetensors not found" in capsys.readouterr().err
