@@ -182,6 +182,9 @@ class Voices:
     models: dict[str, object] = field(default_factory=dict)
     references: dict[str, Path | str] = field(default_factory=dict)
     voice_packs: bool = False
+    # a voice an adapted folder learned -> the stock voice it started from, which the systems that do
+    # not know the new voice (the base, other runs) speak instead: "before" beside "after"
+    start_voices: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -200,17 +203,23 @@ class Voices:
             raise ValueError(f"at most {MAX_SYSTEMS} systems fit on the page, got {1 + len(adapted)}")
         voices = cls()
         voices.models["base"] = load_official(checkpoint, config, modules=INFERENCE_MODULES).to(device)
+        learned: dict[str, str] = {}  # label -> learned voice
         for folder in adapted:
             manifest = read_manifest(folder)
             name = f"{Path(folder).name} ({manifest['method']})"
-            voices.models[name] = load_adapted_model(folder, checkpoint=checkpoint).to(device)
+            voices.models[name] = model = load_adapted_model(folder, checkpoint=checkpoint).to(device)
+            new_voice = (getattr(model, "config", None) or {}).get("default_voice")
+            start = (manifest.get("train_config") or {}).get("voice_init")
+            if new_voice and start and new_voice not in voices.start_voices:
+                voices.start_voices[new_voice] = start
+                learned[f"{new_voice} (new voice, learned by {Path(folder).name}; base: {start})"] = new_voice
         voices.voice_packs = bool(getattr(voices.models["base"], "uses_voice_packs", False))
         if voices.voice_packs:
             if references:
                 raise ValueError(
                     "this model speaks with voice packs, not reference recordings: drop --references"
                 )
-            voices.references = pack_voices(voices.models["base"])
+            voices.references = {**learned, **pack_voices(voices.models["base"])}
         else:
             voices.references = (
                 label_references(references, per_speaker) if references else shipped_references()
@@ -235,9 +244,15 @@ class Voices:
             check_reference(reference)
         out = {}
         for name, model in self.models.items():
+            voice = reference
+            if self.voice_packs and isinstance(reference, str) and reference in self.start_voices:
+                from tts_adapt.models.styletts2.inference import model_voice_packs
+
+                if reference not in model_voice_packs(model):  # the base: the voice it started from
+                    voice = self.start_voices[reference]
             wave, sr = model.synthesize(
                 text,
-                reference=reference,
+                reference=voice,
                 alpha=alpha,
                 beta=beta,
                 diffusion_steps=int(steps),
