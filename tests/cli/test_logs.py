@@ -82,3 +82,29 @@ def test_the_smoke_crops_are_not_short_for_the_models_that_use_them():
     assert short_crop(base) == 48 and short_crop({}) == 200
     assert validate(TrainConfig(method="lora", max_len=100), warn=False, short_crop=short_crop(base)) == []
     assert any("max_len 100" in w for w in validate(TrainConfig(method="lora", max_len=100), warn=False))
+
+
+def test_every_progress_bar_goes_through_utils_progress():
+    """A bar made with tqdm directly redraws with carriage returns in a log file (one line per redraw);
+    utils.progress writes plain lines there. Every import of tqdm in the package is read by ast."""
+    import ast
+    from pathlib import Path
+
+    import tts_adapt
+
+    root = Path(tts_adapt.__file__).parent
+    direct = []
+    for path in root.rglob("*.py"):
+        if path == root / "utils" / "progress.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(n == "tqdm" or n.startswith("tqdm.") for n in names):
+                direct.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not direct, f"tqdm imported directly (use tts_adapt.utils.progress.progress_bar): {direct}"

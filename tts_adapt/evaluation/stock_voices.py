@@ -226,8 +226,7 @@ def synthesize_stock(
 ) -> list[tuple[Path, bool]]:
     """Each case's clip through one system, and whether it was made now (resumable: clips already
     written are kept)."""
-    from tqdm.auto import tqdm
-
+    from ..utils.progress import progress_bar as tqdm
     from .audio_io import write_wave
     from .rows import safe_name as _safe
 
@@ -262,8 +261,8 @@ def _stock_rows_for(
 ) -> list[dict]:
     """Rows for one current system: reused where the audio and scoring key are unchanged, else scored."""
     import torch
-    from tqdm.auto import tqdm
 
+    from ..utils.progress import progress_bar as tqdm
     from .rows import error_counts, stored_audio_path
     from .rows import file_sha1 as _file_sha1
 
