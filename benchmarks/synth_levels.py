@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    print(f"{'model':15s} {'voice':10s} | {'raw peak':>8s} {'level':>7s} {'last10ms':>8s} | "
-          f"{'out peak':>8s} {'level':>7s} {'last10ms':>8s} {'seconds':>7s}")
+    print(
+        f"{'model':15s} {'voice':10s} | {'raw peak':>8s} {'level':>7s} {'last10ms':>8s} | "
+        f"{'out peak':>8s} {'level':>7s} {'last10ms':>8s} {'seconds':>7s}"
+    )
     for name in args.models.split(","):
         checkpoint, config = resolve_model(name, None, None)
         model = load_official(checkpoint, config, modules=INFERENCE_MODULES).eval()

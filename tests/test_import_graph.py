@@ -130,7 +130,9 @@ def test_nothing_below_pretrain_or_cli_imports_from_them(graph):
         for module, deps in graph.items()
         for dep in deps
         for layer in TOP_LAYERS
-        if _in(dep, layer) and not _in(module, layer) and module not in ENTRY_POINTS
+        if _in(dep, layer)
+        and not _in(module, layer)
+        and module not in ENTRY_POINTS
         and not (_in(module, "tts_adapt.cli") and layer == "tts_adapt.pretrain")
     )
     assert not wrong, "imports from a top layer: " + "; ".join(wrong)

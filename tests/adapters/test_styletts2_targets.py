@@ -100,3 +100,22 @@ def test_lora_on_default_targets_and_decoder_convs(fixtures_dir):
     assert set(model.state_dict()) == set(
         build_model(fixtures_dir / "checkpoint_set" / "tiny_config.yml").state_dict()
     )
+
+
+def test_kokoro_default_targets_skip_layers_no_gradient_reaches(kokoro_model):
+    """Kokoro carries a voice bank beside the StyleTTS 2 modules; it is still a StyleTTS 2 model, so the
+    default targets are the paper's: the Linear layers of PL-BERT, bert_encoder, the prosody predictor and
+    the decoder, without ALBERT's pooler (never run: the model reads the last hidden state) and the
+    harmonic source's l_linear (run under no_grad, as the original): adapters there would never train
+    and their curvature would be zero. Expected set built here from the module tree."""
+    from tts_adapt.adapters.targets import default_targets
+
+    expected = sorted(
+        name
+        for name, m in kokoro_model.named_modules()
+        if isinstance(m, nn.Linear)
+        and name.split(".")[0] in ("bert", "bert_encoder", "predictor", "decoder")
+        and not name.startswith(("bert.pooler", "decoder.generator.m_source"))
+    )
+    assert sorted(default_targets(kokoro_model)) == expected
+    assert len(expected) == 82

@@ -105,7 +105,8 @@ def named_layers(model: nn.Module, kinds: Iterable[str] = tuple(LAYER_KINDS)) ->
 
 def is_styletts2(model: nn.Module) -> bool:
     children = {n for n, _ in model.named_children()}
-    return {"decoder", "predictor", "text_encoder"} <= children and children <= STYLETTS2_MODULES | {"unet"}
+    known = STYLETTS2_MODULES | {"unet", "voices"}  # voices: a voice-pack model's bank (Kokoro), no layers
+    return {"decoder", "predictor", "text_encoder"} <= children and children <= known
 
 
 def _check_kinds(layer_types: Iterable[str]) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ STAGE_SETTINGS = {
     "second": ("diff_start", "second_decoder", "second_max_len", "lr", "bert_lr", "batch_size"),
 }
 
+
 def decay_applies(cfg: PretrainConfig, stage: str, step: int | None) -> bool:
     """Whether the first-stage decay shaped the weights after ``step`` steps."""
     return stage == "first" and cfg.lr_decay is not None and step is not None and step > cfg.lr_decay[0]

@@ -44,7 +44,7 @@ def run_adaptation(
     from .trainer import Trainer
 
     out = Path(out)
-    validate(cfg)
+    validate(cfg, warn=False)  # errors before loading; the trainer warns, knowing the model's own crop
     manifest_path = out / MANIFEST
     if manifest_path.exists():
         log.info("%s already holds a finished adaptation; nothing to do", out)
