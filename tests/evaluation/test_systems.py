@@ -112,3 +112,14 @@ def test_trainer_output_folder_through_the_protocol(synthetic_corpus, tmp_path):
     assert agg["systems"]["lora"]["info"]["lambda"] == 100.0
     assert "sim" in agg["systems"]["lora"]["retention"]
     assert len(list((out / "audio").rglob("*.wav"))) == 2 * len(cases)
+
+
+def test_a_voice_method_run_reports_the_voice_values_it_trained():
+    """The report's trainable-parameter column: a ``voice`` run trained the 256 values of its voice pack
+    (manifest ``voice_trainable``), not nothing; LoRA counts its adapters plus the voice."""
+    from tts_adapt.evaluation.systems import _trained_count
+
+    assert _trained_count({"adapted_trainable": 0, "voice_trainable": 256}) == 256
+    assert _trained_count({"adapted_trainable": 1_201_408, "voice_trainable": 256}) == 1_201_664
+    assert _trained_count({"adapted_trainable": 77}) == 77  # a model without voice packs
+    assert _trained_count({}) is None

@@ -207,7 +207,7 @@ class StyleTTS2System:
             "method": manifest.get("method"),
             "lambda": prior.get("strength"),
             "curvature": prior.get("curvature"),
-            "trainable_params": (manifest.get("parameters") or {}).get("adapted_trainable"),
+            "trainable_params": _trained_count(manifest.get("parameters") or {}),
             "adapted_dir": str(adapted_dir),
         }
         info = {k: v for k, v in info.items() if v is not None}
@@ -337,3 +337,12 @@ def make_system(
     if not isinstance(system, Synthesizer):
         raise TypeError(f"factory for {kind!r} returned {type(system).__name__}, which is not a Synthesizer")
     return system
+
+
+def _trained_count(parameters: dict[str, Any]) -> int | None:
+    """What a run trained: the generator's adapted parameters plus a learned voice pack's values (the
+    ``voice`` method trains those alone: 256, not 0)."""
+    adapted = parameters.get("adapted_trainable")
+    if adapted is None:
+        return None
+    return int(adapted) + int(parameters.get("voice_trainable") or 0)
