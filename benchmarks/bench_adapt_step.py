@@ -45,7 +45,6 @@ import json
 import math
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -226,7 +225,12 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
     timer = ComponentTimer(model) if args.profile and official is None else None
     with tempfile.TemporaryDirectory() as tmp:
         # a baseline tree's Trainer may predate ``dist``: pass it only to a process group
-        trainer = Trainer(model, cfg, items, tmp, progress=False, **({"dist": dist} if dist else {}))
+        extra = {"dist": dist} if dist else {}
+        if args.config == "kokoro":  # the model's own loss weights (no discriminators: lambda_gen 0)
+            from tts_adapt.objective.finetune import LossWeights
+
+            extra["weights"] = LossWeights.from_config(model.config.get("loss_params"))
+        trainer = Trainer(model, cfg, items, tmp, progress=False, **extra)
         source = trainer.batches()  # the official step draws the same batches
         if official is not None:
             random.seed(0)
@@ -265,7 +269,9 @@ def time_method(method: str, args, items, curvature: Path | None) -> dict:
     if args.device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+        # VmHWM, not ru_maxrss: a worker started by fork + exec inherits its parent's ru_maxrss on Linux
+        hwm = next(x for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+        peak = int(hwm.split()[1]) / 1024  # kB -> MiB
     step = float(np.median(times))
     return {
         "method": method,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -82,16 +81,19 @@ def _kmodel(weights: Path, tmp: Path):
     return kmodel.KModel(repo_id="hexgrad/Kokoro-82M", config=config, model=str(pth)).eval()
 
 
-def build(name: str, threads: int, tmp: Path):
-    """``run()`` for one system (each call synthesises the benchmark utterance once)."""
+def build(name: str, threads: int, tmp: Path, inputs: tuple[list[int], torch.Tensor] | None = None):
+    """``run()`` for one system (each call synthesises the benchmark utterance once). With ``inputs``
+    (token ids, style row) our float model is built only by the systems that run it, so a ``--memory``
+    process holds what its system needs and nothing else."""
     from tts_adapt.models.kokoro import int8_onnx_path, kokoro_paths
     from tts_adapt.models.styletts2 import load_official
     from tts_adapt.models.styletts2.inference import infer_tokens
 
     torch.set_num_threads(threads)
     weights, config = kokoro_paths()
-    model = load_official(weights, config).eval()
-    ids, ref_s = _inputs(model)
+    needs_model = inputs is None or name == "ours" or (name == "onnx" and not (tmp / "onnx").is_dir())
+    model = load_official(weights, config).eval() if needs_model else None
+    ids, ref_s = inputs if inputs is not None else _inputs(model)
     tokens = torch.tensor([ids])
     if name == "ours":
         return lambda: infer_tokens(model, tokens, ref_s).wave.numel()
@@ -122,7 +124,8 @@ def build(name: str, threads: int, tmp: Path):
 
 
 def peak_memory(name: str, threads: int, tmp: Path) -> float:
-    """GB of peak resident memory of a fresh process that builds ``name`` and synthesises twice."""
+    """GB of peak resident memory of a fresh process that builds ``name`` and synthesises twice (its
+    inputs read from ``tmp/inputs.pt``, written by the timing run)."""
     out = subprocess.run(
         [sys.executable, __file__, "--only", name, "--threads", str(threads), "--tmp", str(tmp)],
         capture_output=True,
@@ -142,11 +145,16 @@ def main() -> None:
     ap.add_argument("--tmp", help="folder for the KModel checkpoint and our ONNX export (kept for reuse)")
     args = ap.parse_args()
     tmp = Path(args.tmp or tempfile.mkdtemp(prefix="bench-kokoro-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     if args.only:
-        run = build(args.only, args.threads, tmp)
+        saved = torch.load(tmp / "inputs.pt", weights_only=True)
+        run = build(args.only, args.threads, tmp, (saved["ids"].tolist(), saved["style"]))
         with torch.no_grad():
             run(), run()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KB -> GB
+        # VmHWM, not ru_maxrss: a child started by fork + exec inherits its parent's ru_maxrss on Linux,
+        # so every system measured from a big parent would read the parent's peak
+        hwm = next(x for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+        peak = int(hwm.split()[1]) / 1024**2  # kB -> GB
         print(json.dumps({"system": args.only, "peak_gb": peak}))
         return
     names = [s for s in args.systems.split(",") if s]
@@ -171,6 +179,11 @@ def main() -> None:
             for n in names:
                 result[n][f"x_{base}"] = result[n]["median_s"] / result[base]["median_s"]
     if args.memory:
+        from tts_adapt.models.kokoro import kokoro_paths
+        from tts_adapt.models.styletts2 import load_official
+
+        ids, style = _inputs(load_official(*kokoro_paths()).eval())
+        torch.save({"ids": torch.tensor(ids), "style": style}, tmp / "inputs.pt")
         for n in names:
             result[n]["peak_gb"] = peak_memory(n, args.threads, tmp)
     print(json.dumps(result, indent=1))
