@@ -152,3 +152,23 @@ def test_report_lists_reference_and_hypothesis_of_every_clip(eval_dir, tmp_path)
     assert html.count("heard clip") == len(rows)
     assert "recogniser whisper-base (faster-whisper, language en, beam 5" in md
     assert "DNSMOS P.835" in md and "Distill-MOS" not in md  # only the predictors in the table
+
+
+def test_retention_bars_of_many_voices_lie_down():
+    """28 voices through several systems would be a strip dozens of inches wide that the page shrinks
+    to nothing: past 40 bars the plot turns horizontal (taller than wide); a few voices stay upright."""
+    import io
+
+    from PIL import Image
+
+    from tts_adapt.evaluation.plots import voice_retention_bars
+
+    def size(n_voices: int, n_systems: int) -> tuple[int, int]:
+        est = {"mean": 0.97, "low": 0.96, "high": 0.98}
+        per_voice = {f"s{k}": {f"v{i:02d}": est for i in range(n_voices)} for k in range(n_systems)}
+        return Image.open(io.BytesIO(voice_retention_bars(per_voice))).size
+
+    wide, tall = size(28, 3)
+    assert tall > 1.5 * wide
+    wide, tall = size(4, 2)
+    assert wide > tall

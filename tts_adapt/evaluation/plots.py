@@ -155,7 +155,14 @@ def voice_retention_bars(per_voice: dict[str, dict[str, dict[str, float]]]) -> b
     voices: list[str] = []
     for d in per_voice.values():
         voices += [v for v in d if v not in voices]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(voices) * max(1, len(systems)) + 2), 4.2))
+    n_bars = len(voices) * max(1, len(systems))
+    # many bars (all 28 voices, several systems) lie down, one row per voice, so the page need not shrink
+    # a figure dozens of inches wide into an unreadable strip
+    horizontal = n_bars > 40
+    if horizontal:
+        fig, ax = plt.subplots(figsize=(7.5, 0.16 * n_bars + 1.6))
+    else:
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * n_bars + 2), 4.2))
     width = 0.8 / max(1, len(systems))
     x = np.arange(len(voices))
     lows = [1.0]
@@ -165,20 +172,35 @@ def voice_retention_bars(per_voice: dict[str, dict[str, dict[str, float]]]) -> b
         low = np.array([e.get("low", np.nan) for e in est], dtype=float)
         high = np.array([e.get("high", np.nan) for e in est], dtype=float)
         err = np.vstack([np.clip(mean - low, 0, None), np.clip(high - mean, 0, None)])
-        ax.bar(x + (k - (len(systems) - 1) / 2) * width, mean, width, yerr=err, capsize=2, label=name)
+        offset = x + (k - (len(systems) - 1) / 2) * width
+        if horizontal:
+            ax.barh(offset, mean, width, xerr=err, capsize=2, label=name)
+        else:
+            ax.bar(offset, mean, width, yerr=err, capsize=2, label=name)
         lows += [float(v) for v in low if np.isfinite(v)]
     bottom = min(lows)
-    ax.set_ylim(max(-1.0, bottom - 0.1 * (1.0 - bottom) - 0.01), 1.005)
-    ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
-    ax.set_xticks(x)
-    ax.set_xticklabels(
-        voices, rotation=60 if len(voices) > 6 else 0, ha="right" if len(voices) > 6 else "center"
-    )
-    ax.set_ylabel("identity retention (cosine to the base clip)")
-    ax.set_xlabel("stock voice")
+    limits = (max(-1.0, bottom - 0.1 * (1.0 - bottom) - 0.01), 1.005)
+    label = "identity retention (cosine to the base clip)"
+    if horizontal:
+        ax.set_xlim(*limits)
+        ax.axvline(1.0, color="0.3", lw=0.8, ls="--")
+        ax.set_yticks(x)
+        ax.set_yticklabels(voices)
+        ax.invert_yaxis()  # the first voice on top, as in the per-voice table
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+    else:
+        ax.set_ylim(*limits)
+        ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
+        ax.set_xticks(x)
+        ax.set_xticklabels(
+            voices, rotation=60 if len(voices) > 6 else 0, ha="right" if len(voices) > 6 else "center"
+        )
+        ax.set_ylabel(label)
+        ax.set_xlabel("stock voice")
+        ax.grid(axis="y", alpha=0.3)
     ax.set_title("Stock-voice identity retention (1 = the base model's own clip)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=min(4, len(systems)))
+    ax.legend(fontsize=7, ncol=min(4, len(systems)), loc="lower left" if horizontal else "best")
     return png_bytes(fig)
 
 
