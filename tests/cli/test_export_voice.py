@@ -103,3 +103,28 @@ def test_bad_requests_are_named(voice_folder, tmp_path, capsys):
         main(["export", "--format", "voice", "--adapted", str(empty), "--out", str(tmp_path / "x.pt")]) != 0
     )
     assert "voices.safetensors not found" in capsys.readouterr().err
+
+
+def test_merged_kokoro_export_carries_its_voices(kokoro_paths, tmp_path):
+    """``export --adapted`` (pth) of an adapted Kokoro folder writes the voices file its config names
+    beside the checkpoint: loaded back as a plain checkpoint, it speaks the learned voice exactly as the
+    adapted model does (without the file its config would point at nothing)."""
+    from tts_adapt.models.styletts2 import load_official
+    from tts_adapt.train.provenance import sha256_file
+
+    model = load_official(*kokoro_paths).eval()
+    learned = model.voices.add_learned("target", model.voices.packs()["bm_george"])
+    with torch.no_grad():
+        learned.offset.copy_(torch.linspace(-0.1, 0.1, learned.offset.numel()))
+    manifest = {
+        "method": "voice",
+        "base": {"checkpoint": str(kokoro_paths[0]), "sha256": sha256_file(kokoro_paths[0])},
+    }
+    folder = export_adapted(model, tmp_path / "run", "voice", model.config, None, manifest)
+    out = tmp_path / "merged" / "me.pth"
+    assert main(["-q", "export", "--adapted", str(folder), "--out", str(out)]) == 0
+    assert (out.parent / "voices.safetensors").is_file()
+    merged = load_official(out, out.parent / "config.yml").eval()
+    expected, _ = model.synthesize("Hi there.", reference="target", seed=1)
+    got, _ = merged.synthesize("Hi there.", seed=1)  # the config's default voice: the learned one
+    assert np.array_equal(got, expected)

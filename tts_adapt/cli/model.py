@@ -97,7 +97,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     from ..models.styletts2 import save_official
     from ..train import load_adapted_model
-    from ..utils.io import write_text
+    from ..train.artifacts import VOICES
+    from ..utils.io import copy_file, write_text
 
     if args.format == "onnx":
         return run_export_onnx(args)
@@ -114,7 +115,12 @@ def run_export(args: argparse.Namespace) -> int:
     config = Path(args.adapted) / "config.yml"
     target = out.with_name("config.yml") if out.name != "config.yml" else out.with_suffix(".yml")
     write_text(target, config.read_text(encoding="utf-8"))
-    print(f"wrote {out} and {target}")
+    written = [out, target]
+    voices = Path(args.adapted) / VOICES  # a voice-pack model's packs (its config names them beside it)
+    if voices.is_file():
+        copy_file(voices, out.with_name(VOICES))
+        written.append(out.with_name(VOICES))
+    print("wrote " + ", ".join(map(str, written)))
     return 0
 
 

@@ -42,9 +42,11 @@ def resolved_config(config: dict[str, Any], sigma_data: float) -> dict[str, Any]
     cfg["plbert_model_params"] = C.plbert_params(config)
     cfg["asr_model_params"] = C.asr_params(config)
     cfg["jdc_args"] = C.jdc_params(config)
-    if config.get("alignment_recognizer"):  # relative to the base's folder: keep it findable from here
-        found = C.resolve_path(config["alignment_recognizer"], config)
-        cfg["alignment_recognizer"] = str(found.resolve()) if found else config["alignment_recognizer"]
+    # side files named relative to the base's folder: keep them findable from the adapted folder
+    for key in ("alignment_recognizer", "finetune_config", "voice_embeddings"):
+        if config.get(key):
+            found = C.resolve_path(config[key], config)
+            cfg[key] = str(found.resolve()) if found else config[key]
     return cfg
 
 

@@ -148,6 +148,15 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Copy a file atomically (temp file + rename): a copy cut short never looks finished."""
+    import shutil
+
+    size = Path(source).stat().st_size
+    with atomic_path(path, suffix=Path(path).suffix, size_hint=size) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
