@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 
 import pytest
 
@@ -241,3 +242,29 @@ def test_cli_quick_variant(tmp_path, capsys):
     assert "[01-make.lam-5.seed-0]" in printed and "[03-only-big]" in printed and "lam-10" not in printed
     assert main(["recipe", "run", str(path), "--out", str(tmp_path / "o"), "--variant", "nope"]) == 1
     assert "no variant 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quickstart_recipe_as_the_readme_runs_it(kokoro_paths, tmp_path, monkeypatch):
+    """The README's main run, every stage at smaller sizes (4 steps, 8 + 3 target utterances; the full
+    run takes 10 minutes): Piper's joe, Kokoro's own speech, KFAC, the voice alone and LoRA + KFAC, the
+    evaluation with stock voices, the report with its note. The voice-only model keeps every stock voice
+    exactly (retention 1.0: no weight moved); LoRA + KFAC moved the weights, so its clips differ."""
+    import json
+
+    if not shutil.which("espeak-ng"):
+        pytest.skip("needs espeak-ng")
+    pytest.importorskip("piper", reason="needs piper-tts (tts-adapt[engines])")
+    monkeypatch.chdir(tmp_path)
+    argv = ["recipe", "run", "quickstart", "--out", "exp/quick"]
+    argv += ["--set", "steps=4", "--set", "target_utterances=8", "--set", "test_utterances=3"]
+    assert main(argv) == 0
+    out = tmp_path / "exp" / "quick"
+    systems = json.loads((out / "eval" / "aggregates.json").read_text())["systems"]
+    assert {"ground_truth", "base", "voice", "lora-kfac"} <= set(systems)
+    assert systems["voice"]["stock"]["retention"]["mean"] == 1.0
+    assert systems["lora-kfac"]["stock"]["retention"]["mean"] < 1.0
+    assert systems["voice"]["sets"]["target"]["sim"]["mean"] > 0
+    html = (out / "report.html").read_text()
+    assert "id='stock_summary'" in html and "What this page shows" in html and "<audio" in html
+    assert main(argv) == 0  # finished: nothing runs again
