@@ -89,3 +89,26 @@ def kokoro_model(kokoro_paths):
     from tts_adapt.models.styletts2 import load_official
 
     return load_official(*kokoro_paths).eval()
+
+
+def kokoro_voice_run(kokoro_paths, out, start: str = "am_michael", name: str = "target", span: float = 0.1):
+    """An adapted Kokoro folder as method ``voice`` leaves it, written by the trainer's own writer: the
+    stock packs plus a learned voice (``start``'s pack shifted by a known offset, ``linspace(-span,
+    span)``), no weights, a manifest naming the base by sha256 and the start voice. Returns the folder and
+    the model that wrote it (a fresh copy: the session's ``kokoro_model`` stays intact)."""
+    import torch
+
+    from tts_adapt.models.styletts2 import load_official
+    from tts_adapt.train.artifacts import export_adapted
+    from tts_adapt.train.provenance import sha256_file
+
+    model = load_official(*kokoro_paths).eval()
+    learned = model.voices.add_learned(name, model.voices.packs()[start])
+    with torch.no_grad():
+        learned.offset.copy_(torch.linspace(-span, span, learned.offset.numel()))
+    manifest = {
+        "method": "voice",
+        "train_config": {"voice_init": start},
+        "base": {"checkpoint": str(kokoro_paths[0]), "sha256": sha256_file(kokoro_paths[0])},
+    }
+    return export_adapted(model, out, "voice", model.config, None, manifest), model

@@ -18,6 +18,12 @@ from tts_adapt.models.styletts2.config import KOKORO_VOICES
 from tts_adapt.models.styletts2.voice_bank import VoiceBank
 from tts_adapt.train.artifacts import export_adapted
 
+from ..conftest import kokoro_voice_run
+
+
+def export_voice(folder, out, *extra: str) -> int:
+    return main(["export", "--format", "voice", "--adapted", str(folder), *extra, "--out", str(out)])
+
 
 @pytest.fixture(scope="module")
 def voice_folder(tmp_path_factory):
@@ -37,36 +43,16 @@ def voice_folder(tmp_path_factory):
 
 def test_learned_voice_exports_as_kokoro_reads_it(voice_folder, tmp_path, capsys):
     folder, expected = voice_folder
-    assert (
-        main(["export", "--format", "voice", "--adapted", str(folder), "--out", str(tmp_path / "me.pt")]) == 0
-    )
+    assert export_voice(folder, tmp_path / "me.pt") == 0
     pt = torch.load(tmp_path / "me.pt", weights_only=True)
     assert pt.dtype == torch.float32 and pt.shape == (510, 1, 256)
     assert torch.equal(pt, expected)
-    assert (
-        main(["export", "--format", "voice", "--adapted", str(folder), "--out", str(tmp_path / "me.bin")])
-        == 0
-    )
+    assert export_voice(folder, tmp_path / "me.bin") == 0
     raw = np.fromfile(tmp_path / "me.bin", dtype="<f4")
     assert raw.size == 510 * 256 and np.array_equal(raw, expected.numpy().reshape(-1))
     # a stock voice of the folder by name, as shipped
     out = tmp_path / "heart.pt"
-    assert (
-        main(
-            [
-                "export",
-                "--format",
-                "voice",
-                "--adapted",
-                str(folder),
-                "--voice",
-                "af_heart",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert export_voice(folder, out, "--voice", "af_heart") == 0
     from safetensors.torch import load_file
 
     assert torch.equal(torch.load(out, weights_only=True), load_file(str(KOKORO_VOICES))["af_heart"].float())
@@ -75,33 +61,14 @@ def test_learned_voice_exports_as_kokoro_reads_it(voice_folder, tmp_path, capsys
 
 def test_bad_requests_are_named(voice_folder, tmp_path, capsys):
     folder, _ = voice_folder
-    assert (
-        main(
-            [
-                "export",
-                "--format",
-                "voice",
-                "--adapted",
-                str(folder),
-                "--voice",
-                "nobody",
-                "--out",
-                str(tmp_path / "x.pt"),
-            ]
-        )
-        != 0
-    )
+    assert export_voice(folder, tmp_path / "x.pt", "--voice", "nobody") != 0
     err = capsys.readouterr().err
     assert "nobody" in err and "af_heart" in err
-    assert (
-        main(["export", "--format", "voice", "--adapted", str(folder), "--out", str(tmp_path / "x.wav")]) != 0
-    )
+    assert export_voice(folder, tmp_path / "x.wav") != 0
     assert ".bin, .pt or .safetensors" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert (
-        main(["export", "--format", "voice", "--adapted", str(empty), "--out", str(tmp_path / "x.pt")]) != 0
-    )
+    assert export_voice(empty, tmp_path / "x.pt") != 0
     assert "voices.safetensors not found" in capsys.readouterr().err
 
 
@@ -110,17 +77,8 @@ def test_merged_kokoro_export_carries_its_voices(kokoro_paths, tmp_path):
     beside the checkpoint: loaded back as a plain checkpoint, it speaks the learned voice exactly as the
     adapted model does (without the file its config would point at nothing)."""
     from tts_adapt.models.styletts2 import load_official
-    from tts_adapt.train.provenance import sha256_file
 
-    model = load_official(*kokoro_paths).eval()
-    learned = model.voices.add_learned("target", model.voices.packs()["bm_george"])
-    with torch.no_grad():
-        learned.offset.copy_(torch.linspace(-0.1, 0.1, learned.offset.numel()))
-    manifest = {
-        "method": "voice",
-        "base": {"checkpoint": str(kokoro_paths[0]), "sha256": sha256_file(kokoro_paths[0])},
-    }
-    folder = export_adapted(model, tmp_path / "run", "voice", model.config, None, manifest)
+    folder, model = kokoro_voice_run(kokoro_paths, tmp_path / "run", start="bm_george")
     out = tmp_path / "merged" / "me.pth"
     assert main(["-q", "export", "--adapted", str(folder), "--out", str(out)]) == 0
     assert (out.parent / "voices.safetensors").is_file()

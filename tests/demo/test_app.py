@@ -17,7 +17,7 @@ from tts_adapt.models.styletts2 import build_model, save_official
 from tts_adapt.models.styletts2.config import MICRO_CONFIG
 from tts_adapt.train import TrainConfig, run_adaptation
 
-from ..conftest import REPO
+from ..conftest import REPO, kokoro_voice_run
 
 gradio = pytest.importorskip("gradio")
 
@@ -212,21 +212,8 @@ def test_kokoro_new_voice_beside_the_voice_it_started_from(kokoro_paths, tmp_pat
     """With an adapted Kokoro folder the page offers its learned voice first; for it the base speaks the
     stock voice the voice started from (the manifest's voice_init), the adapted model its new voice; a
     stock voice is spoken by both (a voice-method folder moved no weight: the same clip, bit for bit)."""
-    from tts_adapt.models.styletts2 import load_official
-    from tts_adapt.train.artifacts import export_adapted
-    from tts_adapt.train.provenance import sha256_file
-
     app_module = load_app_module()
-    model = load_official(*kokoro_paths).eval()
-    learned = model.voices.add_learned("joe", model.voices.packs()["am_michael"])
-    with torch.no_grad():
-        learned.offset.copy_(torch.linspace(-0.1, 0.1, learned.offset.numel()))
-    manifest = {
-        "method": "voice",
-        "train_config": {"voice_init": "am_michael"},
-        "base": {"checkpoint": str(kokoro_paths[0]), "sha256": sha256_file(kokoro_paths[0])},
-    }
-    export_adapted(model, tmp_path / "run", "voice", model.config, None, manifest)
+    _, model = kokoro_voice_run(kokoro_paths, tmp_path / "run", name="joe")
     voices = app_module.Voices.load(str(kokoro_paths[0]), str(kokoro_paths[1]), [str(tmp_path / "run")], [])
     first_label, first_voice = next(iter(voices.references.items()))
     assert first_voice == "joe" and "am_michael" in first_label and len(voices.references) == 29

@@ -19,6 +19,8 @@ from tts_adapt.evaluation.stock_voices import (
     unit_mean,
 )
 
+from ..conftest import kokoro_voice_run
+
 
 def test_exact_cosine_gives_one_for_equal_vectors_where_float32_does_not():
     """Oracle: cos(v, v) = 1 by definition. Unit float32 embeddings (what the speaker encoders return)
@@ -161,19 +163,7 @@ def _voice_method_folder_and_noisy_model(kokoro_paths, out):
     retention (1 % gives 0.9997, a new seed on unchanged weights 0.999)."""
     import torch
 
-    from tts_adapt.models.styletts2 import load_official
-    from tts_adapt.train.artifacts import export_adapted
-    from tts_adapt.train.provenance import sha256_file
-
-    model = load_official(*kokoro_paths).eval()  # a copy of its own: the session's model stays intact
-    learned = model.voices.add_learned("target", model.voices.packs()["am_michael"])
-    with torch.no_grad():
-        learned.offset.copy_(torch.linspace(-0.05, 0.05, learned.offset.numel()))
-    manifest = {
-        "method": "voice",
-        "base": {"checkpoint": str(kokoro_paths[0]), "sha256": sha256_file(kokoro_paths[0])},
-    }
-    folder = export_adapted(model, out, "voice", model.config, None, manifest)
+    folder, model = kokoro_voice_run(kokoro_paths, out, span=0.05)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.decoder.parameters():
