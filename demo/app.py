@@ -17,6 +17,7 @@ much zero-shot ability is left. Without ``--model``/``--checkpoint`` the default
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -35,6 +36,12 @@ MAX_TEXT_CHARS = 2000
 MAX_REFERENCE_SECONDS = 60.0
 MAX_REFERENCE_BYTES = 20_000_000  # 20 MB
 PER_SPEAKER = 3
+
+
+def default_workdir() -> Path:
+    """Where the "Your voice" tab keeps jobs and uploads: the user cache, one folder."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "tts-adapt" / "own-voice"
 
 
 def resolve_model(checkpoint: str | None, config: str | None, model: str | None = None) -> tuple[Path, Path]:
@@ -316,7 +323,8 @@ def output_label(voices: Voices, name: str) -> str:
     return name
 
 
-def build_app(voices: Voices):
+def build_app(voices: Voices, shop=None):
+    """The page: the systems side by side; with ``shop`` (a voice-pack base) also the "Your voice" tab."""
     import gradio as gr
 
     names = list(voices.models)
@@ -354,66 +362,80 @@ def build_app(voices: Voices):
     head, explanation = title(voices)
     with gr.Blocks(title=f"tts-adapt: {head.lower()}") as app:
         gr.Markdown(f"# {head}\n{explanation}")
-        with gr.Row():
-            with gr.Column(scale=2):
-                text = gr.Textbox(
-                    label=f"Text (at most {MAX_TEXT_CHARS:,} characters)",
-                    value="The quick brown fox jumps over the lazy dog.",
-                    lines=2,
-                    elem_id="text",
-                )
-                with gr.Row():
+        if shop is not None:
+            from tts_adapt.own_voice.tab import browser_key, build_tab
+
+            key = browser_key(shop)
+        with gr.Tab("Listen", id="listen") if shop is not None else contextlib.nullcontext():
+            with gr.Row():
+                with gr.Column(scale=2):
+                    text = gr.Textbox(
+                        label=f"Text (at most {MAX_TEXT_CHARS:,} characters)",
+                        value="The quick brown fox jumps over the lazy dog.",
+                        lines=2,
+                        elem_id="text",
+                    )
+                    with gr.Row():
+                        if voices.voice_packs:
+                            chosen = gr.Dropdown(
+                                label=f"Voice ({len(voices.references)})",
+                                choices=list(voices.references),
+                                value=next(iter(voices.references), None),
+                                elem_id="voice",
+                            )
+                            blend = gr.Textbox(
+                                label="…or a blend of voices (name:weight, ...)",
+                                placeholder="af_heart:0.6,bf_emma:0.4",
+                                elem_id="blend",
+                            )
+                        else:
+                            uploaded = gr.Audio(
+                                label=f"Reference recording (at most {MAX_REFERENCE_SECONDS:.0f} s)",
+                                type="filepath",
+                                sources=["upload"],
+                                elem_id="reference-upload",
+                            )
+                            chosen = gr.Dropdown(
+                                label="…or a known reference",
+                                choices=list(voices.references),
+                                value=next(iter(voices.references), None),
+                                elem_id="known-reference",
+                            )
+                with gr.Column(scale=1):
                     if voices.voice_packs:
-                        chosen = gr.Dropdown(
-                            label=f"Voice ({len(voices.references)})",
-                            choices=list(voices.references),
-                            value=next(iter(voices.references), None),
-                            elem_id="voice",
-                        )
-                        blend = gr.Textbox(
-                            label="…or a blend of voices (name:weight, ...)",
-                            placeholder="af_heart:0.6,bf_emma:0.4",
-                            elem_id="blend",
-                        )
+                        speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="speed")
                     else:
-                        uploaded = gr.Audio(
-                            label=f"Reference recording (at most {MAX_REFERENCE_SECONDS:.0f} s)",
-                            type="filepath",
-                            sources=["upload"],
-                            elem_id="reference-upload",
+                        alpha = gr.Slider(
+                            0, 1, value=0.3, step=0.05, label="alpha (timbre sampled by diffusion)"
                         )
-                        chosen = gr.Dropdown(
-                            label="…or a known reference",
-                            choices=list(voices.references),
-                            value=next(iter(voices.references), None),
-                            elem_id="known-reference",
+                        beta = gr.Slider(
+                            0, 1, value=0.7, step=0.05, label="beta (prosody sampled by diffusion)"
                         )
-            with gr.Column(scale=1):
-                if voices.voice_packs:
-                    speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="speed")
-                else:
-                    alpha = gr.Slider(0, 1, value=0.3, step=0.05, label="alpha (timbre sampled by diffusion)")
-                    beta = gr.Slider(0, 1, value=0.7, step=0.05, label="beta (prosody sampled by diffusion)")
-                    steps = gr.Slider(2, 20, value=5, step=1, label="diffusion steps")
-                    scale = gr.Slider(1, 3, value=1, step=0.1, label="guidance scale")
-                seed = gr.Number(value=0, precision=0, label="seed")
-        button = gr.Button("Speak", variant="primary", elem_id="speak")
-        outputs = [
-            gr.Audio(
-                label=output_label(voices, n),
-                type="numpy",
-                interactive=False,
-                elem_id=f"output-{i}",
-                waveform_options=gr.WaveformOptions(show_recording_waveform=False),  # the browser's player
-            )
-            for i, n in enumerate(names)
-        ]
-        if voices.voice_packs:
-            button.click(run_pack, [text, chosen, blend, speed, seed], outputs, api_name="run")
-        else:
-            uploaded.upload(check_upload, uploaded, None, api_name=False)
-            inputs = [text, uploaded, chosen, alpha, beta, steps, scale, seed]
-            button.click(run_recording, inputs, outputs, api_name="run")
+                        steps = gr.Slider(2, 20, value=5, step=1, label="diffusion steps")
+                        scale = gr.Slider(1, 3, value=1, step=0.1, label="guidance scale")
+                    seed = gr.Number(value=0, precision=0, label="seed")
+            button = gr.Button("Speak", variant="primary", elem_id="speak")
+            outputs = [
+                gr.Audio(
+                    label=output_label(voices, n),
+                    type="numpy",
+                    interactive=False,
+                    elem_id=f"output-{i}",
+                    # the browser's own player
+                    waveform_options=gr.WaveformOptions(show_recording_waveform=False),
+                )
+                for i, n in enumerate(names)
+            ]
+            if voices.voice_packs:
+                button.click(run_pack, [text, chosen, blend, speed, seed], outputs, api_name="run")
+            else:
+                uploaded.upload(check_upload, uploaded, None, api_name=False)
+                inputs = [text, uploaded, chosen, alpha, beta, steps, scale, seed]
+                button.click(run_recording, inputs, outputs, api_name="run")
+        if shop is not None:
+            with gr.Tab("Your voice", id="own-voice"):
+                load_fn, load_in, load_out = build_tab(shop, user_error, key)
+            app.load(load_fn, load_in, load_out)
     return app
 
 
@@ -440,6 +462,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ap.add_argument("--port", type=int, default=7860, help="port to listen on")
     ap.add_argument("--share", action="store_true", help="public Gradio link (needs internet)")
+    own = ap.add_argument_group('the "Your voice" tab (voice-pack models: Kokoro)')
+    own.add_argument(
+        "--workdir",
+        default=str(default_workdir()),
+        help="the one folder that holds every job and upload (delete it to remove them)",
+    )
+    own.add_argument(
+        "--curvature",
+        help="a KFAC curvature file of the base model for LoRA + KFAC jobs (default: estimated once on "
+        "Kokoro's own speech and kept in --workdir)",
+    )
+    own.add_argument(
+        "--curvature-utterances", type=int, default=6, help="per stock voice (four voices) when estimated"
+    )
+    own.add_argument("--max-jobs", type=int, default=1, help="adaptations run at once (the rest wait)")
+    own.add_argument("--no-own-voice", action="store_true", help="serve without the tab")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     try:
@@ -450,7 +488,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     kind = "voices" if voices.voice_packs else "known references"
     log.info("serving %s with %d %s", ", ".join(voices.models), len(voices.references), kind)
-    build_app(voices).launch(server_name=args.host, server_port=args.port, share=args.share)
+    shop = None
+    if voices.voice_packs and not args.no_own_voice:
+        from tts_adapt.own_voice.jobs import JobStore
+        from tts_adapt.own_voice.tab import Workshop
+
+        if args.curvature and not Path(args.curvature).is_file():
+            print(f"demo: error: --curvature {args.curvature} does not exist", file=sys.stderr)
+            return 2
+        shop = Workshop(
+            store=JobStore(args.workdir, max_running=args.max_jobs),
+            base=voices.models["base"],
+            checkpoint=checkpoint,
+            curvature=Path(args.curvature).resolve() if args.curvature else None,
+            curvature_utterances=args.curvature_utterances,
+            device=args.device,
+        )
+        log.info("your-voice jobs and uploads live in %s", shop.store.root)
+    build_app(voices, shop).launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0
 
 

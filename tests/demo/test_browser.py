@@ -101,7 +101,7 @@ def server(synthetic_corpus, tmp_path):
 @pytest.fixture
 def kokoro_server(kokoro_paths, tmp_path):
     """``python demo/app.py --model kokoro``, as the README starts it."""
-    yield from serve(["--model", "kokoro"], tmp_path)
+    yield from serve(["--model", "kokoro", "--workdir", str(tmp_path / "own-voice")], tmp_path)
 
 
 # every output's <audio> has a clip whose metadata loaded, with a finite, non-zero duration

@@ -1,0 +1,254 @@
+"""The "Your voice" tab as a person uses it, end to end, in headless Chromium (slow: about 10 minutes).
+
+A real speaker's voice (Piper's en_US-joe-medium, CC0, rendered as twelve clips) is uploaded with bad
+files among it; each bad file gets its message and the server keeps answering. The voice-only method
+runs to the end: the page plays the new voice, shows its measures and the stock voices, and hands over
+the voice pack, which Kokoro's own int8 ONNX graph then speaks and Whisper transcribes. A second
+browser sees none of it. A LoRA + KFAC job (curvature estimated on the spot) is cancelled, resumed,
+and finishes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tts_adapt.cli import main as cli
+
+from .test_browser import MESSAGE_TIMEOUT_S, _need, chromium, keep_screenshot, serve
+
+pytestmark = pytest.mark.slow
+
+JOB_TIMEOUT_S = 900
+SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
+
+
+@pytest.fixture(scope="module")
+def joe_clips(tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("joe")
+    args = ["make-corpus", "--engine", "piper", "--voice", "en_US-joe-medium", "--utterances", "12"]
+    assert cli([*args, "--test-utterances", "0", "--seed", "0", "--out", str(out)]) == 0
+    return sorted((out / "train-synth").rglob("*.wav"))
+
+
+def bad_uploads(folder: Path, good: Path) -> list[Path]:
+    """A text file named .wav, a silent clip, a 0.5 s clip and a clipped one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    notes = folder / "notes.wav"
+    notes.write_text("these are words, not sound\n" * 20)
+    wave, sr = sf.read(good)
+    sf.write(folder / "silent.wav", np.zeros(3 * sr), sr)
+    sf.write(folder / "short.wav", wave[: sr // 2], sr)
+    sf.write(folder / "clipped.wav", np.clip(wave * 20, -1, 1), sr)
+    return [notes, folder / "silent.wav", folder / "short.wav", folder / "clipped.wav"]
+
+
+def zip_with_texts(clips: list[Path], out: Path) -> Path:
+    """The clips with their transcripts beside them, as a person would zip a recording session."""
+    with zipfile.ZipFile(out, "w") as z:
+        for clip in clips:
+            z.write(clip, f"session/{clip.name}")
+            text = clip.with_name(clip.name.replace(".wav", ".normalized.txt")).read_text()
+            z.writestr(f"session/{clip.stem}.txt", text)
+    return out
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.read()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def heard(wave: np.ndarray, sr: int) -> list[str]:
+    import librosa
+
+    from tts_adapt.evaluation.asr import get_transcriber
+
+    transcriber = get_transcriber("whisper-base")
+    return words(transcriber.transcribe_waves([librosa.resample(wave, orig_sr=sr, target_sr=16000)])[0])
+
+
+def wait_state(page, states: tuple[str, ...], timeout_s: float = JOB_TIMEOUT_S) -> str:
+    selector = ", ".join(f'#own-progress-box[data-state="{s}"]' for s in states)
+    page.locator(selector).wait_for(timeout=timeout_s * 1000)
+    return page.locator("#own-progress-box").get_attribute("data-state")
+
+
+def check_clips(page, files: list[Path]) -> None:
+    page.locator("#own-files input[type=file]").set_input_files([str(f) for f in files])
+    page.locator("#own-files").get_by_text(files[-1].stem).first.wait_for()
+    page.locator("#own-check").click()
+
+
+def expect_message(page, text: str) -> None:
+    """The message is on the page; then every toast is closed (several may be open at once, and each
+    closes itself too, so they are closed one at a time, first first)."""
+    from playwright.sync_api import Error, expect
+
+    toast = page.get_by_test_id("toast-text").filter(has_text=text).first
+    expect(toast).to_be_visible(timeout=MESSAGE_TIMEOUT_S * 1000)
+    close = page.get_by_test_id("toast-close")
+    for _ in range(20):
+        if close.count() == 0:
+            return
+        try:
+            close.first.click(timeout=2000)
+        except Error:  # it closed itself meanwhile
+            pass
+
+
+def int8_speaks(pack_bytes: bytes, kokoro_paths) -> tuple[np.ndarray, int]:
+    """Kokoro's int8 ONNX graph (kokoro-onnx's export, the one Kokoro's CPU users run) reading
+    SENTENCE with the downloaded pack: kokoro-js's layout, the style row indexed by phoneme count."""
+    import onnxruntime as ort
+
+    from tts_adapt.models.kokoro import int8_onnx_path
+    from tts_adapt.models.styletts2 import load_official
+    from tts_adapt.models.styletts2.frontend import TextFrontend
+
+    pack = np.frombuffer(pack_bytes, dtype=np.float32).reshape(-1, 1, 256)
+    frontend = TextFrontend.for_model(load_official(*kokoro_paths, modules=("bert",)))
+    ids = frontend.encode(frontend.phonemize(SENTENCE))
+    style = pack[frontend.n_phoneme_tokens(ids)]
+    session = ort.InferenceSession(str(int8_onnx_path()), providers=["CPUExecutionProvider"])
+    feed = {"tokens": np.array([ids], np.int64), "style": style, "speed": np.ones(1, np.float32)}
+    return session.run(None, feed)[0].reshape(-1), 24000
+
+
+def test_own_voice_made_heard_measured_and_taken_away(kokoro_paths, joe_clips, tmp_path):
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _need("the playwright package (pip install -e '.[dev]')")
+    executable = chromium()
+    work = tmp_path / "work"
+    args = ["--model", "kokoro", "--workdir", str(work), "--curvature-utterances", "1"]
+    server = serve(args, tmp_path)
+    url, proc = next(server)
+    try:
+        with sync_playwright() as p:
+            try:
+                browser = p.chromium.launch(executable_path=executable, headless=True, timeout=60_000)
+            except PlaywrightError as e:
+                _need(f"a Chromium that starts headless ({e})")
+            try:
+                mine = browser.new_context(viewport={"width": 1280, "height": 1000})
+                page = mine.new_page()
+                page.set_default_timeout(300_000)
+                page.goto(url, timeout=120_000)
+                page.get_by_role("tab", name="Your voice").click()
+                page.locator("#own-name input, #own-name textarea").first.fill("joe")
+
+                # 1. three good clips among bad files: each bad one named, too little speech in all
+                check_clips(page, [*bad_uploads(tmp_path / "bad", joe_clips[0]), *joe_clips[:3]])
+                expect_message(page, "notes.wav: not audio this can read")
+                table = page.locator("#own-clips")
+                for problem in ("silent:", "too short: 0.5 s", "clipped:"):
+                    expect(table).to_contain_text(problem)  # text content: long cells are cut on screen
+                summary = page.locator("#own-summary")
+                assert "3 clip(s) accepted" in summary.inner_text()
+                assert "at least 30 s is needed" in summary.inner_text()
+                page.locator("#own-start").click()
+                expect_message(page, "tick the consent box first")
+                page.locator("#own-consent input").check()
+                page.locator("#own-start").click()
+                expect_message(page, "at least 30 s is needed")
+                assert proc.poll() is None
+
+                # the rest as a zip with transcripts; then the voice-only method to the end
+                check_clips(page, [zip_with_texts(joe_clips[3:], tmp_path / "session.zip")])
+                summary.get_by_text("12 clip(s) accepted").wait_for()
+                assert "Nearest stock voice: am_michael" in summary.inner_text()
+                page.locator("#own-steps input[type=number]").fill("4")
+                page.locator("#own-steps input[type=number]").press("Enter")
+                page.locator("#own-start").click()
+                page.locator('#own-progress-box[data-state="running"]').wait_for()
+                assert wait_state(page, ("finished", "failed")) == "finished", page.locator(
+                    "#own-progress"
+                ).inner_text()
+
+                # 3. hear and measure
+                measures = page.locator("#own-measures")
+                measures.locator("table").first.wait_for()
+                assert "retention" in measures.inner_text() and "am_michael" in measures.inner_text()
+                for voice in ("af_heart", "bf_emma", "bm_george"):
+                    for system in ("base", "adapted"):
+                        page.locator(f"#own-stock-{voice}-{system} a[data-testid=download-link]").wait_for()
+                page.locator("#own-text textarea").fill(SENTENCE)
+                page.locator("#own-speak").click()
+                link = page.locator("#own-new-audio a[data-testid=download-link]")
+                link.wait_for()
+                wave, sr = sf.read(io.BytesIO(fetch(link.get_attribute("href"))))
+                assert page.locator("#own-new-audio #duration").inner_text() != "0:00"
+                assert len(set(heard(wave, sr)) & set(words(SENTENCE))) >= 0.7 * len(set(words(SENTENCE)))
+                page.locator("#own-start-audio a[data-testid=download-link]").wait_for()
+                keep_screenshot(page, tmp_path, "demo-own-voice.png")
+
+                # 4. take it away: the .bin pack, in Kokoro's int8 ONNX graph, says the sentence
+                page.locator("#own-download").click()
+                pack_link = page.locator('#own-files-out a[download="joe.bin"]')
+                pack_link.wait_for()
+                page.locator('#own-files-out a[download="joe-adapter.zip"]').wait_for()
+                pack = fetch(pack_link.get_attribute("href"))
+                assert len(pack) == 510 * 256 * 4
+                spoken, rate = int8_speaks(pack, kokoro_paths)
+                assert len(set(heard(spoken, rate)) & set(words(SENTENCE))) >= 0.7 * len(set(words(SENTENCE)))
+
+                # another browser: none of these jobs, nothing to cancel
+                theirs = browser.new_context().new_page()
+                theirs.goto(url, timeout=120_000)
+                theirs.get_by_role("tab", name="Your voice").click()
+                page.locator("#own-jobs input").click()
+                assert any("joe (finished" in o for o in page.get_by_role("option").all_inner_texts())
+                page.keyboard.press("Escape")
+                theirs.locator("#own-jobs input").click()
+                assert not any("joe" in o for o in theirs.get_by_role("option").all_inner_texts())
+                theirs.locator("#own-cancel").click()
+                expect_message(theirs, "give your clips first")
+
+                # 2. LoRA + KFAC: curvature estimated here, a few steps, cancelled and resumed
+                page.locator("#own-new").click()
+                page.locator("#own-name input, #own-name textarea").first.fill("joe_lora")
+                check_clips(page, [zip_with_texts(joe_clips, tmp_path / "all.zip")])
+                summary.get_by_text("12 clip(s) accepted").wait_for()
+                page.locator("#own-method input[value='lora+prior']").check()
+                page.locator("#own-steps input[type=number]").fill("2")
+                page.locator("#own-steps input[type=number]").press("Enter")
+                page.locator("#own-consent input").check()
+                page.locator("#own-start").click()
+                page.locator("#own-progress-text").get_by_text("running: own-speech").wait_for()
+                page.locator("#own-cancel").click()
+                assert wait_state(page, ("cancelled",), 60) == "cancelled"
+                page.locator("#own-resume").click()
+                assert wait_state(page, ("finished", "failed")) == "finished", page.locator(
+                    "#own-progress"
+                ).inner_text()
+                # the merged ONNX export, built on request by the same job
+                page.locator("#own-onnx").click()
+                page.locator('#own-progress-box[data-state="running"]').wait_for()
+                assert wait_state(page, ("finished", "failed")) == "finished"
+                page.locator("#own-get-onnx").click()
+                onnx_link = page.locator('#own-files-out a[download="joe_lora-onnx.zip"]')
+                onnx_link.wait_for()
+                names = zipfile.ZipFile(io.BytesIO(fetch(onnx_link.get_attribute("href")))).namelist()
+                assert any(n.endswith(".onnx") for n in names) and "joe_lora-onnx/joe_lora.bin" in names
+                jobs = sorted((work / "jobs").iterdir())
+                lora = next(j for j in jobs if "joe_lora" in (j / "owner.json").read_text())
+                assert any((lora / "run" / "adapt" / "adapter").iterdir())  # LoRA weights were written
+                assert (work / "curvature" / "kfac.safetensors").is_file()
+                assert proc.poll() is None
+            finally:
+                browser.close()
+    finally:
+        server.close()
