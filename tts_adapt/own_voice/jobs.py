@@ -142,15 +142,33 @@ def _alive(pid: int, folder: Path) -> bool:
     return True
 
 
-def _wait_group_gone(pgid: int, timeout: float = 15.0) -> None:
-    """Wait until no process of the group is left (a stage's process, orphaned when the worker died,
-    is collected by init a moment later); SIGKILL what still runs halfway through."""
-    deadline = time.monotonic() + timeout
-    killed = False
-    while time.monotonic() < deadline:
+def _group_running(pgid: int) -> bool:
+    """A process of the group still runs. Zombies do not count: they have ended and only wait for a
+    parent to collect them (an orphaned stage, for init; a worker started by an earlier server, for
+    nobody that is still alive)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: ask the kernel for the group, zombies included
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # state, ppid, pgrp
+            return True
+    return False
+
+
+def _wait_group_gone(pgid: int, timeout: float = 15.0) -> None:
+    """Wait until no process of the group runs; SIGKILL what still runs halfway through."""
+    deadline = time.monotonic() + timeout
+    killed = False
+    while time.monotonic() < deadline:
+        if not _group_running(pgid):
             return
         if not killed and time.monotonic() > deadline - timeout / 2:
             try:

@@ -30,6 +30,7 @@ METHODS = {
     "lora+prior": "LoRA + KFAC prior: longer, closer to your voice; the prior holds the stock voices",
 }
 DEFAULT_STEPS = {"voice": 40, "lora+prior": 100}
+MAX_STEPS = 400
 STOCK_SHOWN = ("af_heart", "bf_emma", "bm_george")
 CONSENT = (
     "This is my own voice, or I have the speaker's permission to make a synthetic voice from these "
@@ -76,6 +77,12 @@ class Workshop:
         return self.curvature or self.store.root / "curvature" / "kfac.safetensors"
 
     def recipe_variables(self, job: Job, corpus: Path, method: str, steps: int, start_voice: str) -> dict:
+        """The ``own_voice`` recipe's variables for a job (what the page sends is checked here, since a
+        request can come from outside the page too)."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if not 1 <= int(steps) <= MAX_STEPS:
+            raise ValueError(f"training steps: 1 to {MAX_STEPS}, got {steps}")
         values = {
             "clips": str(corpus),
             "name": job.name,
@@ -250,7 +257,7 @@ def build_tab(shop: Workshop, user_error, key):
             [(label, m) for m, label in METHODS.items()], value="voice", label="Method", elem_id="own-method"
         )
         steps = gr.Slider(
-            1, 400, value=DEFAULT_STEPS["voice"], step=1, label="Training steps", elem_id="own-steps"
+            1, MAX_STEPS, value=DEFAULT_STEPS["voice"], step=1, label="Training steps", elem_id="own-steps"
         )
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="own-start")
