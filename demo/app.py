@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tts_adapt.audio_out import to_pcm16
+
 log = logging.getLogger("tts_adapt.demo")
 
 MAX_SYSTEMS = 6
@@ -269,11 +271,6 @@ class Voices:
             )
             out[name] = (sr, wave)
         return out
-
-
-def to_pcm16(wave: np.ndarray) -> np.ndarray:
-    """16-bit samples, clipped rather than peak-normalised, so the systems keep their relative loudness."""
-    return (np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype(np.int16)
 
 
 def user_error(message: str):

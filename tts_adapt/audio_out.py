@@ -105,3 +105,9 @@ def finish_for_listening(
         tail_s=tail_s,
     )
     return wave.astype(np.float32), info
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    """16-bit samples, clipped rather than peak-normalised, so systems played side by side keep their
+    relative loudness (what the demo sends to the browser)."""
+    return (np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype(np.int16)

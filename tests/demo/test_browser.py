@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -127,13 +128,41 @@ def speak_and_listen(page, previous: list[str]) -> list[tuple[str, float]]:
 
 
 def expect_message(page, text: str) -> None:
-    from playwright.sync_api import expect
+    """The message is on the page; then every toast is closed (several may be open at once, and each
+    closes itself too, so they are closed one at a time, first first)."""
+    from playwright.sync_api import Error, expect
 
-    expect(page.get_by_test_id("toast-text").filter(has_text=text).first).to_be_visible(
-        timeout=MESSAGE_TIMEOUT_S * 1000
-    )
-    for button in page.get_by_test_id("toast-close").all():  # dismiss, so the next check starts clean
-        button.click()
+    toast = page.get_by_test_id("toast-text").filter(has_text=text).first
+    expect(toast).to_be_visible(timeout=MESSAGE_TIMEOUT_S * 1000)
+    close = page.get_by_test_id("toast-close")
+    for _ in range(20):
+        if close.count() == 0:
+            return
+        try:
+            close.first.click(timeout=2000)
+        except Error:  # it closed itself meanwhile
+            pass
+
+
+@contextmanager
+def headless_chromium():
+    """Debian's Chromium, headless, driven by Playwright (which never downloads a browser); skipped
+    without either, except under ``CI=true``."""
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need("the playwright package (pip install -e '.[dev]')")
+    executable = chromium()
+    with sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=executable, headless=True, timeout=60_000)
+        except PlaywrightError as e:
+            _need(f"a Chromium that starts headless ({e})")
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def upload(page, path: Path) -> None:
@@ -151,67 +180,53 @@ def tone(path: Path, seconds: float, sr: int, channels: int = 1, subtype: str = 
 
 
 def test_demo_in_a_browser(server, synthetic_corpus, tmp_path):
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need("the playwright package (pip install -e '.[dev]')")
-    executable = chromium()
     url, proc = server
+    with headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(MESSAGE_TIMEOUT_S * 1000)
+        page.goto(url, timeout=120_000)
+        page.locator("#speak").wait_for()
 
-    with sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(executable_path=executable, headless=True, timeout=60_000)
-        except PlaywrightError as e:
-            _need(f"a Chromium that starts headless ({e})")
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(MESSAGE_TIMEOUT_S * 1000)
-            page.goto(url, timeout=120_000)
-            page.locator("#speak").wait_for()
+        # known references are offered by speaker, not by file path
+        page.locator("#known-reference input").click()
+        # (Gradio marks the selected option with a check mark)
+        labels = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
+        speakers = sorted(d.name for d in (synthetic_corpus / "train-synth").iterdir())
+        assert labels and all(label.startswith("speaker ") for label in labels), labels
+        assert not any("/" in label or ".wav" in label for label in labels), labels
+        assert f"speaker {speakers[1]} (1)" in labels, labels
+        page.get_by_role("option", name=f"speaker {speakers[1]} (1)", exact=True).click()
 
-            # known references are offered by speaker, not by file path
-            page.locator("#known-reference input").click()
-            # (Gradio marks the selected option with a check mark)
-            labels = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
-            speakers = sorted(d.name for d in (synthetic_corpus / "train-synth").iterdir())
-            assert labels and all(label.startswith("speaker ") for label in labels), labels
-            assert not any("/" in label or ".wav" in label for label in labels), labels
-            assert f"speaker {speakers[1]} (1)" in labels, labels
-            page.get_by_role("option", name=f"speaker {speakers[1]} (1)", exact=True).click()
+        page.locator("#text textarea").fill("Hello there, how are you?")
+        first = speak_and_listen(page, [])
+        assert len(first) == 1  # the base model alone: one output
+        keep_screenshot(page, tmp_path, "demo.png")
 
-            page.locator("#text textarea").fill("Hello there, how are you?")
-            first = speak_and_listen(page, [])
-            assert len(first) == 1  # the base model alone: one output
-            keep_screenshot(page, tmp_path, "demo.png")
+        # bad input: a visible message each time
+        page.locator("#text textarea").fill("")
+        page.locator("#speak").click()
+        expect_message(page, "type some text to speak")
+        page.locator("#text textarea").fill("a" * 2001)
+        page.locator("#speak").click()
+        expect_message(page, "2,001 characters; at most 2,000")
 
-            # bad input: a visible message each time
-            page.locator("#text textarea").fill("")
-            page.locator("#speak").click()
-            expect_message(page, "type some text to speak")
-            page.locator("#text textarea").fill("a" * 2001)
-            page.locator("#speak").click()
-            expect_message(page, "2,001 characters; at most 2,000")
+        not_audio = tmp_path / "notes.wav"
+        not_audio.write_text("these are words, not sound\n" * 20)
+        upload(page, not_audio)
+        expect_message(page, "notes.wav is not a recording the demo can read")
+        upload(page, tone(tmp_path / "long.wav", 61, 8000))
+        expect_message(page, "long.wav lasts 61 s; at most 60 s")
+        big = tone(tmp_path / "big.wav", 55, 48000, channels=2, subtype="FLOAT")  # 21 MB, under 60 s
+        assert big.stat().st_size > 20_000_000
+        upload(page, big)
+        expect_message(page, "big.wav is 21.1 MB; at most 20 MB")
 
-            not_audio = tmp_path / "notes.wav"
-            not_audio.write_text("these are words, not sound\n" * 20)
-            upload(page, not_audio)
-            expect_message(page, "notes.wav is not a recording the demo can read")
-            upload(page, tone(tmp_path / "long.wav", 61, 8000))
-            expect_message(page, "long.wav lasts 61 s; at most 60 s")
-            big = tone(tmp_path / "big.wav", 55, 48000, channels=2, subtype="FLOAT")  # 21 MB, under 60 s
-            assert big.stat().st_size > 20_000_000
-            upload(page, big)
-            expect_message(page, "big.wav is 21.1 MB; at most 20 MB")
-
-            # still serving: an uploaded good recording is spoken
-            good = sorted((synthetic_corpus / "train-synth" / speakers[0]).rglob("*.wav"))[0]
-            upload(page, good)
-            page.locator("#text textarea").fill("Still here.")
-            speak_and_listen(page, [src for src, _ in first])
-            assert proc.poll() is None
-        finally:
-            browser.close()
+        # still serving: an uploaded good recording is spoken
+        good = sorted((synthetic_corpus / "train-synth" / speakers[0]).rglob("*.wav"))[0]
+        upload(page, good)
+        page.locator("#text textarea").fill("Still here.")
+        speak_and_listen(page, [src for src, _ in first])
+        assert proc.poll() is None
 
 
 def keep_screenshot(page, tmp_path: Path, name: str) -> None:
@@ -224,34 +239,21 @@ def keep_screenshot(page, tmp_path: Path, name: str) -> None:
 
 def test_kokoro_voices_in_a_browser(kokoro_server, tmp_path):
     """Kokoro's page offers its 28 voices by name, speaks the one chosen, and names a bad blend."""
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need("the playwright package (pip install -e '.[dev]')")
-    executable = chromium()
     url, proc = kokoro_server
-    with sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(executable_path=executable, headless=True, timeout=60_000)
-        except PlaywrightError as e:
-            _need(f"a Chromium that starts headless ({e})")
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(MESSAGE_TIMEOUT_S * 1000)
-            page.goto(url, timeout=120_000)
-            page.locator("#speak").wait_for()
-            page.locator("#voice input").click()
-            labels = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
-            assert len(labels) == 28 and "bm_george (British English, male)" in labels, labels
-            page.get_by_role("option", name="bm_george (British English, male)", exact=True).click()
-            page.locator("#text textarea").fill("Hello there, how are you?")
-            played = speak_and_listen(page, [])
-            assert len(played) == 1 and 0.8 < played[0][1] < 5
-            keep_screenshot(page, tmp_path, "demo-kokoro.png")
-            page.locator("#blend textarea, #blend input").first.fill("af_heart:0.5,nobody:0.5")
-            page.locator("#speak").click()
-            expect_message(page, "unknown voice 'nobody'")
-            assert proc.poll() is None
-        finally:
-            browser.close()
+    with headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(MESSAGE_TIMEOUT_S * 1000)
+        page.goto(url, timeout=120_000)
+        page.locator("#speak").wait_for()
+        page.locator("#voice input").click()
+        labels = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
+        assert len(labels) == 28 and "bm_george (British English, male)" in labels, labels
+        page.get_by_role("option", name="bm_george (British English, male)", exact=True).click()
+        page.locator("#text textarea").fill("Hello there, how are you?")
+        played = speak_and_listen(page, [])
+        assert len(played) == 1 and 0.8 < played[0][1] < 5
+        keep_screenshot(page, tmp_path, "demo-kokoro.png")
+        page.locator("#blend textarea, #blend input").first.fill("af_heart:0.5,nobody:0.5")
+        page.locator("#speak").click()
+        expect_message(page, "unknown voice 'nobody'")
+        assert proc.poll() is None

@@ -22,7 +22,7 @@ import soundfile as sf
 
 from tts_adapt.cli import main as cli
 
-from .test_browser import MESSAGE_TIMEOUT_S, _need, chromium, keep_screenshot, serve
+from .test_browser import expect_message, headless_chromium, keep_screenshot, serve
 
 pytestmark = pytest.mark.slow
 
@@ -90,23 +90,6 @@ def check_clips(page, files: list[Path]) -> None:
     page.locator("#own-check").click()
 
 
-def expect_message(page, text: str) -> None:
-    """The message is on the page; then every toast is closed (several may be open at once, and each
-    closes itself too, so they are closed one at a time, first first)."""
-    from playwright.sync_api import Error, expect
-
-    toast = page.get_by_test_id("toast-text").filter(has_text=text).first
-    expect(toast).to_be_visible(timeout=MESSAGE_TIMEOUT_S * 1000)
-    close = page.get_by_test_id("toast-close")
-    for _ in range(20):
-        if close.count() == 0:
-            return
-        try:
-            close.first.click(timeout=2000)
-        except Error:  # it closed itself meanwhile
-            pass
-
-
 def int8_speaks(pack_bytes: bytes, kokoro_paths) -> tuple[np.ndarray, int]:
     """Kokoro's int8 ONNX graph (kokoro-onnx's export, the one Kokoro's CPU users run) reading
     SENTENCE with the downloaded pack: kokoro-js's layout, the style row indexed by phoneme count."""
@@ -126,129 +109,118 @@ def int8_speaks(pack_bytes: bytes, kokoro_paths) -> tuple[np.ndarray, int]:
 
 
 def test_own_voice_made_heard_measured_and_taken_away(kokoro_paths, joe_clips, tmp_path):
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        _need("the playwright package (pip install -e '.[dev]')")
-    executable = chromium()
     work = tmp_path / "work"
     args = ["--model", "kokoro", "--workdir", str(work), "--curvature-utterances", "1"]
     server = serve(args, tmp_path)
     url, proc = next(server)
     try:
-        with sync_playwright() as p:
-            try:
-                browser = p.chromium.launch(executable_path=executable, headless=True, timeout=60_000)
-            except PlaywrightError as e:
-                _need(f"a Chromium that starts headless ({e})")
-            try:
-                mine = browser.new_context(viewport={"width": 1280, "height": 1000})
-                page = mine.new_page()
-                page.set_default_timeout(300_000)
-                page.goto(url, timeout=120_000)
-                page.get_by_role("tab", name="Your voice").click()
-                page.locator("#own-name input, #own-name textarea").first.fill("joe")
+        from playwright.sync_api import expect
 
-                # 1. three good clips among bad files: each bad one named, too little speech in all
-                check_clips(page, [*bad_uploads(tmp_path / "bad", joe_clips[0]), *joe_clips[:3]])
-                expect_message(page, "notes.wav: not audio this can read")
-                table = page.locator("#own-clips")
-                for problem in ("silent:", "too short: 0.5 s", "clipped:"):
-                    expect(table).to_contain_text(problem)  # text content: long cells are cut on screen
-                summary = page.locator("#own-summary")
-                assert "3 clip(s) accepted" in summary.inner_text()
-                assert "at least 30 s is needed" in summary.inner_text()
-                page.locator("#own-start").click()
-                expect_message(page, "tick the consent box first")
-                page.locator("#own-consent input").check()
-                page.locator("#own-start").click()
-                expect_message(page, "at least 30 s is needed")
-                assert proc.poll() is None
+        with headless_chromium() as browser:
+            mine = browser.new_context(viewport={"width": 1280, "height": 1000})
+            page = mine.new_page()
+            page.set_default_timeout(300_000)
+            page.goto(url, timeout=120_000)
+            page.get_by_role("tab", name="Your voice").click()
+            page.locator("#own-name input, #own-name textarea").first.fill("joe")
 
-                # the rest as a zip with transcripts; then the voice-only method to the end
-                check_clips(page, [zip_with_texts(joe_clips[3:], tmp_path / "session.zip")])
-                summary.get_by_text("12 clip(s) accepted").wait_for()
-                assert "Nearest stock voice: am_michael" in summary.inner_text()
-                page.locator("#own-steps input[type=number]").fill("4")
-                page.locator("#own-steps input[type=number]").press("Enter")
-                page.locator("#own-start").click()
-                page.locator('#own-progress-box[data-state="running"]').wait_for()
-                assert wait_state(page, ("finished", "failed")) == "finished", page.locator(
-                    "#own-progress"
-                ).inner_text()
+            # 1. three good clips among bad files: each bad one named, too little speech in all
+            check_clips(page, [*bad_uploads(tmp_path / "bad", joe_clips[0]), *joe_clips[:3]])
+            expect_message(page, "notes.wav: not audio this can read")
+            table = page.locator("#own-clips")
+            for problem in ("silent:", "too short: 0.5 s", "clipped:"):
+                expect(table).to_contain_text(problem)  # text content: long cells are cut on screen
+            summary = page.locator("#own-summary")
+            assert "3 clip(s) accepted" in summary.inner_text()
+            assert "at least 30 s is needed" in summary.inner_text()
+            page.locator("#own-start").click()
+            expect_message(page, "tick the consent box first")
+            page.locator("#own-consent input").check()
+            page.locator("#own-start").click()
+            expect_message(page, "at least 30 s is needed")
+            assert proc.poll() is None
 
-                # 3. hear and measure
-                measures = page.locator("#own-measures")
-                measures.locator("table").first.wait_for()
-                assert "retention" in measures.inner_text() and "am_michael" in measures.inner_text()
-                for voice in ("af_heart", "bf_emma", "bm_george"):
-                    for system in ("base", "adapted"):
-                        page.locator(f"#own-stock-{voice}-{system} a[data-testid=download-link]").wait_for()
-                page.locator("#own-text textarea").fill(SENTENCE)
-                page.locator("#own-speak").click()
-                link = page.locator("#own-new-audio a[data-testid=download-link]")
-                link.wait_for()
-                wave, sr = sf.read(io.BytesIO(fetch(link.get_attribute("href"))))
-                assert page.locator("#own-new-audio #duration").inner_text() != "0:00"
-                assert len(set(heard(wave, sr)) & set(words(SENTENCE))) >= 0.7 * len(set(words(SENTENCE)))
-                page.locator("#own-start-audio a[data-testid=download-link]").wait_for()
-                keep_screenshot(page, tmp_path, "demo-own-voice.png")
+            # the rest as a zip with transcripts; then the voice-only method to the end
+            check_clips(page, [zip_with_texts(joe_clips[3:], tmp_path / "session.zip")])
+            summary.get_by_text("12 clip(s) accepted").wait_for()
+            assert "Nearest stock voice: am_michael" in summary.inner_text()
+            page.locator("#own-steps input[type=number]").fill("4")
+            page.locator("#own-steps input[type=number]").press("Enter")
+            page.locator("#own-start").click()
+            page.locator('#own-progress-box[data-state="running"]').wait_for()
+            assert wait_state(page, ("finished", "failed")) == "finished", page.locator(
+                "#own-progress"
+            ).inner_text()
 
-                # 4. take it away: the .bin pack, in Kokoro's int8 ONNX graph, says the sentence
-                page.locator("#own-download").click()
-                pack_link = page.locator('#own-files-out a[download="joe.bin"]')
-                pack_link.wait_for()
-                page.locator('#own-files-out a[download="joe-adapter.zip"]').wait_for()
-                pack = fetch(pack_link.get_attribute("href"))
-                assert len(pack) == 510 * 256 * 4
-                spoken, rate = int8_speaks(pack, kokoro_paths)
-                assert len(set(heard(spoken, rate)) & set(words(SENTENCE))) >= 0.7 * len(set(words(SENTENCE)))
+            # 3. hear and measure
+            measures = page.locator("#own-measures")
+            measures.locator("table").first.wait_for()
+            assert "retention" in measures.inner_text() and "am_michael" in measures.inner_text()
+            for voice in ("af_heart", "bf_emma", "bm_george"):
+                for system in ("base", "adapted"):
+                    page.locator(f"#own-stock-{voice}-{system} a[data-testid=download-link]").wait_for()
+            page.locator("#own-text textarea").fill(SENTENCE)
+            page.locator("#own-speak").click()
+            link = page.locator("#own-new-audio a[data-testid=download-link]")
+            link.wait_for()
+            wave, sr = sf.read(io.BytesIO(fetch(link.get_attribute("href"))))
+            assert page.locator("#own-new-audio #duration").inner_text() != "0:00"
+            assert len(set(heard(wave, sr)) & set(words(SENTENCE))) >= 0.7 * len(set(words(SENTENCE)))
+            page.locator("#own-start-audio a[data-testid=download-link]").wait_for()
+            keep_screenshot(page, tmp_path, "demo-own-voice.png")
 
-                # another browser: none of these jobs, nothing to cancel
-                theirs = browser.new_context().new_page()
-                theirs.goto(url, timeout=120_000)
-                theirs.get_by_role("tab", name="Your voice").click()
-                page.locator("#own-jobs input").click()
-                assert any("joe (finished" in o for o in page.get_by_role("option").all_inner_texts())
-                page.keyboard.press("Escape")
-                theirs.locator("#own-jobs input").click()
-                assert not any("joe" in o for o in theirs.get_by_role("option").all_inner_texts())
-                theirs.locator("#own-cancel").click()
-                expect_message(theirs, "give your clips first")
+            # 4. take it away: the .bin pack, in Kokoro's int8 ONNX graph, says the sentence
+            page.locator("#own-download").click()
+            pack_link = page.locator('#own-files-out a[download="joe.bin"]')
+            pack_link.wait_for()
+            page.locator('#own-files-out a[download="joe-adapter.zip"]').wait_for()
+            pack = fetch(pack_link.get_attribute("href"))
+            assert len(pack) == 510 * 256 * 4
+            spoken, rate = int8_speaks(pack, kokoro_paths)
+            assert len(set(heard(spoken, rate)) & set(words(SENTENCE))) >= 0.7 * len(set(words(SENTENCE)))
 
-                # 2. LoRA + KFAC: curvature estimated here, a few steps, cancelled and resumed
-                page.locator("#own-new").click()
-                page.locator("#own-name input, #own-name textarea").first.fill("joe_lora")
-                check_clips(page, [zip_with_texts(joe_clips, tmp_path / "all.zip")])
-                summary.get_by_text("12 clip(s) accepted").wait_for()
-                page.locator("#own-method input[value='lora+prior']").check()
-                page.locator("#own-steps input[type=number]").fill("2")
-                page.locator("#own-steps input[type=number]").press("Enter")
-                page.locator("#own-consent input").check()
-                page.locator("#own-start").click()
-                page.locator("#own-progress-text").get_by_text("running: own-speech").wait_for()
-                page.locator("#own-cancel").click()
-                assert wait_state(page, ("cancelled",), 60) == "cancelled"
-                page.locator("#own-resume").click()
-                assert wait_state(page, ("finished", "failed")) == "finished", page.locator(
-                    "#own-progress"
-                ).inner_text()
-                # the merged ONNX export, built on request by the same job
-                page.locator("#own-onnx").click()
-                page.locator('#own-progress-box[data-state="running"]').wait_for()
-                assert wait_state(page, ("finished", "failed")) == "finished"
-                page.locator("#own-get-onnx").click()
-                onnx_link = page.locator('#own-files-out a[download="joe_lora-onnx.zip"]')
-                onnx_link.wait_for()
-                names = zipfile.ZipFile(io.BytesIO(fetch(onnx_link.get_attribute("href")))).namelist()
-                assert any(n.endswith(".onnx") for n in names) and "joe_lora-onnx/joe_lora.bin" in names
-                jobs = sorted((work / "jobs").iterdir())
-                lora = next(j for j in jobs if "joe_lora" in (j / "owner.json").read_text())
-                assert any((lora / "run" / "adapt" / "adapter").iterdir())  # LoRA weights were written
-                assert (work / "curvature" / "kfac.safetensors").is_file()
-                assert proc.poll() is None
-            finally:
-                browser.close()
+            # another browser: none of these jobs, nothing to cancel
+            theirs = browser.new_context().new_page()
+            theirs.goto(url, timeout=120_000)
+            theirs.get_by_role("tab", name="Your voice").click()
+            page.locator("#own-jobs input").click()
+            assert any("joe (finished" in o for o in page.get_by_role("option").all_inner_texts())
+            page.keyboard.press("Escape")
+            theirs.locator("#own-jobs input").click()
+            assert not any("joe" in o for o in theirs.get_by_role("option").all_inner_texts())
+            theirs.locator("#own-cancel").click()
+            expect_message(theirs, "give your clips first")
+
+            # 2. LoRA + KFAC: curvature estimated here, a few steps, cancelled and resumed
+            page.locator("#own-new").click()
+            page.locator("#own-name input, #own-name textarea").first.fill("joe_lora")
+            check_clips(page, [zip_with_texts(joe_clips, tmp_path / "all.zip")])
+            summary.get_by_text("12 clip(s) accepted").wait_for()
+            page.locator("#own-method input[value='lora+prior']").check()
+            page.locator("#own-steps input[type=number]").fill("2")
+            page.locator("#own-steps input[type=number]").press("Enter")
+            page.locator("#own-consent input").check()
+            page.locator("#own-start").click()
+            page.locator("#own-progress-text").get_by_text("running: own-speech").wait_for()
+            page.locator("#own-cancel").click()
+            assert wait_state(page, ("cancelled",), 60) == "cancelled"
+            page.locator("#own-resume").click()
+            assert wait_state(page, ("finished", "failed")) == "finished", page.locator(
+                "#own-progress"
+            ).inner_text()
+            # the merged ONNX export, built on request by the same job
+            page.locator("#own-onnx").click()
+            page.locator('#own-progress-box[data-state="running"]').wait_for()
+            assert wait_state(page, ("finished", "failed")) == "finished"
+            page.locator("#own-get-onnx").click()
+            onnx_link = page.locator('#own-files-out a[download="joe_lora-onnx.zip"]')
+            onnx_link.wait_for()
+            names = zipfile.ZipFile(io.BytesIO(fetch(onnx_link.get_attribute("href")))).namelist()
+            assert any(n.endswith(".onnx") for n in names) and "joe_lora-onnx/joe_lora.bin" in names
+            jobs = sorted((work / "jobs").iterdir())
+            lora = next(j for j in jobs if "joe_lora" in (j / "owner.json").read_text())
+            assert any((lora / "run" / "adapt" / "adapter").iterdir())  # LoRA weights were written
+            assert (work / "curvature" / "kfac.safetensors").is_file()
+            assert proc.poll() is None
     finally:
         server.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils.io import write_json, write_text
+from ..utils.io import atomic_path, write_json, write_text
 from .clips import ClipReport, check_language, check_wave, expand_uploads, safe_name, total_problem
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ def take_clips(
         elif text is not None:
             report.text = text
         if report.ok:
-            sf.write(clips_dir / f"{stem}.wav", np.clip(wave, -1, 1), SAMPLE_RATE, subtype="PCM_16")
+            with atomic_path(clips_dir / f"{stem}.wav", suffix=".wav") as tmp:
+                sf.write(tmp, np.clip(wave, -1, 1), SAMPLE_RATE, subtype="PCM_16", format="WAV")
         report.name = shown
         reports.append((stem, report))
     if progress is not None:

@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..utils.io import atomic_path
 from .jobs import Job
 
 # an adapter folder's files a person needs to load it again (checkpoints and logs stay behind)
@@ -80,15 +81,13 @@ def voice_files(job: Job) -> list[Path]:
 
 
 def _zip_folder(folder: Path, out: Path, skip: set[str] = frozenset(), extra: list[Path] = ()) -> Path:
-    tmp = out.with_name(out.name + ".part")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+    with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder)
             if path.is_file() and not (rel.parts and rel.parts[0] in skip):
                 archive.write(path, f"{out.stem}/{rel.as_posix()}")
         for path in extra:
             archive.write(path, f"{out.stem}/{path.name}")
-    os.replace(tmp, out)
     return out
 
 

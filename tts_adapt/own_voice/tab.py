@@ -17,8 +17,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from ..audio_out import to_pcm16
+from ..utils.io import write_text
 from .intake import Whisper, clip_summary, load_clips, take_clips, write_corpus
 from .jobs import Job, JobStore, NotYours, Progress, new_secret
 from .results import adapter_zip, onnx_zip, read_measures, stock_clip, voice_files
@@ -378,7 +378,7 @@ def build_tab(shop: Workshop, user_error, key):
         accepted = [job.folder / "clips" / f"{r['stem']}.wav" for r in rows if not r["problems"]]
         if accepted:
             voice, ranking = nearest_voice([str(p) for p in accepted])
-            (job.folder / "nearest.txt").write_text(f"{voice} ({ranking[0][1]:.3f})\n", encoding="utf-8")
+            write_text(job.folder / "nearest.txt", f"{voice} ({ranking[0][1]:.3f})\n")
         for message in skipped:
             gr.Warning(html.escape(message))
         return (
@@ -470,7 +470,7 @@ def build_tab(shop: Workshop, user_error, key):
         start_voice = _start_voice(job)
         wave, sr = model.synthesize(words, reference=job.name, seed=0)
         base_wave, base_sr = shop.base.synthesize(words, reference=start_voice, seed=0)
-        return (sr, _pcm16(wave)), (base_sr, _pcm16(base_wave))
+        return (sr, to_pcm16(wave)), (base_sr, to_pcm16(base_wave))
 
     @errors
     def on_download(secret, jid):
@@ -553,7 +553,3 @@ def _serving_folder(job: Job) -> Path:
     folder = _SERVING / job.id
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def _pcm16(wave: np.ndarray) -> np.ndarray:
-    return (np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype(np.int16)
