@@ -24,6 +24,7 @@ NEVER = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_adapt_with_the_smoke_settings_is_quiet(synthetic_corpus, tmp_path):
     wavs = sorted(synthetic_corpus.rglob("*.wav"))[:2]

@@ -22,6 +22,7 @@ def shipped_setup(prepared_synthetic):
     return model, by_voice, recognizer, get_speaker_encoder("resemblyzer")
 
 
+@pytest.mark.slow
 @pytest.mark.espeak
 def test_the_style_carries_the_voice(shipped_setup):
     """Measured on the 12 unseen voices: the style of another voice's utterance drops the margin from

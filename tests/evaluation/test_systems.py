@@ -54,6 +54,7 @@ def test_styletts2_system_on_the_official_format_fixture(fixtures_dir, tmp_path)
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_trainer_output_folder_through_the_protocol(synthetic_corpus, tmp_path):
     """``tts-adapt adapt`` output as an ``adapted:`` system beside its base model, end to end."""

@@ -63,6 +63,7 @@ def test_it_speaks_at_a_natural_rate(shipped, synthetic_corpus):
     assert np.sqrt(np.mean(wave**2)) > 0.005
 
 
+@pytest.mark.slow
 def test_its_decoder_renders_the_pitch_it_is_given(shipped):
     """Every shipped voice, decoded with its predicted F0 scaled by 0.5, 1 and 2: the output's pitch
     (pYIN median) follows within 5 % (slope 1). The iSTFTNet models shipped before rendered 80 Hz, the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tts_adapt.models.styletts2 import load_official
@@ -85,6 +86,7 @@ def test_decoder_float64_is_sharp(model_a, golden_a):
         dec.float()
 
 
+@pytest.mark.slow
 def test_decoder_default_is_stochastic(model_a, golden_a):
     g, m = golden_a, model_a
     with torch.no_grad():

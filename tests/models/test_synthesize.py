@@ -50,6 +50,7 @@ def test_seed_does_not_leak_into_global_rng(model_a, ref_wav):
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.slow
 def test_reference_forms_agree(model_a, ref_wav, tmp_path):
     path = tmp_path / "ref.wav"
     sf.write(path, ref_wav, 24000, subtype="FLOAT")

@@ -58,6 +58,7 @@ def test_bad_stage_name_is_a_clear_error(synthetic_corpus, tmp_path, capsys):
     assert "unknown stage(s) third" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_pretrain_resumes_exactly_and_the_result_loads(synthetic_corpus, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run(synthetic_corpus, straight) == 0
@@ -149,6 +150,7 @@ def test_bad_lr_decay_is_a_clear_error(synthetic_corpus, tmp_path, capsys):
     assert "lr_final 1.0 must be in (0, lr" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_decay_added_after_the_last_checkpoint_continues_exactly(synthetic_corpus, tmp_path, capsys):
     """A finished constant-lr first stage extended with a decay that starts at its last step equals a
     run that had the decay from the start; a checkpoint past the start of another decay is refused."""
@@ -232,6 +234,7 @@ def test_style_source_is_part_of_the_first_stage_settings(synthetic_corpus, tmp_
     assert run(synthetic_corpus, out, "--stages", "aligner,first", "--first-steps", "2") == 0
 
 
+@pytest.mark.slow
 def test_adversarial_terms_added_after_the_last_checkpoint_continue_exactly(
     synthetic_corpus, tmp_path, capsys
 ):

@@ -42,6 +42,7 @@ def environment() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_final_losses_cover_the_steps_before_a_resume(micro_bases, prepared_synthetic, tmp_path, monkeypatch):
     """In-process twin of the kill -9 test (fast): a crash at step 3 of 4, then a resumed run."""
     items = [it for it in prepared_synthetic.items if it.speaker == prepared_synthetic.items[0].speaker][:2]
