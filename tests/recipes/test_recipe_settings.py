@@ -17,11 +17,13 @@ import pytest
 import yaml
 
 from tts_adapt.cli import build_parser
-from tts_adapt.cli.adapt import resolve_arguments
+from tts_adapt.cli.adapt import model_finetune_config, resolve_arguments
 from tts_adapt.cli.curvature import resolve_max_len
+from tts_adapt.cli.forgetting import _default_crop
 from tts_adapt.cli.pretrain import pretrain_config
 from tts_adapt.curvature.objectives import get_objective
-from tts_adapt.models.styletts2.config import BASE_CONFIG, MICRO_CONFIG, load_config
+from tts_adapt.models.registry import model_paths
+from tts_adapt.models.styletts2.config import BASE_CONFIG, KOKORO_CONFIG, MICRO_CONFIG, load_config
 from tts_adapt.models.styletts2.default import resolve_model_paths
 from tts_adapt.recipes import RECIPES_DIR, load_recipe
 from tts_adapt.train.resolve import load_train_config
@@ -85,18 +87,23 @@ def stage_settings(path: Path, tmp_path: Path):
                     if getattr(args, "ood_texts", None) and not Path(args.ood_texts).exists():
                         args.ood_texts = str(tmp_path / "OOD_texts.txt")  # the user's copy of the list
                         Path(args.ood_texts).write_text("ðɪs ɪz ə lɑːŋ ɛnʌf aʊt ʌv dɪstɹɪbjuːʃən tɛkst.\n")
-                    if command != "forgetting-loss":
+                    if getattr(args, "model", None):  # a named model: its own config and fine-tuning config
+                        args.config = str(
+                            KOKORO_CONFIG if args.model == "kokoro" else model_paths(args.model)[1]
+                        )
+                    elif command != "forgetting-loss":
                         args.checkpoint, args.config = resolve_model_paths(args.checkpoint, args.config)
                     config = load_config(args.config)
                     if command == "adapt":
                         yield variant, stage.tag, command, args, resolve_arguments(args, config, 356, world)
-                    elif command == "curvature":
-                        train_config = load_train_config(args.train_config)
+                    elif command == "curvature":  # the crop rule of cli/curvature.py
+                        train_path = args.train_config or model_finetune_config(config)
+                        train_config = load_train_config(train_path)
                         yield variant, stage.tag, command, args, resolve_max_len(args.max_len, train_config)
                     else:
                         crop = args.crop_frames
                         if crop is None:
-                            crop = resolve_max_len(None, load_train_config(None))
+                            crop = _default_crop(args.config)
                         yield variant, stage.tag, command, args, crop
                 elif command == "pretrain":
                     yield variant, stage.tag, command, args, pretrain_config(args)
@@ -143,7 +150,7 @@ def test_every_stage_builds_a_valid_config_that_agrees_with_the_others(path, tmp
             assert {crop for v, crop in adapt_crops if v == variant} == {value}, (
                 f"{tag}: the forgetting loss is measured on {value}-frame crops"
             )
-    if path.stem in ("smoke", "forgetting", "paper_p248"):
+    if path.stem in ("smoke", "forgetting", "paper_p248", "forgetting_kokoro"):
         assert any(c == "adapt" for _, _, c, _, _ in settings), "the recipe adapts"
     if path.stem == "base_model":
         assert any(c == "pretrain" for _, _, c, _, _ in settings)

@@ -268,3 +268,67 @@ def test_quickstart_recipe_as_the_readme_runs_it(kokoro_paths, tmp_path, monkeyp
     html = (out / "report.html").read_text()
     assert "id='stock_summary'" in html and "What this page shows" in html and "<audio" in html
     assert main(argv) == 0  # finished: nothing runs again
+
+
+NESTED = """
+name: nested
+vars:
+  targets: "joe,slt"
+  start_joe: am_michael
+  start_slt: af_nova
+  lr_full: 1e-4
+  lr_lora: 1e-3
+stages:
+  - name: adapt
+    matrix: {target: "{targets}", method: [full, lora]}
+    run: adapt --voice-init {start_{target}} --lr {lr_{method}} --out {out}/{target}-{method}
+  - name: summary
+    always: true
+    run: split-data --data {out}/corpus --train-out {out}/a.txt --test-out {out}/b.txt
+"""
+
+
+def test_a_grid_value_picks_a_variable(tmp_path):
+    """``{start_{target}}``: the inner field is filled first, then the variable it names."""
+    recipe = load_recipe(write(tmp_path, NESTED))
+    values = recipe.resolve(tmp_path / "o")
+    got = {s.name: recipe.command(s, values) for s in recipe.expand(values)}
+    slt_lora = got["adapt.target-slt.method-lora"]
+    assert slt_lora[slt_lora.index("--voice-init") + 1] == "af_nova"
+    assert slt_lora[slt_lora.index("--lr") + 1] == "1e-3"
+    joe_full = got["adapt.target-joe.method-full"]
+    assert joe_full[joe_full.index("--voice-init") + 1] == "am_michael"
+    assert joe_full[joe_full.index("--lr") + 1] == "1e-4"
+    bad = load_recipe(write(tmp_path, NESTED.replace("start_slt: af_nova", "other: 1")))
+    with pytest.raises(RecipeError, match=r"unknown variable\(s\) \{start_slt\}"):
+        values = bad.resolve(tmp_path / "o")
+        [bad.commands(s, values) for s in bad.expand(values)]
+
+
+CHEAP = """
+name: cheap
+vars:
+  which: smoke
+stages:
+  - name: show
+    run: recipe show {which}
+  - name: again
+    always: true
+    run: recipe list
+"""
+
+
+def test_always_stages_run_on_every_call_and_the_plan_names_every_stage(tmp_path):
+    import json
+
+    recipe = load_recipe(write(tmp_path, CHEAP))
+    out = tmp_path / "run"
+    assert run_recipe(recipe, out) == ["01-show", "02-again"]
+    assert run_recipe(recipe, out) == ["02-again"]
+    # the plan lists the whole recipe even when --only runs part of it
+    run_recipe(recipe, out, {"which": "forgetting"}, only=["again"])
+    plan = json.loads((out / "stages" / "plan.json").read_text())
+    assert [s["tag"] for s in plan["stages"]] == ["01-show", "02-again"]
+    assert plan["values"]["which"] == "forgetting"
+    with pytest.raises(RecipeError, match="'always' must be true or false"):
+        load_recipe(write(tmp_path, CHEAP.replace("always: true", "always: yes please")))

@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..models.registry import add_model_arguments
+
 log = logging.getLogger(__name__)
 
 
@@ -20,8 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "seeds (same crops and noise for every model), and for an adapted model the Laplace prediction "
         "½·vec(ΔW)ᵀ H vec(ΔW) of the loss increase for each curvature. Writes one JSON file.",
     )
-    p.add_argument("--checkpoint", required=True, help="the base model's checkpoint")
-    p.add_argument("--config", required=True, help="its config.yml")
+    add_model_arguments(p)
     p.add_argument("--data", required=True, help="held-out pre-training utterances (corpus or file list)")
     p.add_argument("--subsets", help="LibriTTS-style subsets to read, comma-separated")
     p.add_argument("--speakers", help="only these speakers, comma-separated")
@@ -63,6 +64,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--note", default="", help="a line for the top of the results page")
     p.set_defaults(func=cmd_summary)
 
+    p = sub.add_parser(
+        "forgetting-summary-kokoro",
+        help="the voice-pack (Kokoro) forgetting experiment's page: targets, stock voices, goal check",
+        description="Reads a run folder of recipes/forgetting_kokoro.yaml (RUN/<target>/eval, loss, adapt; "
+        "RUN/curvature; RUN/stages) and writes RUN/summary/summary.json, summary.csv and the results page "
+        "with its figures and Listen clips. Each run's curvature predictions are computed here (and "
+        "cached) with the curvature files of --main-size that exist.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--run", required=True, type=Path, help="the recipe's run folder (--out)")
+    p.add_argument("--targets", required=True, help="target names, comma-separated (folders under RUN)")
+    p.add_argument("--main-size", type=int, required=True, help="curvature size of the λ sweep")
+    p.add_argument(
+        "--listen-voices", default="af_heart,bf_emma,am_adam", help="stock voices of the Listen table"
+    )
+    p.add_argument("--results", type=Path, help="the results page (default: RUN/summary/results.md)")
+    p.add_argument("--command", default="", help="the exact command that produced the run")
+    p.set_defaults(func=cmd_summary_kokoro)
+
 
 def _default_crop(config_path: str) -> int:
     """The crop ``tts-adapt curvature`` and ``adapt`` use when not told (the shipped fine-tuning config's
@@ -102,10 +122,12 @@ def cmd_loss(args: argparse.Namespace) -> int:
         summarise,
     )
     from ..forgetting.runs import curvature_info, run_info
+    from ..models.registry import resolve_model
     from ..models.styletts2 import load_official
     from ..models.styletts2.config import text_settings
     from ..utils.io import write_json
 
+    args.checkpoint, args.config = resolve_model(args.model, args.checkpoint, args.config)
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
     spec = HeldoutSpec(
         data=args.data,
@@ -179,6 +201,28 @@ def cmd_summary(args: argparse.Namespace) -> int:
         results_page=args.results,
         command=args.command,
         note=args.note,
+    )
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_summary_kokoro(args: argparse.Namespace) -> int:
+    from ..forgetting.stock_results import summarise_stock_experiment
+    from ..models.registry import resolve_model
+
+    if not args.run.is_dir():
+        raise FileNotFoundError(f"--run {args.run}: no such folder")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    voices = [v.strip() for v in args.listen_voices.split(",") if v.strip()]
+    paths = summarise_stock_experiment(
+        args.run,
+        targets,
+        main_size=args.main_size,
+        listen_voices=voices,
+        results_page=args.results,
+        command=args.command,
+        model=lambda: resolve_model(args.model, args.checkpoint, args.config),  # only if a run needs it
     )
     for p in paths:
         print(f"wrote {p}")

@@ -208,6 +208,8 @@ def lambda_pareto_plot(
     curves: dict[str, list[tuple[float, float, Any]]],
     singles: dict[str, tuple[float, float]] | None = None,
     base: tuple[float, float] | None = None,
+    xlabel: str = "held-out voices: similarity (zero-shot ability kept)",
+    title: str = "Adaptation vs forgetting over λ (labels: λ)",
 ) -> bytes:
     """Target vs held-out similarity with one curve per method through its λ values (labelled), single
     points for methods without λ (full, linear, LoRA) and the base model as a square.
@@ -224,9 +226,9 @@ def lambda_pareto_plot(
         ax.plot([x], [y], "D", ms=7, label=label)
     if base is not None:
         ax.plot([base[0]], [base[1]], "s", ms=9, color="black", label="base")
-    ax.set_xlabel("held-out voices: similarity (zero-shot ability kept)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("target voice: similarity")
-    ax.set_title("Adaptation vs forgetting over λ (labels: λ)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     place_labels(ax, [(t, x, y) for t, x, y, _ in marks], fontsize=6, colors=[c for *_, c in marks])
     ax.legend(fontsize=7, loc="best")
@@ -288,5 +290,34 @@ def prediction_plot(pairs: dict[str, list[tuple[float, float]]], rho: dict[str, 
         ax.set_xlabel("predicted ½·vec(ΔW)ᵀ H vec(ΔW)")
         ax.set_ylabel("held-out loss increase")
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def voice_retention_dots(per_voice: dict[str, dict[str, float]], title: str = "") -> bytes:
+    """Stock-voice retention per voice as one row of markers (one marker per system), lowest voice on
+    top: 28 voices and several systems stay one readable page high. ``per_voice[system][voice] = mean``;
+    the voices are ordered by their lowest value over the systems."""
+    plt = _pyplot()
+    systems = list(per_voice)
+    voices = sorted(
+        {v for d in per_voice.values() for v in d},
+        key=lambda v: min(d.get(v, np.inf) for d in per_voice.values()),
+    )
+    fig, ax = plt.subplots(figsize=(8.6, 0.24 * len(voices) + 1.4))
+    y = np.arange(len(voices))
+    markers = "os^vDP*X<>"
+    for k, name in enumerate(systems):
+        vals = [per_voice[name].get(v, np.nan) for v in voices]
+        ax.plot(vals, y, markers[k % len(markers)], ms=5, alpha=0.85, label=name)
+    ax.axvline(1.0, color="0.3", lw=0.8, ls="--")
+    ax.axvline(0.95, color="tab:red", lw=0.8, ls=":")
+    ax.set_yticks(y)
+    ax.set_yticklabels(voices, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("identity retention (cosine to the base model's clip; dotted: 0.95)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title or "Stock-voice retention per voice", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the rows, hiding none
     fig.tight_layout()
     return png_bytes(fig)

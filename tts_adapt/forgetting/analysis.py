@@ -15,7 +15,7 @@ from ..evaluation.stats import spearman
 
 Point = tuple[float, float]
 GOAL_TARGET_SHARE = 0.95  # of plain LoRA's target similarity
-GOAL_RETENTION = 0.95  # of the base model's held-out similarity
+GOAL_RETENTION = 0.95  # of the base model's held-out similarity; stock-voice retention (voice packs)
 
 
 def weakly_dominated(p: Point, by: Sequence[Point]) -> bool:
@@ -141,4 +141,97 @@ def rank_correlations(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, 
         ]
         x, y = zip(*pairs, strict=True) if pairs else ((), ())
         out[label] = {"spearman": spearman(x, y), "n": len(pairs)}
+    return out
+
+
+def stock_curve(points: Sequence[Mapping[str, Any]], method: str, size: int | None = None) -> list[Point]:
+    """``(stock-voice retention, target sim)`` of a method's points (one curvature size), by λ."""
+    chosen = [
+        p
+        for p in points
+        if p["method"] == method
+        and (size is None or p.get("curvature_size") in (None, size))
+        and p.get("stock_retention") is not None
+        and p.get("target_sim") is not None
+    ]
+    chosen.sort(key=lambda p: p.get("lambda") or 0)
+    return [(p["stock_retention"], p["target_sim"]) for p in chosen]
+
+
+def stock_goal_check(points: Sequence[Mapping[str, Any]], main_size: int | None) -> dict[str, Any]:
+    """The Kokoro experiment's goal, computed on seed means (docs/forgetting.md, "voice-pack models"):
+
+    1. some λ gives LoRA + KFAC (main curvature size) a target similarity ≥ 95 % of plain LoRA's, a
+       stock-voice retention ≥ 0.95, and a stock WER rise below plain LoRA's and below that of every
+       diag point that reaches the same target similarity (none reaching it: nothing to beat);
+    2. the KFAC curve dominates the diag curve and the L2-SP curve on (retention, target similarity).
+
+    Each part carries the numbers it rests on; missing data fails it with the reason."""
+    out: dict[str, Any] = {"main_size": main_size, "parts": {}}
+
+    def of(method: str, size: int | None) -> list[Mapping[str, Any]]:
+        return [
+            p
+            for p in points
+            if p["method"] == method
+            and (size is None or p.get("curvature_size") == size)
+            and p.get("target_sim") is not None
+        ]
+
+    lora, kfac, diag = of("lora", None), of("lora+kfac", main_size), of("lora+diag", main_size)
+    part: dict[str, Any] = {"met": False}
+    if lora and kfac:
+        lora_target = float(np.mean([p["target_sim"] for p in lora]))
+        lora_rise = [p["stock_wer_rise"] for p in lora if p.get("stock_wer_rise") is not None]
+        lora_rise_mean = float(np.mean(lora_rise)) if lora_rise else None
+        need = GOAL_TARGET_SHARE * lora_target
+        diag_rises = [
+            p["stock_wer_rise"]
+            for p in diag
+            if p["target_sim"] >= need and p.get("stock_wer_rise") is not None
+        ]
+        diag_best = min(diag_rises) if diag_rises else None
+        candidates = []
+        for p in sorted(kfac, key=lambda p: p.get("lambda") or 0):
+            ret, rise = p.get("stock_retention"), p.get("stock_wer_rise")
+            checks = {
+                "target": p["target_sim"] >= need,
+                "retention": ret is not None and ret >= GOAL_RETENTION,
+                "wer_below_lora": rise is not None and lora_rise_mean is not None and rise < lora_rise_mean,
+                "wer_below_diag": rise is not None and (diag_best is None or rise < diag_best),
+            }
+            candidates.append(
+                {
+                    "lambda": p.get("lambda"),
+                    "target_sim": p["target_sim"],
+                    "retention": ret,
+                    "wer_rise": rise,
+                    "checks": checks,
+                    "met": all(checks.values()),
+                }
+            )
+        part.update(
+            met=any(c["met"] for c in candidates),
+            lora_target_sim=lora_target,
+            target_needed=need,
+            lora_wer_rise=lora_rise_mean,
+            diag_best_wer_rise=diag_best,
+            kfac=candidates,
+            lambdas_meeting=[c["lambda"] for c in candidates if c["met"]],
+        )
+    else:
+        part["why"] = "needs plain LoRA and LoRA + KFAC at the main curvature size"
+    out["parts"]["kfac_at_lora_target"] = part
+    kfac_curve = stock_curve(points, "lora+kfac", main_size)
+    for other in ("lora+diag", "lora+l2sp"):
+        other_curve = stock_curve(points, other, main_size if other != "lora+l2sp" else None)
+        entry: dict[str, Any] = {
+            "met": dominates(kfac_curve, other_curve),
+            "kfac": kfac_curve,
+            other: other_curve,
+        }
+        if not kfac_curve or not other_curve:
+            entry["why"] = "needs both curves"
+        out["parts"][f"kfac_dominates_{other.split('+')[1]}"] = entry
+    out["met"] = all(p["met"] for p in out["parts"].values())
     return out

@@ -26,7 +26,8 @@ written), each combination a stage of its own with its own stamp and log::
     matrix: {lambda: "{lambdas}", seed: [0, 1, 2]}   # a list, or a variable holding a comma list
     run: adapt ... --lambda {lambda} --seed {seed} --out {out}/adapt/kfac-l{lambda}-s{seed}
 
-``when: "{flag}"`` runs a stage only when the filled value is true (not ``""``, ``0``, ``false``,
+``always: true`` runs a stage on every call, finished or not (a summary of whatever grid points exist
+now). ``when: "{flag}"`` runs a stage only when the filled value is true (not ``""``, ``0``, ``false``,
 ``no``, ``off``). ``variants`` name sets of variable values (``recipe run --variant quick``).
 """
 
@@ -44,10 +45,11 @@ import yaml
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NESTED = re.compile(r"\{[A-Za-z0-9_]*\{")  # a field whose name is itself filled
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FALSE = ("", "0", "false", "no", "off", "none")
-STAGE_FIELDS = {"name", "run", "launcher", "description", "matrix", "when"}
+STAGE_FIELDS = {"name", "run", "launcher", "description", "matrix", "when", "always"}
 
 
 class RecipeError(ValueError):
@@ -63,6 +65,7 @@ class Stage:
     description: str = ""
     matrix: dict[str, Any] = field(default_factory=dict)  # axis -> list of values or "{variable}"
     when: str | None = None
+    always: bool = False  # runs on every call (a summary over whatever points exist), never skipped
     bindings: dict[str, str] = field(default_factory=dict)  # one grid point of an expanded stage
     family: str = ""  # the YAML stage's name (== name unless expanded from a matrix)
 
@@ -145,6 +148,7 @@ class Recipe:
                         stage.run,
                         stage.launcher,
                         stage.description,
+                        always=stage.always,
                         bindings=bindings,
                         family=stage.name,
                     )
@@ -171,6 +175,12 @@ class Recipe:
         return shlex.split(
             fill(stage.launcher, {**values, **stage.bindings}, f"{self.path} stage '{stage.name}' launcher")
         )
+
+
+def _flag(v: Any, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise RecipeError(f"{where} must be true or false, got {v!r}")
+    return v
 
 
 def _scalar(v: Any) -> str:
@@ -201,10 +211,17 @@ def axis_values(spec: Any, values: dict[str, str], where: str) -> list[str]:
 
 
 def fill(template: str, values: dict[str, str], where: str) -> str:
-    unknown = sorted({m for m in _FIELD.findall(template) if m not in values})
-    if unknown:
-        raise RecipeError(f"{where}: unknown variable(s) {', '.join('{' + u + '}' for u in unknown)}")
-    return _FIELD.sub(lambda m: values[m.group(1)], template)
+    """Fill ``{name}`` fields; a field may be built from another (``{start_{target}}``: the variable named
+    by a grid point's value), so filling repeats, innermost first, while fields remain."""
+    for _ in range(8):
+        unknown = sorted({m for m in _FIELD.findall(template) if m not in values})
+        if unknown:
+            raise RecipeError(f"{where}: unknown variable(s) {', '.join('{' + u + '}' for u in unknown)}")
+        filled = _FIELD.sub(lambda m: values[m.group(1)], template)
+        if filled == template or not _NESTED.search(template):
+            return filled
+        template = filled
+    raise RecipeError(f"{where}: fields nested more than 8 deep")
 
 
 def find_recipe(name_or_path: str | os.PathLike) -> Path:
@@ -268,6 +285,7 @@ def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
                 raw.get("description", ""),
                 matrix={str(k): v for k, v in matrix.items()},
                 when=None if when is None else str(when),
+                always=_flag(raw.get("always", False), f"{path}: stage {name!r} 'always'"),
             )
         )
     variables = data.get("vars") or {}

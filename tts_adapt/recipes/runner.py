@@ -24,6 +24,11 @@ def stamp_path(out: Path, stage: Stage) -> Path:
     return out / "stages" / f"{stage.tag}.done.json"
 
 
+def plan_path(out: Path) -> Path:
+    """The run's plan: every stage of the recipe as last run with these values (``plan.json``)."""
+    return out / "stages" / "plan.json"
+
+
 def is_done(out: Path, stage: Stage, argv: list[str]) -> bool:
     """Finished before with the same command (a changed command runs again)."""
     path = stamp_path(out, stage)
@@ -69,13 +74,24 @@ def run_recipe(
     """Run the selected stages; returns the tags of the stages that ran (or would run, dry)."""
     out = Path(out)
     values = recipe.resolve(out, overrides, variant)
+    expanded = recipe.expand(values)
+    if not dry_run:  # what the whole run will hold, whatever this call selects: summaries read it
+        write_json(
+            plan_path(out),
+            {
+                "recipe": recipe.name,
+                "variant": variant,
+                "values": values,
+                "stages": [{"tag": s.tag, "family": s.family, "bindings": s.bindings} for s in expanded],
+            },
+        )
     ran = []
-    for stage in select(recipe, start, stop, only, recipe.expand(values)):
+    for stage in select(recipe, start, stop, only, expanded):
         argvs = recipe.commands(stage, values)
         # a single command's stamp keeps its argv; a stage of several commands stamps the list
         stamp = argvs[0] if len(argvs) == 1 else argvs
         launcher = recipe.launcher(stage, values)
-        if not force and is_done(out, stage, stamp):
+        if not force and not stage.always and is_done(out, stage, stamp):
             log.info("stage %s: done before, skipping", stage.tag)
             continue
         # a launcher (e.g. ``torchrun --nproc-per-node 4``) takes ``-m tts_adapt`` like python does
