@@ -165,6 +165,15 @@ def headless_chromium():
             browser.close()
 
 
+def open_demo(browser, url: str):
+    """A page of the demo at ``url``, loaded up to its Speak button."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(MESSAGE_TIMEOUT_S * 1000)
+    page.goto(url, timeout=120_000)
+    page.locator("#speak").wait_for()
+    return page
+
+
 def upload(page, path: Path) -> None:
     clear = page.locator("#reference-upload button[aria-label='Clear']")
     if clear.count():
@@ -182,10 +191,7 @@ def tone(path: Path, seconds: float, sr: int, channels: int = 1, subtype: str = 
 def test_demo_in_a_browser(server, synthetic_corpus, tmp_path):
     url, proc = server
     with headless_chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(MESSAGE_TIMEOUT_S * 1000)
-        page.goto(url, timeout=120_000)
-        page.locator("#speak").wait_for()
+        page = open_demo(browser, url)
 
         # known references are offered by speaker, not by file path
         page.locator("#known-reference input").click()
@@ -241,10 +247,7 @@ def test_kokoro_voices_in_a_browser(kokoro_server, tmp_path):
     """Kokoro's page offers its 28 voices by name, speaks the one chosen, and names a bad blend."""
     url, proc = kokoro_server
     with headless_chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(MESSAGE_TIMEOUT_S * 1000)
-        page.goto(url, timeout=120_000)
-        page.locator("#speak").wait_for()
+        page = open_demo(browser, url)
         page.locator("#voice input").click()
         labels = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]
         assert len(labels) == 28 and "bm_george (British English, male)" in labels, labels

@@ -7,7 +7,7 @@ stock-voice retention ≥ 0.95 and a lower stock WER rise than plain LoRA and th
 
 from __future__ import annotations
 
-from tts_adapt.forgetting.analysis import stock_curve, stock_goal_check
+from tts_adapt.forgetting.analysis import curve, stock_goal_check
 
 
 def point(method, lam, target, retention, rise, size=1000):
@@ -63,4 +63,4 @@ def test_missing_runs_fail_with_a_reason_and_other_sizes_are_ignored():
     assert goal["parts"]["kfac_at_lora_target"]["why"].startswith("needs plain LoRA and LoRA + KFAC")
     assert not goal["met"]
     pts = [point("lora+kfac", lam, 0.8, r, 0.0) for lam, r in ((1e3, 0.99), (1e1, 0.9))]
-    assert stock_curve(pts, "lora+kfac", 1000) == [(0.9, 0.8), (0.99, 0.8)]  # ordered by λ
+    assert curve(pts, "lora+kfac", 1000, x="stock_retention") == [(0.9, 0.8), (0.99, 0.8)]  # ordered by λ

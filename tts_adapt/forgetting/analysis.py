@@ -56,18 +56,21 @@ def seed_means(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> list
     return sorted(points, key=lambda p: (p["method"], p["curvature_size"] or 0, p["lambda"] or 0))
 
 
-def curve(points: Sequence[Mapping[str, Any]], method: str, size: int | None = None) -> list[Point]:
-    """``(held-out sim, target sim)`` of a method's points (one curvature size), ordered by λ."""
+def curve(
+    points: Sequence[Mapping[str, Any]], method: str, size: int | None = None, x: str = "heldout_sim"
+) -> list[Point]:
+    """``(x, target sim)`` of a method's points (one curvature size), ordered by λ; ``x`` is what was
+    kept: held-out similarity (StyleTTS 2) or ``stock_retention`` (voice-pack models)."""
     chosen = [
         p
         for p in points
         if p["method"] == method
         and (size is None or p.get("curvature_size") in (None, size))
-        and p.get("heldout_sim") is not None
+        and p.get(x) is not None
         and p.get("target_sim") is not None
     ]
     chosen.sort(key=lambda p: p.get("lambda") or 0)
-    return [(p["heldout_sim"], p["target_sim"]) for p in chosen]
+    return [(p[x], p["target_sim"]) for p in chosen]
 
 
 def goal_check(
@@ -144,20 +147,6 @@ def rank_correlations(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, 
     return out
 
 
-def stock_curve(points: Sequence[Mapping[str, Any]], method: str, size: int | None = None) -> list[Point]:
-    """``(stock-voice retention, target sim)`` of a method's points (one curvature size), by λ."""
-    chosen = [
-        p
-        for p in points
-        if p["method"] == method
-        and (size is None or p.get("curvature_size") in (None, size))
-        and p.get("stock_retention") is not None
-        and p.get("target_sim") is not None
-    ]
-    chosen.sort(key=lambda p: p.get("lambda") or 0)
-    return [(p["stock_retention"], p["target_sim"]) for p in chosen]
-
-
 def stock_goal_check(points: Sequence[Mapping[str, Any]], main_size: int | None) -> dict[str, Any]:
     """The Kokoro experiment's goal, computed on seed means (docs/forgetting.md, "voice-pack models"):
 
@@ -222,9 +211,9 @@ def stock_goal_check(points: Sequence[Mapping[str, Any]], main_size: int | None)
     else:
         part["why"] = "needs plain LoRA and LoRA + KFAC at the main curvature size"
     out["parts"]["kfac_at_lora_target"] = part
-    kfac_curve = stock_curve(points, "lora+kfac", main_size)
+    kfac_curve = curve(points, "lora+kfac", main_size, x="stock_retention")
     for other in ("lora+diag", "lora+l2sp"):
-        other_curve = stock_curve(points, other, main_size if other != "lora+l2sp" else None)
+        other_curve = curve(points, other, main_size if other != "lora+l2sp" else None, x="stock_retention")
         entry: dict[str, Any] = {
             "met": dominates(kfac_curve, other_curve),
             "kfac": kfac_curve,

@@ -51,6 +51,37 @@ def load_losses(folder: str | os.PathLike) -> tuple[dict[str, Any] | None, dict[
     return base, runs
 
 
+def run_fields(name: str, system: dict[str, Any], loss: dict[str, Any] | None) -> dict[str, Any]:
+    """What a run was (method, curvature size, λ, seed, steps, time), as its loss file recorded it from the
+    run's manifest; the evaluation's own note of the method where there is no loss file."""
+    info = (loss or {}).get("info") or {}
+    return {
+        "run": name,
+        "method": info.get("method") or (system.get("info") or {}).get("method"),
+        "curvature_size": info.get("curvature_size"),
+        "lambda": info.get("lambda"),
+        "seed": info.get("seed"),
+        "steps": info.get("steps"),
+        "adapt_seconds": info.get("wall_seconds"),
+    }
+
+
+def write_rows_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> None:
+    """``cols`` of each row, then one ``predicted_<curvature>`` column per curvature any row predicts."""
+    import csv
+    import io
+
+    from ..utils.io import write_text
+
+    labels = sorted({k for r in rows for k in (r.get("predicted") or {})})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(cols + [f"predicted_{k}" for k in labels])
+    for r in rows:
+        w.writerow([r.get(c) for c in cols] + [(r.get("predicted") or {}).get(k) for k in labels])
+    write_text(path, buf.getvalue())
+
+
 def collect_runs(eval_dir: str | os.PathLike, loss_dir: str | os.PathLike) -> dict[str, Any]:
     """``{"rows": [...], "base": {...}, "ground_truth": {...}}``; one row per adapted system."""
     eval_dir = Path(eval_dir)
@@ -74,17 +105,7 @@ def collect_runs(eval_dir: str | os.PathLike, loss_dir: str | os.PathLike) -> di
         if s.get("role") != "adapted":
             continue
         loss = losses.get(name)
-        info = (loss or {}).get("info") or {}
-        row: dict[str, Any] = {
-            "run": name,
-            "method": info.get("method") or (s.get("info") or {}).get("method"),
-            "curvature_size": info.get("curvature_size"),
-            "lambda": info.get("lambda"),
-            "seed": info.get("seed"),
-            "steps": info.get("steps"),
-            "adapt_seconds": info.get("wall_seconds"),
-            **scores(s),
-        }
+        row: dict[str, Any] = {**run_fields(name, s, loss), **scores(s)}
         for m in ("sim", "per"):
             est = (s.get("retention_speaker") or {}).get(m)
             row[f"retention_{m}"] = est["mean"] if est else None

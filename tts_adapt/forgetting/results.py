@@ -6,8 +6,6 @@ files; nothing is written by hand.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import GOAL_RETENTION, GOAL_TARGET_SHARE, curve, goal_check, rank_correlations, seed_means
-from .collect import collect_runs
+from .collect import collect_runs, write_rows_csv
 
 POINT_FIELDS = (
     "target_sim",
@@ -257,14 +255,8 @@ def summarise_experiment(
     written = []
     write_json(out / "summary.json", summary)
     written.append(out / "summary.json")
-    buf = io.StringIO()
     cols = ["run", "method", "curvature_size", "lambda", "seed", *POINT_FIELDS, "loss_base", "loss_adapted"]
-    labels = sorted(rho)
-    w = csv.writer(buf)
-    w.writerow(cols + [f"predicted_{k}" for k in labels])
-    for r in rows:
-        w.writerow([r.get(c) for c in cols] + [(r.get("predicted") or {}).get(k) for k in labels])
-    write_text(out / "summary.csv", buf.getvalue())
+    write_rows_csv(out / "summary.csv", rows, cols)
     written.append(out / "summary.csv")
     figs = _figures(data, points, main_size, rho)
 

@@ -10,8 +10,6 @@ at the measured stage times.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import GOAL_RETENTION, GOAL_TARGET_SHARE, rank_correlations, seed_means, stock_goal_check
+from .collect import write_rows_csv
 from .results import _ci, _fmt
 from .stock_runs import collect_stock_runs
 
@@ -291,6 +290,7 @@ def _listen(
     import soundfile as sf
 
     from ..evaluation.rows import read_rows
+    from ..utils.io import atomic_path
 
     rows = read_rows(eval_dir / "utterances.jsonl")
     truth = sorted(
@@ -314,10 +314,8 @@ def _listen(
         if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
             return dst  # made from this clip already (an Ogg stream's serial is random: no churn)
         audio, sr = sf.read(str(src), dtype="float32")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_suffix(".tmp.ogg")
-        sf.write(str(tmp), audio, sr, format="OGG", subtype="VORBIS")
-        os.replace(tmp, dst)
+        with atomic_path(dst, suffix=".ogg") as tmp:
+            sf.write(str(tmp), audio, sr, format="OGG", subtype="VORBIS")
         return dst
 
     def clip(system: str) -> Path | None:
@@ -347,7 +345,7 @@ def _listen_notice(run: Path, targets: Sequence[str], folder: Path) -> Path | No
     (from the target corpus's ``speakers.json``), with the licence files the engine ships copied along."""
     import shutil
 
-    from ..utils.io import write_text
+    from ..utils.io import atomic_path, write_text
 
     lines = [
         "# The Listen clips",
@@ -375,8 +373,8 @@ def _listen_notice(run: Path, targets: Sequence[str], folder: Path) -> Path | No
                 src = run / "data" / target / rel
                 if src.is_file():
                     dst = folder / target / "licenses" / Path(rel).name
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(src, dst)
+                    with atomic_path(dst, suffix=dst.suffix) as tmp:
+                        shutil.copyfile(src, tmp)
                     lines.append(f"  Licence text: `{dst.relative_to(folder)}`.")
             found = True
     if not found:
@@ -436,8 +434,7 @@ def summarise_stock_experiment(
             if model and adapted
             else {}
         )
-        data = collect_stock_runs(eval_dir, loss_dir, predicted)
-        rows = [dict(r, target=target) for r in data["rows"]]
+        rows = [dict(r, target=target, predicted=predicted.get(r["run"], {})) for r in data["rows"]]
         all_rows += rows
         points = sorted(seed_means(rows, POINT_FIELDS), key=_point_order)
         goal = stock_goal_check(points, main_size)
@@ -579,13 +576,7 @@ def summarise_stock_experiment(
     written.append(page)
     out = run / "summary"
     write_json(out / "summary.json", summary)
-    buf = io.StringIO()
     cols = ["target", "run", "method", "curvature_size", "lambda", "seed", *POINT_FIELDS]
-    w = csv.writer(buf)
-    labels = sorted({k for r in all_rows for k in r.get("predicted") or {}})
-    w.writerow(cols + [f"predicted_{k}" for k in labels])
-    for r in all_rows:
-        w.writerow([r.get(c) for c in cols] + [(r.get("predicted") or {}).get(k) for k in labels])
-    write_text(out / "summary.csv", buf.getvalue())
+    write_rows_csv(out / "summary.csv", all_rows, cols)
     written += [out / "summary.json", out / "summary.csv"]
     return written

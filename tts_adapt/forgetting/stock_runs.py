@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .collect import load_losses
+from .collect import load_losses, run_fields
 
 TARGET_METRICS = (  # (row field, metric of the target set)
     ("target_sim", "sim"),
@@ -68,14 +68,8 @@ def system_scores(system: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def collect_stock_runs(
-    eval_dir: str | os.PathLike,
-    loss_dir: str | os.PathLike,
-    predicted: dict[str, dict[str, float]] | None = None,
-) -> dict[str, Any]:
-    """``{"rows", "base", "ground_truth", "not_evaluated", "stock_voices"}`` for one target.
-
-    ``predicted[run]`` = ``{curvature label: ½·vec(ΔW)ᵀ H vec(ΔW)}`` (:func:`.predict.predict_runs`)."""
+def collect_stock_runs(eval_dir: str | os.PathLike, loss_dir: str | os.PathLike) -> dict[str, Any]:
+    """``{"rows", "base", "ground_truth", "not_evaluated", "stock_voices"}`` for one target."""
     eval_dir = Path(eval_dir)
     agg_path = eval_dir / "aggregates.json"
     if not agg_path.is_file():
@@ -88,19 +82,11 @@ def collect_stock_runs(
         if s.get("role") != "adapted":
             continue
         loss = losses.get(name)
-        info = (loss or {}).get("info") or {}
         row: dict[str, Any] = {
-            "run": name,
-            "method": info.get("method") or (s.get("info") or {}).get("method"),
-            "curvature_size": info.get("curvature_size"),
-            "lambda": info.get("lambda"),
-            "seed": info.get("seed"),
-            "steps": info.get("steps"),
-            "adapt_seconds": info.get("wall_seconds"),
-            "adapted": (loss or {}).get("adapted"),
+            **run_fields(name, s, loss),
             **system_scores(s),
             "loss_increase": loss["increase"] if loss else None,
-            "predicted": (predicted or {}).get(name) or {},
+            "predicted": {},  # filled by the summary (:mod:`.predict`)
         }
         rows.append(row)
     base = next((dict(s, name=n) for n, s in systems.items() if s.get("role") == "base"), None)
