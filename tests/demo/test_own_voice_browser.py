@@ -10,8 +10,12 @@ and finishes.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import os
 import re
+import signal
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -164,7 +168,8 @@ def test_own_voice_made_heard_measured_and_taken_away(kokoro_paths, joe_clips, t
             link = page.locator("#own-new-audio a[data-testid=download-link]")
             link.wait_for()
             wave, sr = sf.read(io.BytesIO(fetch(link.get_attribute("href"))))
-            assert page.locator("#own-new-audio #duration").inner_text() != "0:00"
+            # the player shows 0:00 until the browser has read the clip's header: wait, as a listener would
+            expect(page.locator("#own-new-audio #duration")).not_to_have_text("0:00", timeout=30_000)
             assert len(set(heard(wave, sr)) & set(words(SENTENCE))) >= 0.7 * len(set(words(SENTENCE)))
             page.locator("#own-start-audio a[data-testid=download-link]").wait_for()
             keep_screenshot(page, tmp_path, "demo-own-voice.png")
@@ -193,12 +198,18 @@ def test_own_voice_made_heard_measured_and_taken_away(kokoro_paths, joe_clips, t
 
             # 2. LoRA + KFAC: curvature estimated here, a few steps, cancelled and resumed
             page.locator("#own-new").click()
-            page.locator("#own-name input, #own-name textarea").first.fill("joe_lora")
+            expect(summary).not_to_contain_text("clip(s) accepted")  # the fresh form is back from the server
+            name_box = page.locator("#own-name input, #own-name textarea").first
+            name_box.fill("joe_lora")
             check_clips(page, [zip_with_texts(joe_clips, tmp_path / "all.zip")])
             summary.get_by_text("12 clip(s) accepted").wait_for()
+            expect(name_box).to_have_value("joe_lora")
             page.locator("#own-method input[value='lora+prior']").check()
-            page.locator("#own-steps input[type=number]").fill("2")
-            page.locator("#own-steps input[type=number]").press("Enter")
+            steps_box = page.locator("#own-steps input[type=number]")
+            expect(steps_box).to_have_value("100")  # the method's default is back before we type ours
+            steps_box.fill("2")
+            steps_box.press("Enter")
+            expect(steps_box).to_have_value("2")
             page.locator("#own-consent input").check()
             page.locator("#own-start").click()
             page.locator("#own-progress-text").get_by_text("running: own-speech").wait_for()
@@ -224,3 +235,17 @@ def test_own_voice_made_heard_measured_and_taken_away(kokoro_paths, joe_clips, t
             assert proc.poll() is None
     finally:
         server.close()
+        stop_workers(work)
+
+
+def stop_workers(work: Path) -> None:
+    """Job workers run in their own sessions so that they outlive the server (a restarted demo picks its
+    queue up again); a test that ends early must stop them itself."""
+    for state_file in work.glob("jobs/*/state.json"):
+        state = json.loads(state_file.read_text())
+        ended = state_file.with_name("exit.json")
+        if ended.is_file() and json.loads(ended.read_text()).get("attempt") == state.get("attempt"):
+            continue
+        if state.get("state") == "running" and state.get("pid"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(state["pid"]), signal.SIGTERM)

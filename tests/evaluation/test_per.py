@@ -93,6 +93,7 @@ def tiny_recognizer(tmp_path_factory):
     return rec, items, summary, root
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_per_rises_as_audio_is_degraded(tiny_recognizer):
     rec, items, _, _ = tiny_recognizer
@@ -108,6 +109,7 @@ def test_per_rises_as_audio_is_degraded(tiny_recognizer):
     assert np.mean(garbled) > np.mean(clean) + 0.2
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_trained_recognizer_reloads_and_resumes(tiny_recognizer):
     from tts_adapt.evaluation.per_train import PERTrainConfig, train_per_recognizer

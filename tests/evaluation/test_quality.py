@@ -9,6 +9,7 @@ from ..conftest import missing_input
 from .conftest import needs_espeak
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_dnsmos_is_lower_for_degraded_audio(voices):
     dns = DNSMOS()

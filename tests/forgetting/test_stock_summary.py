@@ -124,6 +124,7 @@ def test_kokoro_summary_rows_goal_progress_and_page(run, tmp_path, monkeypatch):
     text = page.read_text()
     assert "6 of 7 planned adaptation points have run" in text and "part of the grid" in text
     assert "**Goal met**" in text and "## slt" in text and "Not evaluated yet." in text
+    assert "\n2. KFAC's curve dominates diag's" in text and "\n3. KFAC's curve dominates L2-SP's" in text
     assert "| lora | – | – | 0,1 | 0.870 ± 0.014 |" in text  # sd of 0.86 and 0.88
     files = page.parent / "results-kokoro_files"
     assert (files / "joe-pareto.png").stat().st_size > 1000 and (files / "joe-voices.png").is_file()

@@ -60,6 +60,7 @@ def test_decoder_float32(model_a, golden_a):
     close(harmonic, g["decoder_synth_har_source"], atol=1e-4)
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_decoder_float64_is_sharp(model_a, golden_a):
     """In float64 the decoder must reproduce the official float64 waveforms to 1e-5."""

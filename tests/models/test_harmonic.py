@@ -148,6 +148,7 @@ def test_noise_draws_are_given_seeded_or_fixed():
     assert torch.equal(a, b) and torch.equal(c, d) and not torch.equal(a, c)
 
 
+@pytest.mark.slow
 def test_harmonic_decoder_builds_trains_and_round_trips(tmp_path):
     """An iSTFTNet config turned to ``decoder.type: harmonic`` builds a model whose decoder outputs
     hop*2 samples per text frame, passes gradients to the generator's weights, and saves/loads exactly."""

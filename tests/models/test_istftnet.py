@@ -57,6 +57,7 @@ def test_layout(istft_model):
     assert "window" not in sd  # not part of the official state dict
 
 
+@pytest.mark.slow
 def test_synthesis_length_and_float64(istft_model):
     ids = torch.tensor([Tokenizer().encode("hˈaɪ ðɛɹ")])
     ref_s = torch.randn(1, 2 * istft_model.style_dim, generator=torch.Generator().manual_seed(1)) * 0.1

@@ -107,7 +107,7 @@ def reference_checkpoint(tmp_path_factory):
     return reference, path, folder / "config.json"
 
 
-@pytest.mark.parametrize("config", ["json", "shipped"])
+@pytest.mark.parametrize("config", [pytest.param("json", marks=pytest.mark.slow), "shipped"])
 def test_same_durations_and_waveform_as_the_reference(reference_checkpoint, config):
     reference, path, config_json = reference_checkpoint
     ours = load_official(path, config_json if config == "json" else KOKORO_CONFIG).eval()

@@ -80,7 +80,7 @@ def test_phase_conv2d_equals_conv2d_values_and_gradients(seed):
                 torch.testing.assert_close(a, e, atol=1e-11, rtol=0)
 
 
-@pytest.mark.parametrize("wrap", [weight_norm, spectral_norm])
+@pytest.mark.parametrize("wrap", [pytest.param(weight_norm, marks=pytest.mark.slow), spectral_norm])
 def test_spectrogram_conv2d_is_the_normalised_layer(wrap):
     """The discriminator's first layer (1 -> 4 channels, 3 x 9 kernel, 'same' padding) and a strided
     later layer, weight- or spectral-normalised: values and the gradients of the input and of every

@@ -91,6 +91,7 @@ def test_step_lines_give_step_loss_and_time_left(tmp_path):
     assert progress.line() == "adapt: step 4/10, loss 3.250, about 18 s left"
 
 
+@pytest.mark.slow
 def test_a_failed_stage_ends_the_job_with_its_reason_and_the_queue_moves_on(kokoro_paths, tmp_path):
     store = JobStore(tmp_path / "work", max_running=1)
     secret = new_secret()

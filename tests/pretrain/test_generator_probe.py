@@ -76,6 +76,7 @@ def test_corpus_of_another_rate_is_refused(tmp_path):
         gp.CorpusCrops([tmp_path / "a.wav"], "yin", 20, np.random.default_rng(0))
 
 
+@pytest.mark.slow
 def test_trained_generator_drops_into_the_model(tmp_path):
     """A short run on tones lowers the loss, and its weights load into the model's decoder as they are."""
     from tts_adapt.models.styletts2 import build_model

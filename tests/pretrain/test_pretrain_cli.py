@@ -275,6 +275,7 @@ def test_the_settings_and_the_objective_know_the_same_style_sources():
     assert STYLE_SOURCES == objective_sources
 
 
+@pytest.mark.slow
 def test_adversarial_warmup_trains_the_discriminators_alone(synthetic_corpus, tmp_path):
     """``--adv-warmup N``: for N steps from ``--adv-start`` only MPD/MSD learn; the generator's update is
     bit-identical to a reconstruction-only run's (the discriminator step reads detached audio and draws
@@ -340,6 +341,7 @@ def test_discriminator_learning_rate_is_its_own(synthetic_corpus, tmp_path, caps
     assert "--adv-start" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_init_continues_from_given_weights(synthetic_corpus, tmp_path, capsys):
     """``--init``: stages start from a given model. With no steps to run, the result is that model,
     module for module; in particular the second stage keeps its trained prosodic style encoder instead
@@ -363,6 +365,7 @@ def test_init_continues_from_given_weights(synthetic_corpus, tmp_path, capsys):
     assert f"{base / 'model.pth'} does not match the model built from the config" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_first_train_only_moves_only_the_named_parameters(synthetic_corpus, tmp_path, capsys):
     """``--first-train-only decoder.generator`` from a HiFi-GAN model into a config with a harmonic
     generator (``--f0 yin-hs``, ``lambda_stft``): the new generator starts seeded (``--init``'s

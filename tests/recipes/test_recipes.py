@@ -215,6 +215,10 @@ def test_matrix_points_resume_one_by_one(tmp_path):
     assert run_recipe(
         recipe, out, {"lambdas": "1", "seeds": "0,1"}, only=["make.lam-1.seed-1"], dry_run=True, force=True
     ) == ["01-make.lam-1.seed-1"]
+    # the tag as the stages/ folder names it picks the same point
+    assert run_recipe(
+        recipe, out, {"lambdas": "1", "seeds": "0,1"}, only=["01-make.lam-1.seed-1"], dry_run=True, force=True
+    ) == ["01-make.lam-1.seed-1"]
 
 
 @pytest.mark.parametrize(
@@ -320,11 +324,17 @@ stages:
 
 def test_always_stages_run_on_every_call_and_the_plan_names_every_stage(tmp_path):
     import json
+    import os
 
     recipe = load_recipe(write(tmp_path, CHEAP))
     out = tmp_path / "run"
     assert run_recipe(recipe, out) == ["01-show", "02-again"]
+    plan_file = out / "stages" / "plan.json"
+    written = plan_file.read_bytes()
+    plan_file.touch()
+    os.utime(plan_file, (1, 1))  # a rewrite would move the time on
     assert run_recipe(recipe, out) == ["02-again"]
+    assert plan_file.stat().st_mtime == 1 and plan_file.read_bytes() == written, "unchanged plan rewritten"
     # the plan lists the whole recipe even when --only runs part of it
     run_recipe(recipe, out, {"which": "forgetting"}, only=["again"])
     plan = json.loads((out / "stages" / "plan.json").read_text())

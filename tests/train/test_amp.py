@@ -7,6 +7,7 @@ Oracle: ``torch.amp.GradScaler``'s documented semantics. On overflow ``step`` sk
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -99,6 +100,7 @@ def test_identity_without_fp16():
     scaling.skip()  # nothing to back off
 
 
+@pytest.mark.slow
 def test_bf16_autocast_step_on_cpu_matches_float32(fresh_model, target_items, tmp_path):
     """``--amp bf16`` on a CPU: one LoRA step with the discriminators (their first layers run the
     width-polyphase rewrite, whose weight is gathered outside the convolution) completes, and every loss

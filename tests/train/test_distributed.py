@@ -68,6 +68,7 @@ def train_and_record(rank: int, world: int, port: int, ckpt, config, items, out,
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="gloo multiprocessing test")
 def test_two_processes_equal_one(micro_base, target_items, tmp_path):
     ckpt, config = micro_base

@@ -31,7 +31,9 @@ def reconstruction_loss(model, items) -> float:
     return float(sum(p.terms[t].mean() for t in RECONSTRUCTION))
 
 
-@pytest.mark.parametrize("method", ["full", "linear", "lora", "lora+prior"])
+@pytest.mark.parametrize(
+    "method", ["full", pytest.param("linear", marks=pytest.mark.slow), "lora", "lora+prior"]
+)
 def test_each_method_lowers_the_loss(method, fresh_model, target_items, tmp_path):
     model = fresh_model()
     before = reconstruction_loss(model, target_items)

@@ -35,7 +35,10 @@ def unregularised(micro_base, target_items, tmp_path_factory):
     return _shift(model)
 
 
-@pytest.mark.parametrize("method", ["kfac", "diag", "ekfac"])
+@pytest.mark.parametrize(
+    "method",
+    ["kfac", pytest.param("diag", marks=pytest.mark.slow), pytest.param("ekfac", marks=pytest.mark.slow)],
+)
 def test_curvature_prior_learns_and_restrains(method, fresh_model, target_items, unregularised, tmp_path):
     base = fresh_model().eval()
     batch = collate([TTSDataset(target_items, seed=0)[i] for i in range(len(target_items))])

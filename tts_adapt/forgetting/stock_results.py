@@ -203,13 +203,13 @@ def _goal_lines(goal: dict[str, Any]) -> list[str]:
                 f"   - λ = {float(c['lambda']):g}: target {_fmt(c['target_sim'])}, retention "
                 f"{_fmt(c['retention'])}, WER rise {_fmt(c['wer_rise'])} ({ok})"
             )
-    for key, title in (("kfac_dominates_diag", "diag"), ("kfac_dominates_l2sp", "L2-SP")):
+    for n, (key, title) in enumerate((("kfac_dominates_diag", "diag"), ("kfac_dominates_l2sp", "L2-SP")), 2):
         part = goal["parts"][key]
         if "why" in part:
-            lines.append(f"2. KFAC's curve dominates {title}'s: not computable yet ({part['why']}).")
+            lines.append(f"{n}. KFAC's curve dominates {title}'s: not computable yet ({part['why']}).")
         else:
             lines.append(
-                f"2. KFAC's curve {'dominates' if part['met'] else 'does not dominate'} {title}'s "
+                f"{n}. KFAC's curve {'dominates' if part['met'] else 'does not dominate'} {title}'s "
                 f"(points as (retention, target sim): KFAC {_pts(part['kfac'])}; {title} "
                 f"{_pts(next(v for k, v in part.items() if k.startswith('lora+')))})."
             )

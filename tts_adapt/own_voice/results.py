@@ -81,7 +81,12 @@ def voice_files(job: Job) -> list[Path]:
 
 
 def _zip_folder(folder: Path, out: Path, skip: set[str] = frozenset(), extra: list[Path] = ()) -> Path:
-    with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+    # level 1: Kokoro's weights are dequantised int8, so the fastest level already takes the ONNX export
+    # from 333 MB to 148 MB, in a quarter of the default level's time (which only reaches 128 MB)
+    with (
+        atomic_path(out, suffix=".zip") as tmp,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+    ):
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder)
             if path.is_file() and not (rel.parts and rel.parts[0] in skip):

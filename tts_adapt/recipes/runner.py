@@ -29,6 +29,16 @@ def plan_path(out: Path) -> Path:
     return out / "stages" / "plan.json"
 
 
+def write_plan(path: Path, plan: dict) -> None:
+    """Write the plan only when it changed: a rerun with nothing to do leaves the run folder untouched."""
+    try:
+        if json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(plan, default=str)):
+            return
+    except (OSError, json.JSONDecodeError):
+        pass
+    write_json(path, plan)
+
+
 def is_done(out: Path, stage: Stage, argv: list[str]) -> bool:
     """Finished before with the same command (a changed command runs again)."""
     path = stamp_path(out, stage)
@@ -47,9 +57,10 @@ def select(
     only: list[str] | None,
     stages: list[Stage] | None = None,
 ) -> list[Stage]:
-    """Stages by number range and by name; a name picks a YAML stage (all its grid points) or one point."""
+    """Stages by number range and by name; a name picks a YAML stage (all its grid points) or one point,
+    by its name or by its tag as the ``stages/`` folder shows it (``06-voice.target-joe.seed-0``)."""
     stages = recipe.stages if stages is None else stages
-    names = {s.name for s in recipe.stages} | {s.name for s in stages}
+    names = {s.name for s in recipe.stages} | {s.name for s in stages} | {s.tag for s in stages}
     bad = sorted(set(only or []) - names)
     if bad:
         raise RecipeError(
@@ -57,7 +68,7 @@ def select(
             f"{', '.join(sorted(s.name for s in recipe.stages))})"
         )
     chosen = [s for s in stages if (start is None or s.index >= start) and (stop is None or s.index <= stop)]
-    return [s for s in chosen if not only or s.name in only or s.family in only]
+    return [s for s in chosen if not only or s.name in only or s.tag in only or s.family in only]
 
 
 def run_recipe(
@@ -76,15 +87,13 @@ def run_recipe(
     values = recipe.resolve(out, overrides, variant)
     expanded = recipe.expand(values)
     if not dry_run:  # what the whole run will hold, whatever this call selects: summaries read it
-        write_json(
-            plan_path(out),
-            {
-                "recipe": recipe.name,
-                "variant": variant,
-                "values": values,
-                "stages": [{"tag": s.tag, "family": s.family, "bindings": s.bindings} for s in expanded],
-            },
-        )
+        plan = {
+            "recipe": recipe.name,
+            "variant": variant,
+            "values": values,
+            "stages": [{"tag": s.tag, "family": s.family, "bindings": s.bindings} for s in expanded],
+        }
+        write_plan(plan_path(out), plan)
     ran = []
     for stage in select(recipe, start, stop, only, expanded):
         argvs = recipe.commands(stage, values)
