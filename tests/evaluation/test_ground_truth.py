@@ -35,6 +35,7 @@ def _rows(out):
     return [json.loads(x) for x in (out / "clips.jsonl").read_text().splitlines() if x.strip()]
 
 
+@pytest.mark.slow
 def test_sets_are_scored_per_clip_and_summarised(folders, tmp_path):
     """A set of two voices: each clip's similarity is to its own voice's other clips (leave one out,
     recomputed here from the embeddings), above its similarity to the other voice; WER is the corpus

@@ -181,6 +181,7 @@ def test_a_decay_added_after_the_last_checkpoint_continues_exactly(synthetic_cor
     assert "other first-stage settings" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_later_stage_trained_before_an_extension_is_not_kept(synthetic_corpus, tmp_path, capsys):
     """Extending the first stage after the second finished would otherwise reload the second stage's
     checkpoint, whose decoder is the old one: the run must stop and say which folder to delete."""

@@ -69,6 +69,7 @@ def _shift(model) -> float:
     )
 
 
+@pytest.mark.slow
 def test_prior_restrains_the_shift(fresh_model, target_items, tmp_path):
     shifts = {}
     for strength in (0.0, 1e4):
@@ -80,6 +81,7 @@ def test_prior_restrains_the_shift(fresh_model, target_items, tmp_path):
     assert shifts[1e4] < 0.5 * shifts[0.0], shifts
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_reproduces_the_run(fresh_model, target_items, tmp_path, monkeypatch):
     """Dropout on: the restored RNG state matters as much as weights and optimiser moments."""
     cfg = quick_config(method="lora", steps=3, save_every=2, dropout=True)
